@@ -1,0 +1,1 @@
+"""agents: the InstructGPT training stages (SFT, reward model, PPO) that train in TextBandit."""

@@ -1,0 +1,98 @@
+"""Batched sampling from a causal LM with a KV cache.
+
+One prompt forward, then one token per step for all rows at once; rows that have emitted EOS
+keep producing ``pad_token_id`` and the loop stops when every row is done. Positions follow
+``textbandit.scoring.position_ids``, so left-padded prompts sample exactly as unpadded ones,
+and logits are divided by the temperature before top-k / top-p filtering (the same
+temperature the environment applies when it scores the response).
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import torch
+
+from textbandit.scoring import position_ids
+
+
+def _cache_kwarg(model) -> str:
+    """The name of the KV-cache argument: ``cache`` in transformers 5, ``past_key_values`` before."""
+    params = inspect.signature(model.forward).parameters
+    return "cache" if "cache" in params else "past_key_values"
+
+
+def _cache_of(out):
+    return out.cache if hasattr(out, "cache") else out.past_key_values
+
+
+def filter_logits(logits: torch.Tensor, top_k: int = 0, top_p: float = 1.0) -> torch.Tensor:
+    """Set logits outside the top-k / nucleus (top-p) set to -inf. (N, V) -> (N, V)."""
+    if top_k and top_k < logits.shape[-1]:
+        kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p < 1.0:
+        sorted_logits, order = torch.sort(logits, descending=True, dim=-1)
+        probs = torch.softmax(sorted_logits, dim=-1)
+        # drop a token when the mass strictly before it already reaches top_p (keeps >= 1 token)
+        drop_sorted = (torch.cumsum(probs, dim=-1) - probs) >= top_p
+        drop = torch.zeros_like(drop_sorted).scatter(1, order, drop_sorted)
+        logits = logits.masked_fill(drop, float("-inf"))
+    return logits
+
+
+@torch.no_grad()
+def sample(
+    model,
+    prompt_ids: torch.Tensor,
+    prompt_mask: torch.Tensor,
+    max_new_tokens: int,
+    eos_token_id: int,
+    pad_token_id: int,
+    temperature: float = 1.0,
+    top_k: int = 0,
+    top_p: float = 1.0,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Sample responses: (N, P) left-padded prompts -> (N, max_new_tokens) token ids.
+
+    Each response ends at its first EOS (kept); later slots hold ``pad_token_id``.
+    ``temperature=0`` means greedy decoding.
+    """
+    n = prompt_ids.shape[0]
+    device = prompt_ids.device
+    cache_kw = _cache_kwarg(model)
+    attention_mask = prompt_mask.long()
+    out = model(
+        input_ids=prompt_ids,
+        attention_mask=attention_mask,
+        position_ids=position_ids(attention_mask),
+        use_cache=True,
+    )
+    past, logits = _cache_of(out), out.logits[:, -1]
+    next_pos = attention_mask.sum(dim=1, keepdim=True)  # (N, 1) position of the next token
+    response = torch.full((n, max_new_tokens), pad_token_id, dtype=torch.long, device=device)
+    done = torch.zeros(n, dtype=torch.bool, device=device)
+    for t in range(max_new_tokens):
+        logits = logits.float()
+        if temperature == 0:
+            token = logits.argmax(dim=-1)
+        else:
+            probs = torch.softmax(filter_logits(logits / temperature, top_k, top_p), dim=-1)
+            token = torch.multinomial(probs, 1, generator=generator).squeeze(1)
+        token = torch.where(done, pad_token_id, token)
+        response[:, t] = token
+        done |= token == eos_token_id
+        if bool(done.all()) or t == max_new_tokens - 1:
+            break
+        attention_mask = torch.cat([attention_mask, torch.ones_like(next_pos)], dim=1)
+        out = model(
+            input_ids=token.unsqueeze(1),
+            attention_mask=attention_mask,
+            position_ids=next_pos,
+            **{cache_kw: past},
+            use_cache=True,
+        )
+        past, logits = _cache_of(out), out.logits[:, -1]
+        next_pos = next_pos + 1
+    return response

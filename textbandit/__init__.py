@@ -1,0 +1,23 @@
+"""textbandit: RLHF as InstructGPT did it, as a Gymnasium bandit environment.
+
+``import textbandit`` registers ``TextBandit-v0``::
+
+    import gymnasium as gym
+    import textbandit
+
+    env = gym.make("TextBandit-v0")                      # the embedded default task
+    envs = gym.make_vec("TextBandit-v0", num_envs=64)    # one batched forward per model
+
+See ``textbandit.env.TextBanditEnv`` for the contract.
+"""
+
+from gymnasium.envs.registration import register, registry
+
+__version__ = "0.1.0"
+
+if "TextBandit-v0" not in registry:
+    register(
+        id="TextBandit-v0",
+        entry_point="textbandit.env:TextBanditEnv",
+        vector_entry_point="textbandit.vector_env:TextBanditVectorEnv",
+    )
