@@ -1,0 +1,250 @@
+"""The batched engine behind ``TextBanditEnv`` and ``TextBanditVectorEnv``.
+
+``BanditCore`` holds the models, the tokenizer and the tokenized prompts, and scores a batch
+of responses with one forward pass per model. The single env uses it with N = 1 and the vector
+env with N = num_envs, so both compute the same numbers by construction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from gymnasium import spaces
+
+from textbandit.data import load_prompts
+from textbandit.policy import as_policy, vocab_size_of
+from textbandit.scoring import ends_with_eos, join, response_logprobs, response_mask
+
+GoldFn = Callable[[list, list, list], list]
+"""``gold_fn(prompts, responses, ended_with_eos) -> scores``: a task's hidden judge, for evaluation."""
+
+
+@dataclass
+class Settings:
+    """Validated scalar settings of an environment (see ``TextBanditEnv`` for each)."""
+
+    kl_coef: float
+    max_prompt_len: int
+    max_new_tokens: int
+    temperature: float
+    missing_eos_penalty: float | None
+    prompt_truncation: str
+
+    def __post_init__(self):
+        if not (isinstance(self.kl_coef, (int, float)) and self.kl_coef >= 0):
+            raise ValueError(f"kl_coef={self.kl_coef!r}; it must be a number >= 0 (0 disables the KL penalty)")
+        for name in ("max_prompt_len", "max_new_tokens"):
+            value = getattr(self, name)
+            if not (isinstance(value, int) and not isinstance(value, bool) and value > 0):
+                raise ValueError(f"{name}={value!r}; it must be a positive int")
+        if not (isinstance(self.temperature, (int, float)) and self.temperature > 0):
+            raise ValueError(f"temperature={self.temperature!r}; it must be > 0 (use the sampler's temperature)")
+        if self.prompt_truncation not in ("error", "left"):
+            raise ValueError(
+                f"prompt_truncation={self.prompt_truncation!r}; use 'error' (refuse long prompts) "
+                "or 'left' (keep the last max_prompt_len tokens)"
+            )
+
+
+def _load_tokenizer(tokenizer):
+    if isinstance(tokenizer, str) or hasattr(tokenizer, "__fspath__"):
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(str(tokenizer))
+    pad, eos = tokenizer.pad_token_id, tokenizer.eos_token_id
+    if eos is None:
+        raise ValueError("the tokenizer has no EOS token; set tokenizer.eos_token (responses end at EOS)")
+    if pad is None or pad == eos:
+        raise ValueError(
+            f"the tokenizer's pad token id ({pad}) must exist and differ from its EOS id ({eos}), or padding "
+            "could not be told from a response's end; add one: tokenizer.add_special_tokens("
+            "{'pad_token': '<pad>'}) and model.resize_token_embeddings(len(tokenizer))"
+        )
+    return tokenizer
+
+
+def _load_causal_lm(model, device, dtype):
+    if isinstance(model, str) or hasattr(model, "__fspath__"):
+        from transformers import AutoModelForCausalLM
+
+        model = AutoModelForCausalLM.from_pretrained(str(model), dtype=dtype)
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"reference_model must be a causal LM module or a local path, got {type(model).__name__}")
+    return model.to(device).eval()
+
+
+def _load_reward_model(model, device, dtype):
+    if isinstance(model, str) or hasattr(model, "__fspath__"):
+        from textbandit.reward_model import RewardModel
+
+        model = RewardModel.from_pretrained(str(model), torch_dtype=dtype)
+    if not callable(getattr(model, "score", None)):
+        raise TypeError(
+            "reward_model must be a textbandit.reward_model.RewardModel, a local path to one, or a module "
+            f"with score(input_ids, attention_mask, position_ids) -> (N,) rewards; got {type(model).__name__}"
+        )
+    return model.to(device).eval() if isinstance(model, torch.nn.Module) else model
+
+
+class BanditCore:
+    """Models, tokenizer and tokenized prompts, plus batched scoring. See ``TextBanditEnv``."""
+
+    def __init__(
+        self,
+        *,
+        reward_model,
+        reference_model,
+        tokenizer,
+        prompts,
+        policy=None,
+        settings: Settings,
+        gold_fn: GoldFn | None = None,
+        device: str | torch.device = "cpu",
+        torch_dtype: torch.dtype | None = None,
+    ):
+        self.settings = settings
+        self.device = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
+                                   "cpu" if device == "auto" else device)
+        self.tokenizer = _load_tokenizer(tokenizer)
+        self.pad_token_id = self.tokenizer.pad_token_id
+        self.eos_token_id = self.tokenizer.eos_token_id
+        self.vocab_size = len(self.tokenizer)
+        self.reference_model = _load_causal_lm(reference_model, self.device, torch_dtype)
+        self.reward_model = _load_reward_model(reward_model, self.device, torch_dtype)
+        self.ref_vocab_size = vocab_size_of(self.reference_model)
+        if self.ref_vocab_size is not None and self.ref_vocab_size < self.vocab_size:
+            raise ValueError(
+                f"the reference model's vocabulary ({self.ref_vocab_size}) is smaller than the tokenizer's "
+                f"({self.vocab_size}); pass the tokenizer the model was trained with"
+            )
+        self.gold_fn = gold_fn
+        self.policy = None
+        self.set_policy(policy)
+        self.prompts = load_prompts(prompts)
+        self.prompt_ids, self.prompt_mask = self._tokenize_prompts(self.prompts)
+
+        P, L, V = settings.max_prompt_len, settings.max_new_tokens, self.vocab_size
+        self.observation_space = spaces.Dict(
+            {
+                "input_ids": spaces.Box(0, V - 1, shape=(P,), dtype=np.int64),
+                "attention_mask": spaces.Box(0, 1, shape=(P,), dtype=np.int64),
+            }
+        )
+        self.action_space = spaces.MultiDiscrete(np.full(L, V, dtype=np.int64))
+
+    # --- set-up -----------------------------------------------------------------------------
+
+    def set_policy(self, policy) -> None:
+        """Attach the policy whose KL to the reference the reward penalises (``None`` detaches)."""
+        policy = as_policy(policy, self.pad_token_id)
+        vocab = vocab_size_of(policy) if policy is not None else None
+        if vocab is not None and self.ref_vocab_size is not None and vocab != self.ref_vocab_size:
+            raise ValueError(
+                f"the policy's vocabulary ({vocab}) differs from the reference model's ({self.ref_vocab_size}); "
+                "initialise the policy from the reference (SFT) model or use the same tokenizer"
+            )
+        self.policy = policy
+
+    def _tokenize_prompts(self, prompts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        P = self.settings.max_prompt_len
+        encoded = self.tokenizer(prompts, add_special_tokens=False)["input_ids"]
+        ids = np.full((len(prompts), P), self.pad_token_id, dtype=np.int64)
+        mask = np.zeros((len(prompts), P), dtype=np.int64)
+        for i, toks in enumerate(encoded):
+            if len(toks) > P:
+                if self.settings.prompt_truncation == "error":
+                    raise ValueError(
+                        f"prompt {i} has {len(toks)} tokens, more than max_prompt_len={P}: {prompts[i][:80]!r}...; "
+                        "raise max_prompt_len, drop long prompts, or pass prompt_truncation='left' to keep "
+                        "each prompt's last max_prompt_len tokens"
+                    )
+                toks = toks[-P:]
+            if len(toks) == 0:
+                raise ValueError(f"prompt {i} ({prompts[i]!r}) tokenizes to nothing; remove it")
+            ids[i, P - len(toks) :] = toks  # left padding: the response follows the prompt's end
+            mask[i, P - len(toks) :] = 1
+        return ids, mask
+
+    # --- per step ---------------------------------------------------------------------------
+
+    def observe(self, idx: np.ndarray) -> dict[str, np.ndarray]:
+        """Observations of prompts ``idx``: fresh (n, P) int64 arrays."""
+        return {"input_ids": self.prompt_ids[idx].copy(), "attention_mask": self.prompt_mask[idx].copy()}
+
+    def check_actions(self, actions: Any, n: int) -> np.ndarray:
+        """``actions`` as an (n, L) int64 array, or a ``TypeError``/``ValueError`` that says why not."""
+        if isinstance(actions, torch.Tensor):
+            actions = actions.detach().cpu().numpy()
+        arr = np.asarray(actions)
+        L, V = self.settings.max_new_tokens, self.vocab_size
+        if arr.dtype == object or not (np.issubdtype(arr.dtype, np.integer)):
+            raise TypeError(
+                f"actions must be integer token ids, got dtype {arr.dtype}; convert with np.asarray(a, dtype=np.int64)"
+            )
+        expected = (L,) if n == 1 and arr.ndim == 1 else (n, L)
+        if arr.shape != expected:
+            raise ValueError(
+                f"actions have shape {arr.shape}, expected {expected}: max_new_tokens={L} token ids per response; "
+                "pad a short response after its EOS with any valid id (the pad token)"
+            )
+        if arr.size and (arr.min() < 0 or arr.max() >= V):
+            raise ValueError(f"token ids must lie in [0, {V}) (the tokenizer's vocabulary); got {arr.min()}..{arr.max()}")
+        return arr.reshape(n, L).astype(np.int64, copy=False)
+
+    @torch.no_grad()
+    def score(self, idx: np.ndarray, actions: np.ndarray) -> dict[str, np.ndarray]:
+        """Score responses ``actions`` (n, L) to prompts ``idx``: rewards and per-row info arrays."""
+        dev, s = self.device, self.settings
+        prompt_ids = torch.as_tensor(self.prompt_ids[idx], device=dev)
+        prompt_mask = torch.as_tensor(self.prompt_mask[idx], device=dev)
+        response = torch.as_tensor(actions, device=dev)
+        mask = response_mask(response, self.eos_token_id)
+        input_ids, attention_mask, pos = join(prompt_ids, prompt_mask, response, mask, self.pad_token_id)
+
+        ref_logprobs = response_logprobs(
+            self.reference_model, prompt_ids, prompt_mask, response, mask, s.temperature, self.pad_token_id
+        )
+        if self.policy is None:  # no policy: it is taken to be the reference, so KL = 0
+            logprobs = ref_logprobs
+        else:
+            logprobs = self.policy.response_logprobs(prompt_ids, prompt_mask, response, mask, s.temperature)
+            logprobs = logprobs.to(dev, torch.float32) * mask
+        score = self.reward_model.score(input_ids, attention_mask, pos).float().reshape(-1)
+        finished = ends_with_eos(response, self.eos_token_id)
+        if s.missing_eos_penalty is not None:
+            score = score - s.missing_eos_penalty * (~finished).float()
+
+        token_kl = (logprobs - ref_logprobs) * mask  # KL_t = log pi(a_t|.) - log pi_ref(a_t|.)
+        kl = token_kl.sum(dim=1)
+        token_rewards = -s.kl_coef * token_kl
+        last = mask.sum(dim=1) - 1  # the last response token (the EOS when there is one)
+        token_rewards[torch.arange(len(last), device=dev), last] += score
+        out = {
+            "reward": (score - s.kl_coef * kl).double(),
+            "score": score,
+            "kl": kl,
+            "token_kl": token_kl,
+            "logprobs": logprobs,
+            "ref_logprobs": ref_logprobs,
+            "response_mask": mask,
+            "token_rewards": token_rewards,
+            "truncated_response": ~finished,
+        }
+        out = {k: v.cpu().numpy() for k, v in out.items()}
+        for k in ("score", "kl", "token_kl", "logprobs", "ref_logprobs", "token_rewards"):
+            out[k] = out[k].astype(np.float32)
+
+        out["prompt"] = np.array([self.prompts[i] for i in idx], dtype=object)
+        out["response"] = np.array(self.decode(actions, out["response_mask"]), dtype=object)
+        if self.gold_fn is not None:
+            gold = self.gold_fn(list(out["prompt"]), list(out["response"]), list(finished.cpu().numpy()))
+            out["gold_score"] = np.asarray(gold, dtype=np.float32)
+        return out
+
+    def decode(self, actions: np.ndarray, mask: np.ndarray) -> list[str]:
+        """Response texts: tokens before the first EOS, special tokens skipped."""
+        rows = [a[: int(m.sum())].tolist() for a, m in zip(actions, mask)]
+        return self.tokenizer.batch_decode(rows, skip_special_tokens=True)

@@ -1,0 +1,206 @@
+"""``TextBandit-v0``: the RL half of RLHF as a one-step Gymnasium environment."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium.error import ResetNeeded
+
+from textbandit import defaults
+from textbandit.core import BanditCore, Settings
+
+# Info keys whose values are per-token arrays padded to max_new_tokens.
+TOKEN_KEYS = ("token_kl", "logprobs", "ref_logprobs", "response_mask", "token_rewards")
+
+
+def build_core(
+    task: str | None = "default",
+    split: str = "train",
+    reward_model=None,
+    reference_model=None,
+    tokenizer=None,
+    prompts=None,
+    policy=None,
+    kl_coef: float | None = None,
+    max_prompt_len: int | None = None,
+    max_new_tokens: int | None = None,
+    temperature: float = 1.0,
+    missing_eos_penalty: float | None = None,
+    prompt_truncation: str = "error",
+    gold_fn=None,
+    device: str = "cpu",
+    torch_dtype=None,
+) -> BanditCore:
+    """Resolve the arguments of ``TextBanditEnv`` (what is not given comes from the task)."""
+    if task not in ("default", None):
+        raise ValueError(f"task={task!r}; the embedded task is 'default' (or pass task=None and your own models)")
+    given = {"reward_model": reward_model, "reference_model": reference_model, "tokenizer": tokenizer, "prompts": prompts}
+    if task is None:
+        missing = [name for name, value in given.items() if value is None]
+        if missing:
+            raise ValueError(f"with task=None pass {', '.join(missing)} too (or use task='default')")
+        settings = dict(defaults.GENERIC_SETTINGS)
+    else:
+        settings = defaults.env_settings()
+        reward_model = reward_model if reward_model is not None else defaults.reward_model_path()
+        reference_model = reference_model if reference_model is not None else defaults.reference_path()
+        tokenizer = tokenizer if tokenizer is not None else defaults.tokenizer_path()
+        if prompts is None:  # the task's own prompts: its gold labeler can judge the responses
+            prompts = defaults.prompts_path(split)
+            gold_fn = gold_fn if gold_fn is not None else defaults.gold_fn()
+    given_settings = {"kl_coef": kl_coef, "max_prompt_len": max_prompt_len, "max_new_tokens": max_new_tokens}
+    settings.update({k: v for k, v in given_settings.items() if v is not None})
+    return BanditCore(
+        reward_model=reward_model,
+        reference_model=reference_model,
+        tokenizer=tokenizer,
+        prompts=prompts,
+        policy=policy,
+        settings=Settings(
+            temperature=temperature,
+            missing_eos_penalty=missing_eos_penalty,
+            prompt_truncation=prompt_truncation,
+            **settings,
+        ),
+        gold_fn=gold_fn,
+        device=device,
+        torch_dtype=torch_dtype,
+    )
+
+
+def render_text(prompt: str, response: str, reward: float) -> str:
+    return f"prompt:   {prompt}\nresponse: {response}\nreward:   {reward:+.4f}\n"
+
+
+class TextBanditEnv(gym.Env):
+    """A prompt in, a token sequence out, a reward back: RLHF's RL problem as a bandit.
+
+    ## Description
+    Each episode is one step, as in InstructGPT: the environment presents a customer's prompt;
+    the agent answers with a response of up to ``max_new_tokens`` tokens; a reward model scores
+    ``prompt ++ response`` and the episode ends. A per-token KL penalty to the reference (SFT)
+    model keeps the policy from drifting to text that fools the reward model.
+
+    ## Action Space
+    ``MultiDiscrete([V] * L)`` with ``V = len(tokenizer)``, ``L = max_new_tokens``: the
+    response's token ids. The response ends at its first EOS token (kept); what follows is
+    padding and ignored. No EOS within ``L`` tokens is a truncated response
+    (``info["truncated_response"]``), penalised by ``missing_eos_penalty`` when that is set.
+
+    ## Observation Space
+    ``Dict(input_ids=Box(0, V-1, (P,), int64), attention_mask=Box(0, 1, (P,), int64))``: the
+    prompt, left-padded to ``P = max_prompt_len`` tokens. Its text is ``info["prompt"]``.
+
+    ## Rewards
+    ``score - kl_coef * sum_t KL_t`` with ``KL_t = log pi(a_t|.) - log pi_ref(a_t|.)`` over the
+    response's tokens: the paper's RL objective for one sample. ``pi`` is the attached policy
+    (logits divided by ``temperature``, as for the reference). **Without a policy** the
+    policy is taken to be the reference: KL is 0, the reward is the score, and
+    ``info["policy_attached"]`` is False.
+
+    Step info (arrays padded to ``L``): ``score``, ``kl``, ``token_kl``, ``logprobs``,
+    ``ref_logprobs``, ``response_mask``, ``token_rewards`` (``-kl_coef*KL_t`` plus ``score`` on
+    the last response token: what GAE consumes), ``prompt``, ``response``,
+    ``truncated_response``, ``policy_attached`` and, where the task has a gold labeler,
+    ``gold_score`` (for evaluation only: no learner may train on it).
+
+    ## Starting State
+    A prompt drawn uniformly from the prompt set with ``self.np_random``
+    (``reset(options={"prompt_index": i})`` picks prompt ``i``).
+
+    ## Episode End
+    After one step: ``terminated=True``, ``truncated=False``.
+
+    ## Arguments
+    - ``task``: ``"default"`` (the embedded task; any component not given below comes from it)
+      or ``None`` (pass all four components).
+    - ``split``: the task's customer split to draw prompts from: train, validation or test.
+    - ``reward_model``: a ``textbandit.reward_model.RewardModel`` or a local path to one.
+    - ``reference_model``: the SFT model, a Hugging Face causal LM or a local path.
+    - ``tokenizer``: a Hugging Face tokenizer or a path; its pad token must differ from EOS.
+    - ``prompts``: a list of strings, a ``datasets.Dataset`` or a JSONL path (``prompt`` field).
+    - ``policy``: a causal LM or any object with ``response_logprobs`` (``textbandit.policy``).
+    - ``kl_coef``, ``max_prompt_len``, ``max_new_tokens``: task defaults when None.
+    - ``temperature``: the sampling temperature; policy and reference logits are divided by it.
+    - ``missing_eos_penalty``: subtracted from the score of a response without EOS.
+    - ``prompt_truncation``: ``"error"`` (default) refuses prompts longer than
+      ``max_prompt_len`` at construction; ``"left"`` keeps their last ``max_prompt_len`` tokens.
+    - ``gold_fn``: ``gold_fn(prompts, responses, ended_with_eos) -> scores`` for evaluation.
+    - ``device``, ``torch_dtype``: where and in what precision the models run.
+
+    ## Example
+    >>> import gymnasium as gym, textbandit
+    >>> env = gym.make("TextBandit-v0")                         # doctest: +SKIP
+    >>> obs, info = env.reset(seed=0)                           # doctest: +SKIP
+    >>> obs, reward, terminated, truncated, info = env.step(env.action_space.sample())  # doctest: +SKIP
+    >>> terminated, info["score"] - env.unwrapped.kl_coef * info["kl"] == reward  # doctest: +SKIP
+    (True, True)
+
+    ## Version History
+    - v0: initial version.
+    """
+
+    metadata = {"render_modes": ["ansi"], "render_fps": 4}  # fps: Gymnasium asks; text has no frame rate
+
+    def __init__(self, render_mode: str | None = None, **kwargs: Any):
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode={render_mode!r}; supported: {self.metadata['render_modes']}")
+        self.render_mode = render_mode
+        self.core = build_core(**kwargs)
+        self.observation_space = self.core.observation_space
+        self.action_space = self.core.action_space
+        self._index: int | None = None
+        self._last: str | None = None
+
+    @property
+    def kl_coef(self) -> float:
+        """The KL coefficient; settable (an adaptive KL controller updates it between steps)."""
+        return self.core.settings.kl_coef
+
+    @kl_coef.setter
+    def kl_coef(self, value: float) -> None:
+        if not value >= 0:
+            raise ValueError(f"kl_coef={value!r}; it must be >= 0")
+        self.core.settings.kl_coef = float(value)
+
+    @property
+    def tokenizer(self):
+        return self.core.tokenizer
+
+    def set_policy(self, policy) -> None:
+        """Attach (or with ``None`` detach) the policy whose KL to the reference is penalised."""
+        self.core.set_policy(policy)
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        options = options or {}
+        if "prompt_index" in options:
+            index = int(options["prompt_index"])
+            if not 0 <= index < len(self.core.prompts):
+                raise ValueError(f"prompt_index={index} is outside [0, {len(self.core.prompts)})")
+        else:
+            index = int(self.np_random.integers(len(self.core.prompts)))
+        self._index = index
+        obs = self.core.observe(np.array([index]))
+        return {k: v[0] for k, v in obs.items()}, {"prompt": self.core.prompts[index], "prompt_index": index}
+
+    def step(self, action):
+        if self._index is None:
+            raise ResetNeeded("call reset() before step(): each episode is one step")
+        idx = np.array([self._index])
+        out = self.core.score(idx, self.core.check_actions(action, n=1))
+        obs = {k: v[0] for k, v in self.core.observe(idx).items()}  # fresh arrays, same prompt
+        self._index = None
+        info = {k: (v[0] if k in TOKEN_KEYS or v.dtype == object else v[0].item()) for k, v in out.items() if k != "reward"}
+        info["policy_attached"] = self.core.policy is not None
+        reward = float(out["reward"][0])
+        self._last = render_text(info["prompt"], info["response"], reward)
+        # truncated=False: a bandit ends after one step by design, never by a time limit
+        return obs, reward, True, False, info
+
+    def render(self):
+        if self.render_mode == "ansi":
+            return self._last or ""
+        return None

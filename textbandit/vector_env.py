@@ -1,0 +1,132 @@
+"""``gym.make_vec("TextBandit-v0", num_envs=N)``: N bandits scored in one batched forward pass."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from gymnasium.error import ResetNeeded
+from gymnasium.utils import seeding
+from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector.utils import batch_space
+
+from textbandit.env import build_core
+
+
+def _stacked(values: dict[str, np.ndarray], n: int) -> dict[str, Any]:
+    """A Gymnasium vector info dict: every key with its ``_key`` mask (all envs have all keys)."""
+    info: dict[str, Any] = {}
+    for key, value in values.items():
+        info[key] = value
+        info[f"_{key}"] = np.ones(n, dtype=bool)
+    return info
+
+
+class TextBanditVectorEnv(VectorEnv):
+    """``num_envs`` copies of ``TextBanditEnv`` that share their models and score in one batch.
+
+    Takes the arguments of ``TextBanditEnv`` plus ``num_envs``. Each step scores all responses
+    with one forward pass per model (reference, policy, reward model) instead of N.
+
+    Autoreset is ``AutoresetMode.SAME_STEP`` (every episode ends after one step, so NEXT_STEP
+    would waste every second step): ``step`` returns the *next* prompts as observations and
+    puts the finished step's observation and info in ``info["final_obs"]`` and
+    ``info["final_info"]`` (the step info of ``TextBanditEnv``, each key stacked over the envs:
+    ``(N,)`` scalars, ``(N, L)`` token arrays), as Gymnasium's ``SyncVectorEnv`` does.
+
+    Sub-env ``i`` reset with seed ``s`` draws the same prompts as a ``TextBanditEnv`` reset with
+    seed ``s + i``, so the two give the same numbers.
+
+    Example::
+
+        envs = gym.make_vec("TextBandit-v0", num_envs=64, policy=my_lm)
+        obs, info = envs.reset(seed=0)
+        obs, rewards, terminated, truncated, info = envs.step(responses)  # (64, L) token ids
+        token_rewards = info["final_info"]["token_rewards"]                 # (64, L)
+    """
+
+    metadata = {"autoreset_mode": AutoresetMode.SAME_STEP, "render_modes": []}
+
+    def __init__(self, num_envs: int = 1, render_mode: str | None = None, **kwargs: Any):
+        if not (isinstance(num_envs, int) and num_envs > 0):
+            raise ValueError(f"num_envs={num_envs!r}; it must be a positive int")
+        if render_mode is not None:
+            raise ValueError("the vector env does not render; use TextBanditEnv(render_mode='ansi')")
+        self.num_envs = num_envs
+        self.render_mode = None
+        self.core = build_core(**kwargs)
+        self.single_observation_space = self.core.observation_space
+        self.single_action_space = self.core.action_space
+        self.observation_space = batch_space(self.single_observation_space, num_envs)
+        self.action_space = batch_space(self.single_action_space, num_envs)
+        self._rngs: list[np.random.Generator] | None = None
+        self._indices: np.ndarray | None = None
+
+    @property
+    def kl_coef(self) -> float:
+        """The KL coefficient; settable (an adaptive KL controller updates it between steps)."""
+        return self.core.settings.kl_coef
+
+    @kl_coef.setter
+    def kl_coef(self, value: float) -> None:
+        if not value >= 0:
+            raise ValueError(f"kl_coef={value!r}; it must be >= 0")
+        self.core.settings.kl_coef = float(value)
+
+    @property
+    def tokenizer(self):
+        return self.core.tokenizer
+
+    def set_policy(self, policy) -> None:
+        """Attach (or with ``None`` detach) the policy whose KL to the reference is penalised."""
+        self.core.set_policy(policy)
+
+    def _draw(self) -> np.ndarray:
+        return np.array([int(rng.integers(len(self.core.prompts))) for rng in self._rngs], dtype=np.int64)
+
+    def reset(self, *, seed: int | list[int | None] | None = None, options: dict | None = None):
+        n = self.num_envs
+        if seed is None:
+            seeds = [None] * n
+        elif isinstance(seed, int):
+            seeds = [seed + i for i in range(n)]
+        else:
+            seeds = list(seed)
+            if len(seeds) != n:
+                raise ValueError(f"got {len(seeds)} seeds for {n} envs; pass one per env or a single int")
+        if self._rngs is None or seed is not None:
+            old = self._rngs or [None] * n
+            self._rngs = [seeding.np_random(s)[0] if (s is not None or old[i] is None) else old[i]
+                          for i, s in enumerate(seeds)]
+        options = options or {}
+        if "prompt_indices" in options:
+            indices = np.asarray(options["prompt_indices"], dtype=np.int64).reshape(-1)
+            if indices.shape != (n,) or indices.min() < 0 or indices.max() >= len(self.core.prompts):
+                raise ValueError(f"prompt_indices must be {n} ints in [0, {len(self.core.prompts)})")
+            self._indices = indices
+        else:
+            self._indices = self._draw()
+        return self.core.observe(self._indices), self._reset_info()
+
+    def _reset_info(self) -> dict[str, Any]:
+        prompts = np.array([self.core.prompts[i] for i in self._indices], dtype=object)
+        return _stacked({"prompt": prompts, "prompt_index": self._indices.copy()}, self.num_envs)
+
+    def step(self, actions):
+        if self._indices is None:
+            raise ResetNeeded("call reset() before step()")
+        n = self.num_envs
+        out = self.core.score(self._indices, self.core.check_actions(actions, n))
+        rewards = out.pop("reward")
+        out["policy_attached"] = np.full(n, self.core.policy is not None)
+        final = self.core.observe(self._indices)
+        final_obs = np.empty(n, dtype=object)
+        for i in range(n):
+            final_obs[i] = {k: v[i] for k, v in final.items()}
+
+        self._indices = self._draw()  # SAME_STEP autoreset: every episode ended
+        info = self._reset_info()
+        info.update(_stacked({"final_obs": final_obs, "final_info": _stacked(out, n)}, n))
+        terminated = np.ones(n, dtype=bool)
+        truncated = np.zeros(n, dtype=bool)
+        return self.core.observe(self._indices), rewards, terminated, truncated, info
