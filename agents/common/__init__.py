@@ -1,0 +1,27 @@
+"""Training utilities shared by the SFT, reward-model and PPO trainers.
+
+- :func:`cosine_with_warmup`: the learning rate at a step (linear warmup, cosine decay).
+- :class:`MetricLogger`: scalars to ``metrics.jsonl`` and TensorBoard.
+- :func:`save_checkpoint_atomic` / :func:`load_checkpoint`, :func:`rng_state` /
+  :func:`set_rng_state`, :func:`seed_everything`: exact stop-and-resume.
+- :func:`set_dropout` / :func:`with_dropout`: residual dropout on a Hugging Face config/model.
+- :mod:`agents.common.text`: the ``prompt ++ response`` batch layout of docs/architecture.md.
+"""
+
+from agents.common.checkpoint import load_checkpoint, rng_state, save_checkpoint_atomic, seed_everything, set_rng_state
+from agents.common.dropout import set_dropout, with_dropout
+from agents.common.metrics import MetricLogger
+from agents.common.schedule import cosine_with_warmup, set_lr
+
+__all__ = [
+    "cosine_with_warmup",
+    "set_lr",
+    "MetricLogger",
+    "save_checkpoint_atomic",
+    "load_checkpoint",
+    "rng_state",
+    "set_rng_state",
+    "seed_everything",
+    "set_dropout",
+    "with_dropout",
+]

@@ -1,0 +1,57 @@
+"""``MetricLogger``: scalar metrics to ``metrics.jsonl`` and, when installed, TensorBoard."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import warnings
+from pathlib import Path
+
+
+class MetricLogger:
+    """Append ``{"step": s, **scalars}`` lines to ``out_dir/metrics.jsonl``; mirror to TensorBoard.
+
+    TensorBoard events go to ``out_dir/tb`` when the ``tensorboard`` package is installed (the
+    ``report`` extra); without it only JSONL is written, with a warning.
+
+    >>> import tempfile
+    >>> log = MetricLogger(tempfile.mkdtemp(), tensorboard=False)
+    >>> log.log(1, {"train/loss": 2.5})
+    >>> log.close()
+    """
+
+    def __init__(self, out_dir: str | os.PathLike, tensorboard: bool = True):
+        self.out_dir = Path(out_dir)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self._file = (self.out_dir / "metrics.jsonl").open("a", encoding="utf-8")
+        self._tb = None
+        if tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:  # optional dependency: say so, and keep the JSONL log
+                warnings.warn("tensorboard is not installed; metrics go to metrics.jsonl only "
+                              "(pip install 'textbandit[report]')")
+            else:
+                self._tb = SummaryWriter(str(self.out_dir / "tb"))
+
+    def log(self, step: int, scalars: dict) -> None:
+        """Record numeric ``scalars`` at ``step`` (non-finite values are written as null in JSONL)."""
+        clean = {k: float(v) for k, v in scalars.items()}
+        row = {"step": int(step), **{k: (v if math.isfinite(v) else None) for k, v in clean.items()}}
+        self._file.write(json.dumps(row) + "\n")
+        self._file.flush()
+        if self._tb is not None:
+            for k, v in clean.items():
+                self._tb.add_scalar(k, v, step)
+
+    def close(self) -> None:
+        self._file.close()
+        if self._tb is not None:
+            self._tb.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
