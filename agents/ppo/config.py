@@ -1,0 +1,184 @@
+"""``PPOConfig``: every knob of the PPO learner, each documented once, validated at start."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+
+@dataclass
+class PPOConfig:
+    """Settings of ``agents.ppo.learner.train``. Batch sizes are *global* (summed over ranks).
+
+    Example::
+
+        cfg = PPOConfig(batch_size=64, minibatch_size=16, total_iterations=50, output_dir="runs/ppo")
+    """
+
+    # --- models and task ---
+    sft_model: str | None = None
+    """the policy's starting point (a causal LM directory); None: the default task's SFT model"""
+    reward_model: str | None = None
+    """a RewardModel directory; None: the default task's reward model"""
+    value_model: str = "shared"
+    """'shared': a zero-initialised value head on the policy's trunk; 'reward': a separate value
+    network initialised from the reward model (as the InstructGPT paper did)"""
+    task: str | None = "default"
+    """the environment's task ('default', or None with your own models and prompts)"""
+    split: str = "train"
+    """the customer split whose prompts the policy trains on"""
+
+    # --- rollouts ---
+    batch_size: int = 64
+    """responses per PPO iteration over all ranks (each rank steps batch_size / world_size envs)"""
+    minibatch_size: int = 16
+    """responses per gradient step over all ranks; must divide batch_size"""
+    total_iterations: int = 100
+    """PPO iterations (one rollout batch, then update_epochs epochs over it, each)"""
+    max_new_tokens: int | None = None
+    """response length L; None: the task's"""
+    temperature: float = 1.0
+    """sampling temperature; the env and the update divide the logits by it too (N-details)"""
+    top_k: int = 0
+    """sample from the k most likely tokens (0: off); the scored distribution stays unfiltered"""
+    top_p: float = 1.0
+    """nucleus sampling mass (1.0: off)"""
+    missing_eos_penalty: float | None = 1.0
+    """subtracted from the score of a response with no EOS in max_new_tokens (None: no penalty)"""
+
+    # --- PPO ---
+    update_epochs: int = 4
+    """passes over each rollout batch"""
+    learning_rate: float = 1e-5
+    """peak AdamW learning rate"""
+    lr_schedule: str = "linear"
+    """'linear' (decay to 0, as lm-human-preferences), 'cosine' or 'constant'"""
+    warmup_iterations: int = 0
+    """iterations of linear warm-up"""
+    weight_decay: float = 0.0
+    """AdamW weight decay"""
+    max_grad_norm: float = 1.0
+    """global gradient-norm clip"""
+    gamma: float = 1.0
+    """discount; 1 because a response is one episode with a terminal score"""
+    lam: float = 0.95
+    """GAE lambda"""
+    clip_coef: float = 0.2
+    """the surrogate's ratio clip epsilon"""
+    value_clip: float | None = 0.2
+    """value clipping range around the rollout's values (None: no clipping)"""
+    vf_coef: float = 0.1
+    """value-loss weight (shared trunk: keeps value gradients from swamping the policy's)"""
+    ent_coef: float = 0.0
+    """entropy bonus weight (0 as in the paper; the KL penalty already keeps entropy)"""
+    whiten_rewards: bool = False
+    """rescale token rewards by their std per batch (the default task's RM is already
+    normalised so demonstrations score 0; see N-details on reward normalisation)"""
+    whiten_advantages: bool = True
+    """whiten advantages per rollout batch (N-details)"""
+
+    # --- KL penalty ---
+    kl_coef: float | None = None
+    """initial KL coefficient beta; None: the task's"""
+    adaptive_kl: bool = False
+    """adapt beta to reach target_kl (Ziegler et al. 2019)"""
+    target_kl: float = 6.0
+    """adaptive KL: target KL per response (nats, summed over tokens)"""
+    kl_horizon: int = 10000
+    """adaptive KL: horizon in responses"""
+
+    # --- PPO-ptx ---
+    ptx_coef: float = 0.0
+    """weight of the pretraining LM loss mixed into each update (0: plain PPO)"""
+    ptx_data: str | None = None
+    """pretraining corpus: a .txt (one document a line) or .jsonl with a 'text' field"""
+    ptx_batch_size: int = 8
+    """pretraining sequences per minibatch"""
+    ptx_max_len: int = 64
+    """pretraining sequences are cut to this many tokens"""
+
+    # --- run ---
+    seed: int = 1
+    """base seed; rank r uses seed + 1000 * r for sampling and shuffling"""
+    device: str = "auto"
+    """'auto' (CUDA if available), 'cpu' or 'cuda'"""
+    bf16: bool = True
+    """bf16 autocast and fused AdamW on CUDA (ignored on CPU)"""
+    output_dir: str = "runs/ppo"
+    """checkpoints, metrics.jsonl, TensorBoard events, samples.jsonl"""
+    save_every: int = 0
+    """save a checkpoint every this many iterations (0: only at the end)"""
+    resume: bool = False
+    """continue the run in output_dir from its checkpoint (RNG state included)"""
+    log_every: int = 1
+    """log scalars every this many iterations"""
+    samples_every: int = 10
+    """log a table of sample prompts, responses and scores every this many iterations"""
+    tensorboard: bool = True
+    """write TensorBoard events beside metrics.jsonl"""
+    progress: bool = True
+    """show a progress bar"""
+    world_size: int = field(default_factory=lambda: int(os.environ.get("WORLD_SIZE", "1")))
+    """data-parallel ranks (torchrun sets WORLD_SIZE)"""
+    rank: int = field(default_factory=lambda: int(os.environ.get("RANK", "0")))
+    """this process's rank (torchrun sets RANK)"""
+
+    def __post_init__(self):
+        positive_ints = ("batch_size", "minibatch_size", "total_iterations", "update_epochs", "kl_horizon",
+                         "ptx_batch_size", "ptx_max_len", "world_size")
+        for name in positive_ints:
+            value = getattr(self, name)
+            if not (isinstance(value, int) and value > 0):
+                raise ValueError(f"{name}={value!r}; it must be a positive int")
+        if self.batch_size % self.world_size or self.minibatch_size % self.world_size:
+            raise ValueError(
+                f"batch_size={self.batch_size} and minibatch_size={self.minibatch_size} must both be multiples of "
+                f"world_size={self.world_size}; round them to multiples of the number of ranks")
+        if self.batch_size % self.minibatch_size:
+            raise ValueError(
+                f"batch_size={self.batch_size} is not divisible into minibatches of {self.minibatch_size}; "
+                f"pick a minibatch_size that divides it (e.g. {self._divisor_hint()})")
+        if not self.target_kl > 0:
+            raise ValueError(f"target_kl={self.target_kl!r}; it must be > 0 (nats per response, e.g. 6.0)")
+        if not self.temperature > 0:
+            raise ValueError(f"temperature={self.temperature!r}; it must be > 0 (1.0 samples the policy as is)")
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"top_p={self.top_p!r}; it must be in (0, 1] (1.0 turns nucleus sampling off)")
+        if self.kl_coef is not None and not self.kl_coef >= 0:
+            raise ValueError(f"kl_coef={self.kl_coef!r}; it must be >= 0 (0 turns the KL penalty off)")
+        if self.value_model not in ("shared", "reward"):
+            raise ValueError(f"value_model={self.value_model!r}; use 'shared' or 'reward'")
+        if self.lr_schedule not in ("linear", "cosine", "constant"):
+            raise ValueError(f"lr_schedule={self.lr_schedule!r}; use 'linear', 'cosine' or 'constant'")
+        if not 0 <= self.lam <= 1 or not 0 <= self.gamma <= 1:
+            raise ValueError(f"gamma={self.gamma}, lam={self.lam}; both must lie in [0, 1]")
+        if self.ptx_coef < 0:
+            raise ValueError(f"ptx_coef={self.ptx_coef}; it must be >= 0 (0 is plain PPO)")
+        if self.ptx_coef > 0 and not self.ptx_data:
+            raise ValueError("ptx_coef > 0 needs ptx_data: a pretraining corpus (.txt or .jsonl with 'text')")
+        if not 0 <= self.rank < self.world_size:
+            raise ValueError(f"rank={self.rank} is outside [0, world_size={self.world_size})")
+
+    def _divisor_hint(self) -> int:
+        return max(d for d in range(1, self.minibatch_size + 1) if self.batch_size % d == 0)
+
+    # --- the global-batch arithmetic, in one place ---
+    @property
+    def local_batch_size(self) -> int:
+        """Responses this rank samples per iteration (its number of envs)."""
+        return self.batch_size // self.world_size
+
+    @property
+    def local_minibatch_size(self) -> int:
+        """Responses per gradient step on this rank."""
+        return self.minibatch_size // self.world_size
+
+    @property
+    def num_minibatches(self) -> int:
+        """Gradient steps per epoch (the same on every rank)."""
+        return self.batch_size // self.minibatch_size
+
+    @property
+    def rank_seed(self) -> int:
+        """This rank's seed: ranks sample different prompts and responses."""
+        return self.seed + 1000 * self.rank

@@ -1,0 +1,294 @@
+"""PPO for RLHF in ``TextBandit-v0``, one flat loop (CleanRL style).
+
+Each iteration: reset ``batch_size`` bandits, sample a response per prompt, ``step`` them (the
+environment scores the response with the reward model and computes the per-token KL to the
+SFT model with *our* policy's log-probs), add values, run GAE, then ``update_epochs`` epochs of
+clipped-surrogate updates over shuffled minibatches, optionally mixing in the pretraining loss
+(PPO-ptx). Example::
+
+    from agents.ppo import PPOConfig, train
+    result = train(PPOConfig(total_iterations=20, output_dir="runs/ppo"))
+    result["policy"].save_pretrained("runs/ppo/final")
+
+Implementation details from "The N Implementation Details of RLHF with PPO" are marked
+N-details where they happen.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import NamedTuple
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+import textbandit  # noqa: F401  (registers TextBandit-v0)
+from agents.ppo import core
+from agents.ppo.config import PPOConfig
+from agents.ppo.policy import PolicyWithValueHead
+from agents.ppo.utils import MetricLogger, find_checkpoint, lr_lambda, rng_state, save_checkpoint, set_rng_state
+
+
+class Rollout(NamedTuple):
+    """One batch of episodes, as tensors on the learner's device; token arrays are (N, L)."""
+
+    prompt_ids: torch.Tensor
+    prompt_mask: torch.Tensor
+    responses: torch.Tensor
+    mask: torch.Tensor
+    logprobs: torch.Tensor
+    ref_logprobs: torch.Tensor
+    token_rewards: torch.Tensor
+    score: torch.Tensor
+    kl: torch.Tensor
+    info: dict
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def build_policy(cfg: PPOConfig, tokenizer, device, source=None) -> PolicyWithValueHead:
+    """The policy from ``source`` (a model, a path) or the config's SFT model, on ``device``."""
+    from textbandit import defaults
+
+    source = source if source is not None else (cfg.sft_model or defaults.reference_path())
+    value_model = None
+    if cfg.value_model == "reward":
+        from textbandit.reward_model import RewardModel
+
+        value_model = RewardModel.from_pretrained(cfg.reward_model or defaults.reward_model_path())
+    autocast = torch.bfloat16 if (device.type == "cuda" and cfg.bf16) else None
+    if isinstance(source, PolicyWithValueHead):
+        policy = source
+        policy.forward_batch_size, policy.autocast_dtype = cfg.local_minibatch_size, autocast
+    else:
+        policy = PolicyWithValueHead.from_pretrained(source, value_model=value_model,
+                                                     pad_token_id=tokenizer.pad_token_id,
+                                                     forward_batch_size=cfg.local_minibatch_size,
+                                                     autocast_dtype=autocast)
+    vocab = policy.config.vocab_size
+    if vocab < len(tokenizer):
+        raise ValueError(f"the policy's vocabulary ({vocab}) is smaller than the environment tokenizer's "
+                         f"({len(tokenizer)}); start the policy from the SFT model trained with that tokenizer")
+    return policy.to(device)
+
+
+def make_envs(cfg: PPOConfig, policy, device, **env_kwargs):
+    """``gym.make_vec("TextBandit-v0")`` with this rank's share of the batch and the config's settings."""
+    kwargs = dict(task=cfg.task, split=cfg.split, kl_coef=cfg.kl_coef, max_new_tokens=cfg.max_new_tokens,
+                  temperature=cfg.temperature, missing_eos_penalty=cfg.missing_eos_penalty, device=str(device))
+    if cfg.reward_model is not None:
+        kwargs["reward_model"] = cfg.reward_model
+    kwargs.update(env_kwargs)
+    return gym.make_vec("TextBandit-v0", num_envs=cfg.local_batch_size, policy=policy, **kwargs)
+
+
+@torch.no_grad()
+def rollout(policy: PolicyWithValueHead, envs, seed: int, cfg: PPOConfig, generator: torch.Generator,
+            prompt_indices=None) -> Rollout:
+    """Reset the envs (seeded, so a resumed run sees the same prompts), sample, step, collect."""
+    base = envs.unwrapped
+    dev = next(policy.parameters()).device
+    options = None if prompt_indices is None else {"prompt_indices": prompt_indices}
+    obs, _ = envs.reset(seed=seed, options=options)
+    prompt_ids = torch.as_tensor(obs["input_ids"], device=dev)
+    prompt_mask = torch.as_tensor(obs["attention_mask"], device=dev)
+    tok = base.tokenizer
+    responses = policy.generate(prompt_ids, prompt_mask, base.core.settings.max_new_tokens, tok.eos_token_id,
+                                tok.pad_token_id, cfg.temperature, cfg.top_k, cfg.top_p, generator)
+    # SAME_STEP autoreset: step returns the next prompts; we reseed each iteration instead, so
+    # prompts depend only on (seed, rank, iteration) and a resumed run continues exactly.
+    _, _, _, _, info = envs.step(responses.cpu().numpy())
+    fi = info["final_info"]
+    t = {k: torch.as_tensor(fi[k], device=dev) for k in
+         ("response_mask", "logprobs", "ref_logprobs", "token_rewards", "score", "kl")}
+    return Rollout(prompt_ids, prompt_mask, responses, t["response_mask"].long(), t["logprobs"], t["ref_logprobs"],
+                   t["token_rewards"], t["score"], t["kl"], fi)
+
+
+def ppo_update(policy, optimizer, scheduler, batch: Rollout, values, advantages, returns, cfg: PPOConfig,
+               np_rng: np.random.Generator, ptx=None, autocast_ctx=None) -> dict:
+    """``update_epochs`` epochs of minibatch PPO steps over one rollout batch; returns mean stats."""
+    policy.train()  # dropout is 0 (N-details), so train mode computes what eval mode did
+    stats: dict[str, list[float]] = {}
+    n, mb = batch.responses.shape[0], cfg.local_minibatch_size
+    first = True
+    for _ in range(cfg.update_epochs):
+        order = torch.as_tensor(np_rng.permutation(n), device=batch.responses.device)
+        for start in range(0, n, mb):
+            idx = order[start:start + mb]
+            mask = batch.mask[idx]
+            logprobs, new_values, entropy = policy.forward_logprobs_and_values(
+                batch.prompt_ids[idx], batch.prompt_mask[idx], batch.responses[idx], mask, cfg.temperature)
+            pg = core.policy_loss(logprobs, batch.logprobs[idx], advantages[idx], mask, cfg.clip_coef)
+            vf_loss, vf_clip = core.value_loss(new_values, values[idx], returns[idx], mask, cfg.value_clip)
+            ent = core.masked_mean(entropy, mask)
+            loss = pg.loss + cfg.vf_coef * vf_loss - cfg.ent_coef * ent
+            step = {"loss/policy": pg.loss.item(), "loss/value": vf_loss.item(), "policy/entropy": ent.item(),
+                    "policy/clip_frac": pg.clip_frac.item(), "policy/approx_kl": pg.approx_kl.item(),
+                    "value/clip_frac": vf_clip.item()}
+            if first:  # the env scored with this very policy: the ratio is exactly 1 here
+                step["policy/first_ratio_max_dev"] = (logprobs - batch.logprobs[idx]).abs().max().item()
+                first = False
+            if ptx is not None and cfg.ptx_coef > 0:
+                ptx_loss = ptx.loss(policy.lm, np_rng)
+                loss = loss + cfg.ptx_coef * ptx_loss
+                step["loss/ptx"] = ptx_loss.item()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            step["policy/grad_norm"] = torch.nn.utils.clip_grad_norm_(policy.parameters(), cfg.max_grad_norm).item()
+            optimizer.step()
+            scheduler.step()
+            for k, v in step.items():
+                stats.setdefault(k, []).append(v)
+    return {k: (v[0] if k == "policy/first_ratio_max_dev" else float(np.mean(v))) for k, v in stats.items()}
+
+
+class PretrainingBatches:
+    """The PPO-ptx corpus: random batches of right-padded documents and their LM loss."""
+
+    def __init__(self, texts: list[str], tokenizer, batch_size: int, max_len: int, device):
+        if not texts:
+            raise ValueError("the pretraining corpus is empty; pass ptx_data with at least one document")
+        ids = tokenizer(list(texts), add_special_tokens=False)["input_ids"]
+        self.docs = [(d + [tokenizer.eos_token_id])[:max_len] for d in ids if d]
+        self.pad, self.batch_size, self.device = tokenizer.pad_token_id, batch_size, device
+
+    def batch(self, rows) -> tuple[torch.Tensor, torch.Tensor]:
+        width = max(len(self.docs[i]) for i in rows)
+        ids = torch.full((len(rows), width), self.pad, dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        for j, i in enumerate(rows):
+            ids[j, :len(self.docs[i])] = torch.tensor(self.docs[i])
+            mask[j, :len(self.docs[i])] = 1
+        return ids.to(self.device), mask.to(self.device)
+
+    def loss(self, lm, np_rng: np.random.Generator, rows=None) -> torch.Tensor:
+        """Mean next-token cross-entropy of a batch (random rows unless given)."""
+        rows = np_rng.integers(len(self.docs), size=self.batch_size) if rows is None else rows
+        ids, mask = self.batch(rows)
+        labels = ids.masked_fill(mask == 0, -100)
+        return lm(input_ids=ids, attention_mask=mask, labels=labels).loss
+
+
+def load_texts(path: str) -> list[str]:
+    """Documents of a .txt (one a line) or .jsonl (a 'text' field) file."""
+    import json
+
+    with open(path, encoding="utf-8") as f:
+        if path.endswith(".jsonl"):
+            return [json.loads(line)["text"] for line in f if line.strip()]
+        return [line.strip() for line in f if line.strip()]
+
+
+def iteration_seed(cfg: PPOConfig, iteration: int) -> int:
+    """The env seed of an iteration: distinct per (seed, rank, iteration), so ranks see different prompts."""
+    return int(np.random.SeedSequence([cfg.seed, cfg.rank, iteration]).generate_state(1)[0])
+
+
+def train(cfg: PPOConfig, policy=None, env_kwargs: dict | None = None, ptx_texts: list[str] | None = None,
+          callback=None) -> dict:
+    """Train a PPO policy in ``TextBandit-v0``. Returns ``{"policy", "history", "envs"}``.
+
+    ``policy``: a model or path to start from (default: ``cfg.sft_model``, else the task's SFT
+    model). ``env_kwargs``: extra ``gym.make_vec`` arguments (e.g. your own models and prompts
+    with ``task=None``). ``ptx_texts``: the PPO-ptx corpus (else read from ``cfg.ptx_data``).
+    ``callback(iteration, stats, policy)`` runs after each iteration (evaluation hooks).
+    """
+    device = resolve_device(cfg.device)
+    torch.manual_seed(cfg.rank_seed)
+    generator = torch.Generator(device=device).manual_seed(cfg.rank_seed)
+    np_rng = np.random.default_rng(cfg.rank_seed)
+    ckpt_dir = f"{cfg.output_dir}/checkpoint"
+    resume_from = find_checkpoint(ckpt_dir) if cfg.resume else None
+
+    envs = make_envs(cfg, None, device, **(env_kwargs or {}))
+    tokenizer = envs.unwrapped.tokenizer
+    policy = build_policy(cfg, tokenizer, device, source=str(resume_from) if resume_from else policy)
+    envs.unwrapped.set_policy(policy)  # refuses a policy whose vocabulary differs from the reference's
+    use_cuda = device.type == "cuda"
+    optimizer = torch.optim.AdamW(policy.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay,
+                                  eps=1e-5, fused=use_cuda or None)
+    steps = cfg.total_iterations * cfg.update_epochs * cfg.num_minibatches
+    warmup = cfg.warmup_iterations * cfg.update_epochs * cfg.num_minibatches
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg.lr_schedule, steps, warmup))
+    beta0 = envs.unwrapped.kl_coef
+    kl_ctl = (core.AdaptiveKLController(beta0, cfg.target_kl, cfg.kl_horizon) if cfg.adaptive_kl
+              else core.FixedKLController(beta0))
+    if ptx_texts is None and cfg.ptx_data:
+        ptx_texts = load_texts(cfg.ptx_data)
+    ptx = PretrainingBatches(ptx_texts, tokenizer, cfg.ptx_batch_size, cfg.ptx_max_len, device) if (
+        cfg.ptx_coef > 0) else None
+
+    start, history = 0, []
+    if resume_from is not None:
+        state = torch.load(resume_from / "trainer_state.pt", weights_only=False)
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        kl_ctl.load_state_dict(state["kl_ctl"])
+        set_rng_state(state["rng"], generator, np_rng)
+        start, history = state["iteration"], state["history"]
+
+    logger = MetricLogger(cfg.output_dir, cfg.tensorboard, enabled=cfg.rank == 0)
+    bar = None
+    if cfg.progress and cfg.rank == 0:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=cfg.total_iterations, initial=start, desc="ppo")
+    for iteration in range(start, cfg.total_iterations):
+        t0 = time.perf_counter()
+        envs.unwrapped.kl_coef = kl_ctl.value
+        batch = rollout(policy, envs, iteration_seed(cfg, iteration), cfg, generator)
+        t_rollout = time.perf_counter() - t0
+        values = policy.values(batch.prompt_ids, batch.prompt_mask, batch.responses, batch.mask, cfg.temperature)
+        rewards = batch.token_rewards
+        if cfg.whiten_rewards:  # rescale only: the sign of a reward means something (N-details)
+            rewards = core.whiten(rewards, batch.mask, shift_mean=False)
+        advantages, returns = core.gae(rewards, values, batch.mask, cfg.gamma, cfg.lam)
+        if cfg.whiten_advantages:
+            advantages = core.whiten(advantages, batch.mask)
+        stats = ppo_update(policy, optimizer, scheduler, batch, values, advantages, returns, cfg, np_rng, ptx)
+        kl_mean = batch.kl.mean().item()
+        kl_ctl.update(kl_mean, cfg.batch_size)
+        dt = time.perf_counter() - t0
+        n_tokens = batch.mask.sum().item()
+        stats.update({
+            "env/score": batch.score.mean().item(), "env/kl": kl_mean, "env/kl_coef": kl_ctl.value,
+            "env/reward": (batch.score - batch.kl * envs.unwrapped.kl_coef).mean().item(),
+            "env/response_len": n_tokens / len(batch.mask),
+            "env/no_eos_frac": float(np.mean(batch.info["truncated_response"])),
+            "value/explained_variance": core.explained_variance(values, returns, batch.mask),
+            "time/samples_per_s": cfg.local_batch_size / dt, "time/tokens_per_s": n_tokens / dt,
+            "time/rollout_frac": t_rollout / dt, "lr": scheduler.get_last_lr()[0],
+        })
+        if "gold_score" in batch.info:  # evaluation only: never enters a loss
+            stats["eval/gold_score"] = float(np.mean(batch.info["gold_score"]))
+        history.append({"iteration": iteration + 1, **stats})
+        if (iteration + 1) % cfg.log_every == 0:
+            logger.log(iteration + 1, stats)
+        if cfg.samples_every and (iteration + 1) % cfg.samples_every == 0:
+            logger.log_samples(iteration + 1, [
+                {"prompt": str(p), "response": str(r), "score": float(s)}
+                for p, r, s in list(zip(batch.info["prompt"], batch.info["response"], batch.info["score"]))[:8]])
+        if bar is not None:
+            post = {"score": f"{stats['env/score']:+.3f}", "kl": f"{kl_mean:.3f}"}
+            if "eval/gold_score" in stats:
+                post["gold"] = f"{stats['eval/gold_score']:+.3f}"
+            bar.set_postfix(post)
+            bar.update(1)
+        last = iteration + 1 == cfg.total_iterations
+        if cfg.rank == 0 and ((cfg.save_every and (iteration + 1) % cfg.save_every == 0) or last):
+            save_checkpoint(ckpt_dir, policy, {
+                "iteration": iteration + 1, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                "kl_ctl": kl_ctl.state_dict(), "rng": rng_state(generator, np_rng), "history": history,
+                "config": vars(cfg)})
+        if callback is not None:
+            callback(iteration + 1, stats, policy)
+    if bar is not None:
+        bar.close()
+    logger.close()
+    return {"policy": policy, "history": history, "envs": envs}

@@ -1,0 +1,206 @@
+"""The PPO policy: a Hugging Face causal LM with a scalar value head.
+
+``PolicyWithValueHead`` implements the environment's policy protocol (``textbandit.policy``):
+``response_logprobs(prompt_ids, prompt_mask, response_ids, response_mask, temperature)``, so
+``gym.make_vec("TextBandit-v0", policy=policy)`` scores its KL penalty with it. The learner's
+update uses ``forward_logprobs_and_values``, which runs the *same* code on the same inputs, so
+the PPO ratio of the first minibatch is exactly 1 (N-details: dropout off, same temperature).
+
+Values: by default a linear head on the LM's last hidden state (shared trunk), initialised to
+zero so the first updates do not disturb the policy through a noisy value gradient. As in the
+InstructGPT paper, a separate value model can be given instead (``value_model=``): any module
+``value_model(input_ids, attention_mask, position_ids) -> (N, T)`` per-token values, such as a
+``textbandit.reward_model.RewardModel`` initialised from the reward model.
+
+Example::
+
+    policy = PolicyWithValueHead.from_pretrained("runs/sft")
+    responses = policy.generate(prompt_ids, prompt_mask, max_new_tokens=32, eos_token_id=1,
+                                pad_token_id=0, temperature=1.0)
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from contextlib import nullcontext
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from agents.sampling import sample
+from textbandit.scoring import gather_logprobs, join
+
+from agents.ppo.core import entropy_from_logits
+
+VALUE_HEAD_FILE = "value_head.safetensors"
+VALUE_MODEL_DIR = "value_model"
+
+
+def set_dropout(model: nn.Module, p: float = 0.0) -> nn.Module:
+    """Set every dropout probability of ``model`` (modules and config fields) to ``p``."""
+    for module in model.modules():
+        if isinstance(module, nn.Dropout):
+            module.p = p
+    config = getattr(model, "config", None)
+    for name in ("resid_pdrop", "embd_pdrop", "attn_pdrop", "dropout", "attention_dropout",
+                 "hidden_dropout", "hidden_dropout_prob", "attention_probs_dropout_prob"):
+        if config is not None and isinstance(getattr(config, name, None), float):
+            setattr(config, name, p)
+    return model
+
+
+class PolicyWithValueHead(nn.Module):
+    """A causal LM (the policy) plus a value function; see the module docstring.
+
+    Args:
+        lm: a Hugging Face causal LM (``AutoModelForCausalLM``), e.g. the SFT model.
+        value_model: ``None`` for a zero-initialised head on the shared trunk, or a separate
+            value network ``(input_ids, attention_mask, position_ids) -> (N, T)``.
+        pad_token_id: the tokenizer's pad id (distinct from EOS; architecture.md).
+        forward_batch_size: rows per forward pass in ``response_logprobs``; the learner sets it
+            to its minibatch size so that rollout scoring and the update see identical shapes.
+        autocast_dtype: e.g. ``torch.bfloat16`` on CUDA; ``None`` runs in the weights' dtype.
+    """
+
+    def __init__(self, lm: nn.Module, value_model: nn.Module | None = None, pad_token_id: int = 0,
+                 forward_batch_size: int | None = None, autocast_dtype: torch.dtype | None = None):
+        super().__init__()
+        self.lm = set_dropout(lm, 0.0)  # N-details: dropout off, else log-probs depend on the mask drawn
+        self.value_model = set_dropout(value_model, 0.0) if value_model is not None else None
+        if value_model is None:
+            hidden = lm.config.hidden_size if hasattr(lm.config, "hidden_size") else lm.config.n_embd
+            self.value_head = nn.Linear(hidden, 1)
+            nn.init.zeros_(self.value_head.weight)
+            nn.init.zeros_(self.value_head.bias)
+        else:
+            self.value_head = None
+        self.pad_token_id = pad_token_id
+        self.forward_batch_size = forward_batch_size
+        self.autocast_dtype = autocast_dtype
+
+    @property
+    def config(self):
+        """The LM's config (the environment reads ``config.vocab_size`` from it)."""
+        return self.lm.config
+
+    @classmethod
+    def from_pretrained(cls, path_or_model, value_model=None, pad_token_id: int | None = None, **kwargs):
+        """Build from a causal LM object or a local directory (with its value head if saved there)."""
+        path = None
+        if isinstance(path_or_model, (str, os.PathLike)):
+            from transformers import AutoModelForCausalLM
+
+            path = Path(path_or_model)
+            lm = AutoModelForCausalLM.from_pretrained(str(path))
+            if value_model is None and (path / VALUE_MODEL_DIR).is_dir():
+                from textbandit.reward_model import RewardModel
+
+                value_model = RewardModel.from_pretrained(str(path / VALUE_MODEL_DIR))
+        else:
+            lm = copy.deepcopy(path_or_model)  # never train the caller's model (it may be the reference)
+        if pad_token_id is None:
+            pad_token_id = lm.config.pad_token_id if lm.config.pad_token_id is not None else 0
+        policy = cls(lm, value_model=value_model, pad_token_id=pad_token_id, **kwargs)
+        if path is not None and policy.value_head is not None and (path / VALUE_HEAD_FILE).exists():
+            from safetensors.torch import load_file
+
+            policy.value_head.load_state_dict(load_file(str(path / VALUE_HEAD_FILE)))
+        return policy
+
+    def save_pretrained(self, directory) -> None:
+        """The LM in Hugging Face format (``AutoModelForCausalLM`` loads it) plus the value function."""
+        directory = Path(directory)
+        self.lm.save_pretrained(str(directory))
+        if self.value_head is not None:
+            from safetensors.torch import save_file
+
+            save_file({k: v.contiguous() for k, v in self.value_head.state_dict().items()},
+                      str(directory / VALUE_HEAD_FILE))
+        else:
+            self.value_model.save_pretrained(str(directory / VALUE_MODEL_DIR))
+
+    def _autocast(self, device: torch.device):
+        if self.autocast_dtype is None:
+            return nullcontext()
+        return torch.autocast(device_type=device.type, dtype=self.autocast_dtype)
+
+    def forward_logprobs_and_values(self, prompt_ids, prompt_mask, response_ids, response_mask,
+                                    temperature: float, with_values: bool = True):
+        """One forward over ``prompt ++ response``: per-token log-probs, values and entropies.
+
+        Returns three (N, L) float32 tensors, 0 where ``response_mask`` is 0. The value for token
+        ``t`` is read at the position whose logits predict it (``P + t - 1``): V of the state
+        before the token is chosen.
+        """
+        P = prompt_ids.shape[1]
+        input_ids, attention_mask, pos = join(prompt_ids, prompt_mask, response_ids, response_mask, self.pad_token_id)
+        with self._autocast(input_ids.device):
+            trunk = self.lm.base_model(input_ids=input_ids, attention_mask=attention_mask, position_ids=pos)
+            hidden = trunk.last_hidden_state[:, P - 1 : -1]  # (N, L, d): the states that predict the response
+            # Unembed only the response positions: prompt logits are never used (saves P*V*d FLOPs).
+            logits = self.lm.get_output_embeddings()(hidden)
+            if with_values:
+                if self.value_head is not None:
+                    values = self.value_head(hidden).squeeze(-1)
+                else:
+                    values = self.value_model(input_ids, attention_mask, pos)[:, P - 1 : -1]
+        mask = response_mask.to(torch.float32)
+        # N-details: logits divided by the sampling temperature, as the sampler and env did.
+        logits = logits.float() / temperature
+        logprobs = gather_logprobs(logits, input_ids[:, P:]) * mask
+        entropy = entropy_from_logits(logits) * mask
+        values = values.float() * mask if with_values else None
+        return logprobs, values, entropy
+
+    @torch.no_grad()
+    def response_logprobs(self, prompt_ids, prompt_mask, response_ids, response_mask, temperature):
+        """The policy protocol (``textbandit.policy``): (N, L) log-probs, 0 where masked."""
+        was_training = self.training
+        self.eval()
+        try:
+            n = prompt_ids.shape[0]
+            step = self.forward_batch_size or n
+            out = []
+            for i in range(0, n, step):
+                s = slice(i, i + step)
+                lp, _, _ = self.forward_logprobs_and_values(
+                    prompt_ids[s], prompt_mask[s], response_ids[s], response_mask[s], temperature, with_values=False)
+                out.append(lp)
+            return torch.cat(out)
+        finally:
+            self.train(was_training)
+
+    @torch.no_grad()
+    def values(self, prompt_ids, prompt_mask, response_ids, response_mask, temperature: float = 1.0):
+        """(N, L) values of each response token's state (no grad, eval mode), chunked like the update."""
+        was_training = self.training
+        self.eval()
+        try:
+            n, step = prompt_ids.shape[0], self.forward_batch_size or prompt_ids.shape[0]
+            out = [self.forward_logprobs_and_values(prompt_ids[i:i + step], prompt_mask[i:i + step],
+                                                    response_ids[i:i + step], response_mask[i:i + step],
+                                                    temperature)[1] for i in range(0, n, step)]
+            return torch.cat(out)
+        finally:
+            self.train(was_training)
+
+    @torch.no_grad()
+    def generate(self, prompt_ids, prompt_mask, max_new_tokens: int, eos_token_id: int, pad_token_id: int | None = None,
+                 temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, generator=None) -> torch.Tensor:
+        """Sample (N, max_new_tokens) responses with a KV cache (``agents.sampling.sample``).
+
+        Sampling filters with top-k/top-p but the log-probs the env and the update use are of the
+        unfiltered tempered distribution (as TRL and lm-human-preferences do); keep the
+        defaults (0, 1.0) for an exactly on-policy ratio.
+        """
+        was_training = self.training
+        self.eval()
+        try:
+            with self._autocast(prompt_ids.device):
+                return sample(self.lm, prompt_ids, prompt_mask, max_new_tokens, eos_token_id,
+                              self.pad_token_id if pad_token_id is None else pad_token_id,
+                              temperature, top_k, top_p, generator)
+        finally:
+            self.train(was_training)

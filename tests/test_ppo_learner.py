@@ -1,0 +1,156 @@
+"""The PPO policy and learner on tiny local models in TextBandit-v0 (no default task needed)."""
+
+import copy
+import sys
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from tiny import PROMPTS, tiny_lm, tiny_tokenizer  # noqa: E402
+
+from agents.examples.toy import KeywordReward  # noqa: E402
+from agents.ppo import PPOConfig, PolicyWithValueHead, train  # noqa: E402
+from agents.ppo.__main__ import _parser  # noqa: E402
+from agents.ppo.learner import rollout  # noqa: E402
+from textbandit.scoring import response_logprobs  # noqa: E402
+
+TOK = tiny_tokenizer()
+TARGET = TOK.convert_tokens_to_ids("fish")
+
+
+def env_kwargs(lm):
+    return dict(task=None, reward_model=KeywordReward(TARGET), reference_model=lm, tokenizer=TOK,
+                prompts=PROMPTS, max_prompt_len=8)
+
+
+def config(tmp_path, **kw):
+    base = dict(batch_size=16, minibatch_size=4, total_iterations=2, max_new_tokens=6, kl_coef=0.05,
+                learning_rate=3e-3, output_dir=str(tmp_path), progress=False, tensorboard=False, samples_every=1,
+                missing_eos_penalty=None, lr_schedule="constant")
+    base.update(kw)
+    return PPOConfig(**base)
+
+
+def test_policy_protocol_and_generate():
+    lm = tiny_lm(len(TOK))
+    policy = PolicyWithValueHead.from_pretrained(lm, pad_token_id=TOK.pad_token_id)
+    ids = torch.tensor([[0, 0, 5, 6], [7, 8, 9, 10]])
+    mask = (ids != 0).long()
+    resp = policy.generate(ids, mask, 5, TOK.eos_token_id, temperature=0.7, generator=torch.Generator().manual_seed(0))
+    assert resp.shape == (2, 5)
+    rmask = torch.ones_like(resp)
+    ours = policy.response_logprobs(ids, mask, resp, rmask, 0.7)
+    ref = response_logprobs(lm, ids, mask, resp, rmask, 0.7, TOK.pad_token_id)
+    torch.testing.assert_close(ours, ref, atol=1e-5, rtol=1e-5)
+    _, values, entropy = policy.forward_logprobs_and_values(ids, mask, resp, rmask, 0.7)
+    assert (values == 0).all() and (entropy > 0).all()  # zero-initialised value head
+    assert policy.config.vocab_size == len(TOK)
+
+
+def test_save_pretrained_round_trip(tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    policy = PolicyWithValueHead.from_pretrained(tiny_lm(len(TOK)))
+    torch.nn.init.normal_(policy.value_head.weight)
+    policy.save_pretrained(tmp_path)
+    lm = AutoModelForCausalLM.from_pretrained(str(tmp_path))
+    assert lm.config.vocab_size == len(TOK)
+    again = PolicyWithValueHead.from_pretrained(tmp_path)
+    for (k, a), b in zip(policy.state_dict().items(), again.state_dict().values()):
+        assert torch.equal(a, b), k
+
+
+def test_first_minibatch_ratio_is_exactly_one_and_params_change(tmp_path):
+    lm = tiny_lm(len(TOK))
+    before = copy.deepcopy(lm.state_dict())
+    result = train(config(tmp_path, total_iterations=2), policy=lm, env_kwargs=env_kwargs(lm))
+    for h in result["history"]:
+        assert h["policy/first_ratio_max_dev"] == 0.0
+    after = result["policy"].lm.state_dict()
+    assert any(not torch.equal(before[k], after[k]) for k in before)
+    assert all(torch.equal(before[k], lm.state_dict()[k]) for k in before)  # the reference is untouched
+    assert (tmp_path / "metrics.jsonl").exists() and (tmp_path / "samples.jsonl").exists()
+
+
+def test_env_logprobs_match_learner_forward(tmp_path):
+    lm = tiny_lm(len(TOK))
+    cfg = config(tmp_path)
+    policy = PolicyWithValueHead.from_pretrained(lm, pad_token_id=TOK.pad_token_id, forward_batch_size=4)
+    envs = gym.make_vec("TextBandit-v0", num_envs=16, policy=policy, max_new_tokens=6, **env_kwargs(lm))
+    batch = rollout(policy, envs, 0, cfg, torch.Generator().manual_seed(0))
+    policy.train()
+    idx = torch.randperm(16)[:4]
+    lp, _, _ = policy.forward_logprobs_and_values(batch.prompt_ids[idx], batch.prompt_mask[idx],
+                                                  batch.responses[idx], batch.mask[idx], cfg.temperature)
+    assert torch.equal(torch.exp(lp - batch.logprobs[idx]) * batch.mask[idx], batch.mask[idx].float())
+
+
+def test_learns_keyword_bandit(tmp_path):
+    lm = tiny_lm(len(TOK))
+    cfg = config(tmp_path, batch_size=32, minibatch_size=8, total_iterations=15, kl_coef=0.0, samples_every=0)
+    history = train(cfg, policy=lm, env_kwargs=env_kwargs(lm))["history"]
+    start, end = history[0]["env/score"], np.mean([h["env/score"] for h in history[-3:]])
+    assert start < 1.0 and end > 3.0, (start, end)
+
+
+def test_resume_equals_unbroken_run(tmp_path):
+    lm = tiny_lm(len(TOK))
+    kw = dict(total_iterations=4, save_every=1, adaptive_kl=True, target_kl=0.5, kl_horizon=100)
+    full = train(config(tmp_path / "a", **kw), policy=lm, env_kwargs=env_kwargs(lm))
+
+    class Stop(Exception):
+        pass
+
+    def stop_at_2(iteration, stats, policy):
+        if iteration == 2:
+            raise Stop
+
+    with pytest.raises(Stop):
+        train(config(tmp_path / "b", **kw), policy=lm, env_kwargs=env_kwargs(lm), callback=stop_at_2)
+    resumed = train(config(tmp_path / "b", resume=True, **kw), policy=lm, env_kwargs=env_kwargs(lm))
+    for (k, a), b in zip(full["policy"].state_dict().items(), resumed["policy"].state_dict().values()):
+        assert torch.equal(a, b), k
+    drop = ("time/samples_per_s", "time/tokens_per_s", "time/rollout_frac")
+    strip = [{k: v for k, v in h.items() if k not in drop} for h in full["history"]]
+    assert strip == [{k: v for k, v in h.items() if k not in drop} for h in resumed["history"]]
+    assert full["envs"].unwrapped.kl_coef == resumed["envs"].unwrapped.kl_coef != 0.05  # adaptive KL moved
+
+
+def test_policy_vocabulary_mismatch_is_refused(tmp_path):
+    lm = tiny_lm(len(TOK))
+    with pytest.raises(ValueError, match="vocabulary"):
+        train(config(tmp_path), policy=tiny_lm(len(TOK) + 7), env_kwargs=env_kwargs(lm))
+    with pytest.raises(ValueError, match="vocabulary"):
+        train(config(tmp_path), policy=tiny_lm(len(TOK) - 2), env_kwargs=env_kwargs(lm))
+
+
+def test_ptx_loss_is_mixed_in(tmp_path):
+    lm = tiny_lm(len(TOK))
+    cfg = config(tmp_path, ptx_coef=0.5, ptx_data="unused.txt", total_iterations=1)
+    history = train(cfg, policy=lm, env_kwargs=env_kwargs(lm), ptx_texts=["the cat sees a dog ."] * 4)["history"]
+    assert history[0]["loss/ptx"] > 0
+
+
+def test_separate_value_model(tmp_path):
+    class ValueNet(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.emb = torch.nn.Embedding(len(TOK), 1)
+
+        def forward(self, input_ids, attention_mask, position_ids=None):
+            return self.emb(input_ids).squeeze(-1)
+
+    policy = PolicyWithValueHead(tiny_lm(len(TOK)), value_model=ValueNet(), pad_token_id=TOK.pad_token_id)
+    ids, resp = torch.tensor([[5, 6]]), torch.tensor([[7, 8, 1]])
+    _, values, _ = policy.forward_logprobs_and_values(ids, torch.ones_like(ids), resp, torch.ones_like(resp), 1.0)
+    assert values.shape == (1, 3) and values.requires_grad
+
+
+def test_cli_flags_parse():
+    args = vars(_parser().parse_args(["--batch-size", "32", "--kl-coef", "0.1", "--no-tensorboard"]))
+    cfg = PPOConfig(**{k: v for k, v in args.items() if v is not None})
+    assert (cfg.batch_size, cfg.kl_coef, cfg.tensorboard) == (32, 0.1, False)
