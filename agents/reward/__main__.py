@@ -1,0 +1,24 @@
+"""``python -m agents.reward --model SFT --train comparisons.jsonl --val val.jsonl --normalize-with demos.jsonl --out DIR``.
+
+Trains a reward model; every option is a field of :class:`agents.reward.RewardConfig`
+(``--help`` lists them with their docs). Prints the output directory and the summary.
+"""
+
+import json
+from pathlib import Path
+
+from agents.common.cli import parse_config
+from agents.reward.config import RewardConfig
+from agents.reward.trainer import train_reward_model
+
+
+def main(argv=None) -> str:
+    config = parse_config(RewardConfig, argv, description="Train a reward model on ranked comparisons.")
+    path = train_reward_model(config)
+    print(path)
+    print(json.dumps(json.loads((Path(path) / "summary.json").read_text()).get("val", {})))
+    return path
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,81 @@
+"""Comparison collection: K completions per prompt from the SFT model, ranked by labelers.
+
+As in InstructGPT, K is between 4 and 9 per prompt, all K completions of a prompt are shown to
+one labeler at once, and the labeler ranks them. The ranking function is task-agnostic:
+
+    rank_fn(prompt: str, responses: list[str], ended_with_eos: list[bool]) -> list[int]
+
+returns ``ranking[i]``, the rank of ``responses[i]`` (0 = best, equal ranks = ties). Records are
+written as K-wise comparison JSONL (docs/architecture.md), with ``ended_with_eos`` so that a
+truncated sample is scored without an EOS, and with the prompt record's extra fields (such as
+``customer``) kept.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Callable, Sequence
+
+import torch
+from tqdm.auto import tqdm
+
+from agents.common.text import check_tokenizer, encode_prompt, left_pad
+from agents.sampling import sample
+from textbandit.data import load_prompt_records, write_jsonl
+
+RankFn = Callable[[str, list, list], Sequence[int]]
+
+
+def _records(prompts) -> list[dict]:
+    if isinstance(prompts, str) or hasattr(prompts, "__fspath__"):
+        return load_prompt_records(prompts)
+    return [p if isinstance(p, dict) else {"prompt": p} for p in prompts]
+
+
+def _decode(tokenizer, row: list[int]) -> tuple[str, bool]:
+    """A sampled row's text (up to its first EOS, excluded) and whether it ended with EOS."""
+    eos = tokenizer.eos_token_id
+    ended = eos in row
+    ids = row[: row.index(eos)] if ended else row
+    return tokenizer.decode(ids, skip_special_tokens=True), ended
+
+
+@torch.no_grad()
+def collect_comparisons(model, tokenizer, prompts, k: int | tuple[int, int], rank_fn: RankFn, out_path=None, *,
+                        max_new_tokens: int = 32, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
+                        max_prompt_len: int = 64, batch_size: int = 64, seed: int = 0, device="cpu",
+                        progress: bool = True) -> list[dict]:
+    """Sample K completions per prompt, rank them with ``rank_fn`` and return (and write) the records.
+
+    ``prompts``: strings, prompt records (dicts with ``prompt``) or a prompts JSONL path. ``k``: a fixed
+    K, or ``(k_min, k_max)`` to draw K uniformly per prompt (the paper: 4 to 9). ``batch_size``
+    counts completions sampled per forward pass.
+    """
+    check_tokenizer(tokenizer)
+    k_min, k_max = (k, k) if isinstance(k, int) else tuple(k)
+    if not 2 <= k_min <= k_max:
+        raise ValueError(f"k={k}; use K >= 2, or (k_min, k_max) with 2 <= k_min <= k_max (the paper: (4, 9))")
+    records = _records(prompts)
+    rng = random.Random(seed)
+    ks = [rng.randint(k_min, k_max) for _ in records]
+    rows = [(i, encode_prompt(tokenizer, r["prompt"], max_prompt_len)) for i, r in enumerate(records) for _ in range(ks[i])]
+    gen = torch.Generator(device=device).manual_seed(seed)
+    model.to(device).eval()
+    samples: list[list] = [[] for _ in records]
+    for start in tqdm(range(0, len(rows), batch_size), desc="sampling", disable=not progress):
+        chunk = rows[start: start + batch_size]
+        ids, mask = left_pad([p for _, p in chunk], tokenizer.pad_token_id, device)
+        out = sample(model, ids, mask, max_new_tokens, tokenizer.eos_token_id, tokenizer.pad_token_id,
+                     temperature=temperature, top_k=top_k, top_p=top_p, generator=gen)
+        for (i, _), row in zip(chunk, out.tolist()):
+            samples[i].append(_decode(tokenizer, row))
+    result = []
+    for r, s in zip(records, samples):
+        responses, ended = [t for t, _ in s], [e for _, e in s]
+        ranking = [int(x) for x in rank_fn(r["prompt"], responses, ended)]
+        if len(ranking) != len(responses):
+            raise ValueError(f"rank_fn returned {len(ranking)} ranks for {len(responses)} responses")
+        result.append({**r, "responses": responses, "ranking": ranking, "ended_with_eos": ended})
+    if out_path is not None:
+        write_jsonl(out_path, result)
+    return result

@@ -1,0 +1,194 @@
+"""agents.reward and textbandit.reward_model: the ranking loss, padding, training, collection, errors."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from agents.common.text import collate
+from agents.reward import (RewardConfig, collect_comparisons, kwise_ranking_loss, pairwise_loss, ranked_pairs,
+                           train_reward_model)
+from agents.reward.__main__ import main as reward_main
+from textbandit.data import DataFormatError, load_comparisons
+from textbandit.reward_model import RewardModel
+from tests.tiny import PROMPTS, tiny_lm, tiny_tokenizer
+
+
+def test_ranking_loss_equals_a_loop_over_pairs():
+    g = torch.Generator().manual_seed(0)
+    ks = [4, 9, 5, 2]
+    rankings = [[0, 1, 1, 3], list(range(9))[::-1], [2, 0, 2, 1, 4], [1, 0]]  # ties in the first and third
+    kmax = max(ks)
+    scores = torch.randn(len(ks), kmax, generator=g)
+    ranks = torch.zeros(len(ks), kmax, dtype=torch.long)
+    valid = torch.zeros(len(ks), kmax, dtype=torch.bool)
+    for b, r in enumerate(rankings):
+        ranks[b, : len(r)] = torch.tensor(r)
+        valid[b, : len(r)] = True
+    losses, n_pairs, n_correct = kwise_ranking_loss(scores, ranks, valid)
+    for b, r in enumerate(rankings):
+        total, count, correct = 0.0, 0, 0
+        for i, j in itertools.combinations(range(len(r)), 2):
+            if r[i] == r[j]:
+                continue  # ties are skipped as pairs
+            w, l = (i, j) if r[i] < r[j] else (j, i)
+            total += -math.log(1 / (1 + math.exp(-(scores[b, w] - scores[b, l]).item())))
+            count += 1
+            correct += int(scores[b, w] > scores[b, l])
+        assert n_pairs[b] == count == len(ranked_pairs(r))
+        assert n_correct[b] == correct
+        assert losses[b].item() == pytest.approx(total / count, rel=1e-5)
+    assert n_pairs[1] == math.comb(9, 2)  # no ties: all C(K,2) pairs
+
+
+def test_k2_equals_pairwise_loss():
+    chosen, rejected = torch.randn(6), torch.randn(6)
+    losses, _, _ = kwise_ranking_loss(torch.stack([chosen, rejected], 1), torch.tensor([[0, 1]] * 6))
+    assert losses.mean().item() == pytest.approx(pairwise_loss(chosen, rejected).item(), rel=1e-6)
+    # order within the comparison does not matter
+    swapped, _, _ = kwise_ranking_loss(torch.stack([rejected, chosen], 1), torch.tensor([[1, 0]] * 6))
+    assert torch.allclose(losses, swapped)
+
+
+def test_padded_completion_scores_exactly_as_unpadded():
+    tok = tiny_tokenizer()
+    rm = RewardModel.from_causal_lm(tiny_lm(len(tok))).eval()
+    enc = lambda s: tok(s, add_special_tokens=False)["input_ids"]
+    short_p, short_r = enc("say one"), enc("one") + [tok.eos_token_id]
+    long_p, long_r = enc("the big dog eats a red fish ."), enc("the dog likes the fish , two fish") + [tok.eos_token_id]
+    with torch.no_grad():
+        alone = collate([short_p], [short_r], tok.pad_token_id)
+        both = collate([short_p, long_p], [short_r, long_r], tok.pad_token_id)
+        assert both.attention_mask[0].sum() < both.attention_mask.shape[1]  # padded on both sides
+        a = rm.score(alone.input_ids, alone.attention_mask)
+        b = rm.score(both.input_ids, both.attention_mask)
+    assert torch.equal(b[0], a[0]), (b[0] - a[0]).item()
+
+
+def test_head_init_save_load_and_normalize(tmp_path):
+    tok = tiny_tokenizer()
+    torch.manual_seed(0)
+    rm = RewardModel.from_causal_lm(tiny_lm(len(tok), n_embd=64))
+    assert rm.head.bias.item() == 0.0
+    assert rm.head.weight.std().item() == pytest.approx(1 / math.sqrt(65), rel=0.3)
+    rm.normalize_(0.25)
+    assert rm.head.bias.item() == -0.25
+    rm.save_pretrained(tmp_path / "rm", tokenizer=tok)
+    loaded = RewardModel.from_pretrained(tmp_path / "rm")
+    ids, mask = torch.tensor([[0, 5, 6, 1]]), torch.tensor([[0, 1, 1, 1]])
+    assert torch.equal(loaded.score(ids, mask), rm.eval().score(ids, mask))
+    from transformers import AutoModel
+
+    assert type(AutoModel.from_pretrained(tmp_path / "rm")).__name__ == "GPT2Model"
+
+
+# --- training on a toy preference: responses that mention "cat" win --------------------------
+
+def _comparisons(n, k, seed=0):
+    import random
+
+    rng = random.Random(seed)
+    words = "the a dog bird sees likes eats red blue big small fish tree".split()
+    recs = []
+    for i in range(n):
+        responses, ranking = [], []
+        for j in range(k):
+            body = [rng.choice(words) for _ in range(rng.randint(2, 5))]
+            has_cat = j < k // 2
+            if has_cat:
+                body.insert(rng.randint(0, len(body)), "cat")
+            responses.append(" ".join(body))
+            ranking.append(0 if has_cat else 1)  # ties within each group
+        recs.append({"prompt": PROMPTS[i % len(PROMPTS)], "responses": responses, "ranking": ranking})
+    return recs
+
+
+def _write(path, recs):
+    path.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    return str(path)
+
+
+def _config(tmp_path, out, **kw):
+    base = dict(train=_write(tmp_path / "train.jsonl", _comparisons(48, 4)),
+                val=_write(tmp_path / "val.jsonl", _comparisons(16, 4, seed=1)), out=str(tmp_path / out),
+                batch_size=8, lr=3e-3, epochs=3, device="cpu", progress=False, tensorboard=False)
+    return RewardConfig(**{**base, **kw})
+
+
+def test_training_learns_a_toy_preference_and_normalizes(tmp_path):
+    tok = tiny_tokenizer()
+    demos = tmp_path / "demos.jsonl"
+    demos.write_text("".join(json.dumps({"prompt": p, "response": "the cat"}) + "\n" for p in PROMPTS))
+    path = train_reward_model(_config(tmp_path, "rm", normalize_with=str(demos)), tiny_lm(len(tok)), tok)
+    summary = json.loads((tmp_path / "rm" / "summary.json").read_text())
+    assert summary["val"]["accuracy"] > 0.9, summary
+    assert summary["forwards_per_comparison"] == 4.0  # K forwards per comparison
+    rm = RewardModel.from_pretrained(path)
+    from agents.reward.data import mean_score
+
+    enc = lambda s: tok(s, add_special_tokens=False)["input_ids"]
+    m = mean_score(rm, [enc(p) for p in PROMPTS], [enc("the cat") + [tok.eos_token_id] for _ in PROMPTS],
+                   tok.pad_token_id, "cpu")
+    assert abs(m) < 1e-5
+
+
+def test_pairs_batching_forwards_two_per_pair(tmp_path):
+    tok = tiny_tokenizer()
+    train_reward_model(_config(tmp_path, "pairs", batching="pairs", epochs=1), tiny_lm(len(tok)), tok)
+    summary = json.loads((tmp_path / "pairs" / "summary.json").read_text())
+    assert summary["forwards_per_comparison"] == 2 * 4  # 4 non-tied pairs per comparison (2 winners x 2 losers)
+
+
+def test_stop_and_resume_ends_where_an_unbroken_run_ends(tmp_path):
+    tok = tiny_tokenizer()
+    full = train_reward_model(_config(tmp_path, "full", epochs=2), tiny_lm(len(tok)), tok)
+    train_reward_model(_config(tmp_path, "broken", epochs=2, stop_after=8), tiny_lm(len(tok)), tok)
+    resumed = train_reward_model(_config(tmp_path, "broken", epochs=2,
+                                         resume_from=str(tmp_path / "broken" / "checkpoint")), tiny_lm(len(tok)), tok)
+    a, b = RewardModel.from_pretrained(full).state_dict(), RewardModel.from_pretrained(resumed).state_dict()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+def test_malformed_comparison_file_names_the_line(tmp_path):
+    tok = tiny_tokenizer()
+    recs = _comparisons(3, 4)
+    recs[1]["ranking"] = [0, 1]  # wrong length on line 2
+    cfg = _config(tmp_path, "bad", train=_write(tmp_path / "bad.jsonl", recs))
+    with pytest.raises(DataFormatError, match=r"bad\.jsonl:2:.*ranking"):
+        train_reward_model(cfg, tiny_lm(len(tok)), tok)
+
+
+def test_collect_writes_kwise_comparisons(tmp_path):
+    tok = tiny_tokenizer()
+    seen = []
+
+    def rank_by_length(prompt, responses, ended):
+        seen.append(len(responses))
+        return [sorted(len(r) for r in responses).index(len(r)) for r in responses]  # shortest best, ties share
+
+    recs = collect_comparisons(tiny_lm(len(tok)), tok, [{"prompt": p, "customer": 3} for p in PROMPTS], (4, 9),
+                               rank_by_length, tmp_path / "c.jsonl", max_new_tokens=6, batch_size=16, progress=False)
+    loaded = load_comparisons(tmp_path / "c.jsonl")
+    assert len(loaded) == len(PROMPTS) and all(4 <= k <= 9 for k in seen)
+    for r in loaded:
+        assert r["customer"] == 3 and len(r["responses"]) == len(r["ranking"]) == len(r["ended_with_eos"])
+    with pytest.raises(ValueError, match="k_min"):
+        collect_comparisons(tiny_lm(len(tok)), tok, PROMPTS, (5, 3), rank_by_length)
+
+
+def test_cli(tmp_path):
+    tok = tiny_tokenizer()
+    (tmp_path / "sft").mkdir()
+    tiny_lm(len(tok)).save_pretrained(tmp_path / "sft")
+    tok.save_pretrained(tmp_path / "sft")
+    out = reward_main(["--model", str(tmp_path / "sft"), "--train", _write(tmp_path / "t.jsonl", _comparisons(8, 3)),
+                       "--out", str(tmp_path / "cli"), "--device", "cpu", "--progress", "false"])
+    assert (tmp_path / "cli" / "reward_head.safetensors").is_file() and out == str(tmp_path / "cli")
+    with pytest.raises(SystemExit):
+        reward_main(["--train", "x.jsonl", "--out", "o", "--batching", "random"])
