@@ -103,3 +103,16 @@ def test_config_errors_name_the_fix():
         SFTConfig(out="x")
     with pytest.raises(ValueError, match="dropout"):
         SFTConfig(train="a", out="b", dropout=1.5)
+
+
+def test_epoch_choice_by_reward_model(tmp_path):
+    from textbandit.reward_model import RewardModel
+
+    tok = tiny_tokenizer()
+    RewardModel.from_causal_lm(tiny_lm(len(tok))).save_pretrained(tmp_path / "rm")
+    out = train_sft(_config(tmp_path, "sel", select_by_rm=str(tmp_path / "rm"), select_prompts=3,
+                            select_max_new_tokens=4), tiny_lm(len(tok)), tok)
+    rows = [json.loads(l) for l in (tmp_path / "sel" / "metrics.jsonl").read_text().splitlines()]
+    scores = [r["val/rm_score"] for r in rows if "val/rm_score" in r]
+    assert len(scores) == 2 and (tmp_path / "sel" / "model.safetensors").is_file()
+    assert not (tmp_path / "sel" / "best").exists() and out == str(tmp_path / "sel")
