@@ -1,0 +1,141 @@
+"""Pretrain a GPT-2-style base model on the default task's corpus.
+
+    python -m agents.pretrain --size small --out runs/base-small [--task DIR] [--steps N]
+
+The model is a plain ``GPT2LMHeadModel`` built from a local ``GPT2Config`` (nothing is
+downloaded), trained with AdamW and a cosine learning-rate schedule on the corpus texts
+joined by EOS and cut into blocks of ``n_positions`` tokens, like GPT-2's pretraining. It
+sees only corpus text, never an instruction, so it knows the language and not the task (as
+GPT-3 before InstructGPT). Saved with ``save_pretrained`` next to the task's tokenizer, so
+``AutoModelForCausalLM.from_pretrained(out)`` and ``AutoTokenizer.from_pretrained(out)`` work.
+
+Sizes (vocab 727, 64 positions): ``small`` about 0.9M parameters, ``large`` about 11M.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+SIZES = {"small": dict(n_embd=128, n_layer=4, n_head=4),
+         "large": dict(n_embd=384, n_layer=6, n_head=6)}
+
+
+@dataclass
+class PretrainArgs:
+    size: str = "small"
+    """model size: small (about 1M parameters) or large (about 11M)"""
+    out: str = "runs/base-small"
+    """output directory (model + tokenizer)"""
+    task: str | None = None
+    """task directory (default: the shipped textbandit/assets/default)"""
+    steps: int = 0
+    """optimizer steps; 0 picks the size's default (small 1200, large 600)"""
+    batch_size: int = 32
+    """blocks per step"""
+    lr: float = 0.0
+    """peak learning rate; 0 picks the size's default (small 3e-3, large 1e-3)"""
+    warmup: int = 50
+    """linear warm-up steps before the cosine decay"""
+    n_positions: int = 64
+    """context length (prompts of <= 28 tokens + responses of <= 32)"""
+    seed: int = 0
+    """seed of initialisation and batch order"""
+    threads: int = 0
+    """torch threads (0: torch's default)"""
+
+    def __post_init__(self):
+        if self.size not in SIZES:
+            raise ValueError(f"size={self.size!r}: use one of {sorted(SIZES)}")
+        if self.steps < 0 or self.batch_size < 1:
+            raise ValueError("steps must be >= 0 (0: default) and batch_size >= 1")
+        self.steps = self.steps or {"small": 1200, "large": 600}[self.size]
+        self.lr = self.lr or {"small": 3e-3, "large": 1e-3}[self.size]
+
+
+def blocks(texts: list[str], tokenizer, n: int) -> torch.Tensor:
+    """All texts, each followed by EOS, concatenated and cut into (B, n) blocks."""
+    ids = tokenizer(texts, add_special_tokens=False).input_ids
+    flat = [t for seq in ids for t in seq + [tokenizer.eos_token_id]]
+    m = len(flat) // n
+    return torch.tensor(flat[: m * n]).view(m, n)
+
+
+@torch.no_grad()
+def perplexity(model, data: torch.Tensor, batch_size: int = 64) -> float:
+    """Token-level perplexity of ``model`` on (B, n) blocks."""
+    model.eval()
+    total, count = 0.0, 0
+    for i in range(0, len(data), batch_size):
+        x = data[i: i + batch_size]
+        out = model(input_ids=x, labels=x)
+        k = x.numel() - x.shape[0]  # predicted tokens: all but the first of each block
+        total += out.loss.item() * k
+        count += k
+    return math.exp(total / count)
+
+
+def pretrain(args: PretrainArgs) -> dict:
+    from tqdm import tqdm
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from textbandit.task import load_default_task
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    task = load_default_task(args.task)
+    tok = task.tokenizer()
+    corpus = task.corpus()
+    train, val = (blocks(corpus[s], tok, args.n_positions) for s in ("train", "validation"))
+    cfg = GPT2Config(vocab_size=len(tok), n_positions=args.n_positions,
+                     bos_token_id=tok.eos_token_id, eos_token_id=tok.eos_token_id,
+                     pad_token_id=tok.pad_token_id, **SIZES[args.size])
+    model = GPT2LMHeadModel(cfg)
+    n_params = sum(p.numel() for p in model.parameters())
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.1,
+                            betas=(0.9, 0.95))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / args.warmup)
+                                              * 0.5 * (1 + math.cos(math.pi * s / args.steps)))
+    g = torch.Generator().manual_seed(args.seed)
+    t0 = time.time()
+    model.train()
+    bar = tqdm(range(args.steps), desc=f"pretrain {args.size} ({n_params / 1e6:.2f}M)")
+    for step in bar:
+        x = train[torch.randint(len(train), (args.batch_size,), generator=g)]
+        loss = model(input_ids=x, labels=x).loss
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        if step % 20 == 0:
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+    seconds = time.time() - t0
+    ppl = perplexity(model, val[:256])
+    out = Path(args.out)
+    model.save_pretrained(str(out))
+    tok.save_pretrained(str(out))
+    summary = {"size": args.size, "parameters": n_params, "validation_perplexity": ppl,
+               "train_seconds": seconds, "args": asdict(args)}
+    (out / "pretrain_summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+    return summary
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    for name, f in PretrainArgs.__dataclass_fields__.items():
+        ap.add_argument(f"--{name.replace('_', '-')}", type=type(f.default)
+                        if f.default is not None else str, default=f.default)
+    summary = pretrain(PretrainArgs(**vars(ap.parse_args(argv))))
+    print(json.dumps({k: v for k, v in summary.items() if k != "args"}))
+
+
+if __name__ == "__main__":
+    main()

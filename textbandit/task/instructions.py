@@ -1,0 +1,143 @@
+"""Instruction kinds: parameters, prompt text, parsing back, and the explicit-intent checks.
+
+A prompt is one line, ``instruction : <body> response :``; the response follows it. Each kind
+has parameters and a list of checkable constraints (its explicit intent):
+
+| kind | body | constraints |
+| --- | --- | --- |
+| topic | ``write about animals .`` | on topic |
+| include_word | ``write about food . include the word cake .`` | on topic, has word |
+| avoid_word | ``write about food . do not use the word cake .`` | on topic, lacks word |
+| n_sentences | ``write 3 sentences about places .`` | on topic, exactly n sentences |
+| max_words | ``write about people in at most 8 words .`` | on topic, at most n words |
+| start_with | ``write about animals . start with the word anna .`` | on topic, first word |
+| end_with | ``write about animals . end with the word park .`` | on topic, last word |
+| list_category | ``list 3 colors .`` | one list of that category, k items |
+| answer_fact | ``the cat is red . the dog is blue . what color is the dog ?`` | answer, no other |
+
+"On topic" means at least one topic word and at least half the sentences hold one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from textbandit.task import language as L
+
+KINDS = ("topic", "include_word", "avoid_word", "n_sentences", "max_words", "start_with",
+         "end_with", "list_category", "answer_fact")
+
+TOPIC_WORDS: dict[str, frozenset[str]] = {
+    "animals": frozenset(L.ANIMALS), "people": frozenset(L.PEOPLE + L.NAMES),
+    "food": frozenset(L.FOODS), "objects": frozenset(L.OBJECTS), "places": frozenset(L.PLACES),
+}
+START_WORDS = tuple(L.NAMES + L.TIMES)
+END_WORDS = tuple(L.PLACES + L.ADVERBS)
+N_SENTENCES = (1, 2, 3)
+MAX_WORDS = tuple(range(5, 11))
+LIST_SIZES = (2, 3, 4, 5)
+PREFIX, SUFFIX = "instruction :", "response :"
+
+
+@dataclass(frozen=True)
+class Instruction:
+    """One instruction: its kind and parameters (strings and ints only)."""
+
+    kind: str
+    params: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise ValueError(f"unknown instruction kind {self.kind!r}; use one of {KINDS}")
+
+
+def render(ins: Instruction) -> str:
+    """The prompt text of an instruction."""
+    p = ins.params
+    body = {
+        "topic": lambda: f"write about {p.get('topic')} .",
+        "include_word": lambda: f"write about {p.get('topic')} . include the word {p.get('word')} .",
+        "avoid_word": lambda: f"write about {p.get('topic')} . do not use the word {p.get('word')} .",
+        "n_sentences": lambda: f"write {p.get('n')} sentences about {p.get('topic')} ."
+        if p.get("n") != 1 else f"write 1 sentence about {p.get('topic')} .",
+        "max_words": lambda: f"write about {p.get('topic')} in at most {p.get('n')} words .",
+        "start_with": lambda: f"write about {p.get('topic')} . start with the word {p.get('word')} .",
+        "end_with": lambda: f"write about {p.get('topic')} . end with the word {p.get('word')} .",
+        "list_category": lambda: f"list {p.get('k')} {p.get('category')} .",
+        "answer_fact": lambda: _render_fact(p),
+    }[ins.kind]()
+    return f"{PREFIX} {body} {SUFFIX}"
+
+
+def _render_fact(p: dict) -> str:
+    facts = []
+    for noun, value in p["facts"]:
+        facts.append(f"the {noun} is {value} ." if p["attr"] == "color"
+                     else f"the {noun} is in the {value} .")
+    q = (f"what color is the {p['noun']} ?" if p["attr"] == "color"
+         else f"where is the {p['noun']} ?")
+    return " ".join(facts + [q])
+
+
+def parse(prompt: str) -> Instruction:
+    """Invert :func:`render`: the instruction a prompt text asks for."""
+    words = prompt.split()
+    if words[:2] != PREFIX.split() or words[-2:] != SUFFIX.split():
+        raise ValueError(f"not a default-task prompt (want '{PREFIX} ... {SUFFIX}'): {prompt!r}")
+    body = words[2:-2]
+    b = " ".join(body)
+    if body[-1] == "?":
+        attr = "color" if "color" in body else "place"
+        facts, i = [], 0
+        while body[i] == "the" and body[i + 2] == "is":
+            j = body.index(".", i)
+            facts.append((body[i + 1], body[j - 1]))
+            i = j + 1
+        return Instruction("answer_fact", {"attr": attr, "facts": facts, "noun": body[-2]})
+    if body[0] == "list":
+        return Instruction("list_category", {"k": int(body[1]), "category": body[2]})
+    if body[0] == "write" and body[1].isdigit():
+        return Instruction("n_sentences", {"n": int(body[1]), "topic": body[4]})
+    topic = body[2]
+    if "at most" in b:
+        return Instruction("max_words", {"topic": topic, "n": int(body[6])})
+    kinds = {"include": "include_word", "do": "avoid_word", "start": "start_with",
+             "end": "end_with"}
+    if len(body) > 4 and body[4] in kinds:
+        return Instruction(kinds[body[4]], {"topic": topic, "word": body[-2]})
+    return Instruction("topic", {"topic": topic})
+
+
+def on_topic(sentences: list[list[str]], topic: str) -> bool:
+    words = TOPIC_WORDS[topic]
+    hits = [any(w in words for w in s) for s in sentences]
+    return any(hits) and sum(hits) >= len(hits) / 2
+
+
+def constraints(ins: Instruction, sentences: list[list[str]]) -> list[bool]:
+    """Explicit intent: which of the instruction's constraints the response meets.
+    ``sentences`` are the response's complete sentences (without their ``.``)."""
+    p, k = ins.params, ins.kind
+    words = [w for s in sentences for w in s if w != ","]
+    if k == "list_category":
+        ok = len(sentences) == 1 and L._is_list(sentences[0]) and all(
+            w in L.CATEGORIES[p["category"]] for w in sentences[0] if w not in (",", "and"))
+        return [ok, ok and len(words) - 1 == p["k"]]
+    if k == "answer_fact":
+        truth = dict(p["facts"])[p["noun"]]
+        others = {v for _, v in p["facts"]} - {truth}
+        return [truth in words, not others & set(words), len(sentences) == 1]
+    out = [on_topic(sentences, p["topic"])]
+    if k == "include_word":
+        out.append(p["word"] in words)
+    elif k == "avoid_word":
+        out.append(p["word"] not in words)
+    elif k == "n_sentences":
+        out.append(len(sentences) == p["n"])
+    elif k == "max_words":
+        out.append(0 < len(words) <= p["n"])
+    elif k == "start_with":
+        out.append(bool(words) and words[0] == p["word"])
+    elif k == "end_with":
+        out.append(bool(words) and words[-1] == p["word"])
+    return out
