@@ -192,3 +192,23 @@ def test_cli(tmp_path):
     assert (tmp_path / "cli" / "reward_head.safetensors").is_file() and out == str(tmp_path / "cli")
     with pytest.raises(SystemExit):
         reward_main(["--train", "x.jsonl", "--out", "o", "--batching", "random"])
+
+
+def test_collect_cli_with_the_default_tasks_labelers(tmp_path):
+    task_mod = pytest.importorskip("textbandit.task")
+    if not (task_mod.DEFAULT_DIR / "labelers.json").is_file():
+        pytest.skip("the shipped default task is not built")
+    from agents.reward.collect import main as collect_main
+
+    task = task_mod.load_default_task()
+    tok = task.tokenizer()
+    model_dir = tmp_path / "sft"
+    tiny_lm(len(tok)).save_pretrained(model_dir)
+    tok.save_pretrained(model_dir)
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text("".join(json.dumps(r) + "\n" for r in task.prompts("validation")[:3]))
+    collect_main(["--model", str(model_dir), "--prompts", str(prompts), "--out", str(tmp_path / "c.jsonl"),
+                  "--task", str(task.path), "--k-min", "2", "--k-max", "3", "--max-new-tokens", "4"])
+    recs = load_comparisons(tmp_path / "c.jsonl")
+    assert len(recs) == 3 and all(2 <= len(r["responses"]) <= 3 and "customer" in r for r in recs)
+    assert all(sorted(r["ranking"]) == list(range(len(r["ranking"]))) for r in recs)  # labelers never tie

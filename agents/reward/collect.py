@@ -79,3 +79,42 @@ def collect_comparisons(model, tokenizer, prompts, k: int | tuple[int, int], ran
     if out_path is not None:
         write_jsonl(out_path, result)
     return result
+
+
+def main(argv=None) -> str:
+    """``python -m agents.reward.collect --model SFT --prompts P.jsonl --out C.jsonl [--task DIR]``: the default
+    task's simulated labelers rank K in ``--k-min..--k-max`` samples per prompt (one random labeler per prompt)."""
+    import argparse
+
+    import numpy as np
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from textbandit.task import load_default_task
+
+    ap = argparse.ArgumentParser(description="Sample K completions per prompt and have the default task's "
+                                             "simulated labelers rank them (K-wise comparisons JSONL).")
+    ap.add_argument("--model", required=True, help="SFT model directory (HF format, with its tokenizer)")
+    ap.add_argument("--prompts", required=True, help="prompts JSONL (e.g. the task's prompts_train.jsonl)")
+    ap.add_argument("--out", required=True, help="comparisons JSONL to write")
+    ap.add_argument("--task", default=None, help="task directory (default: the shipped task)")
+    ap.add_argument("--k-min", type=int, default=4)
+    ap.add_argument("--k-max", type=int, default=9)
+    ap.add_argument("--limit", type=int, default=0, help="use only the first N prompts (0: all)")
+    ap.add_argument("--max-new-tokens", type=int, default=32)
+    ap.add_argument("--max-prompt-len", type=int, default=32)
+    ap.add_argument("--temperature", type=float, default=1.0)
+    ap.add_argument("--batch-size", type=int, default=128, help="completions sampled per forward pass")
+    ap.add_argument("--seed", type=int, default=0)
+    a = ap.parse_args(argv)
+    task, rng = load_default_task(a.task), np.random.default_rng(a.seed)
+    prompts = load_prompt_records(a.prompts)[: a.limit or None]
+    collect_comparisons(AutoModelForCausalLM.from_pretrained(a.model), AutoTokenizer.from_pretrained(a.model), prompts,
+                        (a.k_min, a.k_max), lambda p, r, e: task.rank(p, r, rng, ended_with_eos=e), a.out,
+                        max_new_tokens=a.max_new_tokens, temperature=a.temperature, max_prompt_len=a.max_prompt_len,
+                        batch_size=a.batch_size, seed=a.seed)
+    print(a.out)
+    return a.out
+
+
+if __name__ == "__main__":
+    main()
