@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 
 from agents.common import (MetricLogger, cosine_with_warmup, load_checkpoint, rng_state, save_checkpoint_atomic,
                            seed_everything, set_lr, set_rng_state, with_dropout)
-from agents.common.checkpoint import autocast, resolve_device
+from agents.common.device import autocast, resolve_device
 from agents.common.text import check_tokenizer, encode_prompt, encode_response
 from agents.reward.config import RewardConfig
 from agents.reward.data import encode_comparisons, evaluate, expand_to_pairs, mean_score, score_comparisons, score_pairs

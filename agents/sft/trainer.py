@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from agents.common import (MetricLogger, cosine_with_warmup, load_checkpoint, rng_state, save_checkpoint_atomic,
                            seed_everything, set_lr, set_rng_state, with_dropout)
-from agents.common.checkpoint import autocast, resolve_device
+from agents.common.device import autocast, resolve_device
 from agents.common.text import check_tokenizer, collate, encode_prompt, encode_response, left_pad
 from agents.sampling import sample
 from agents.sft.config import SFTConfig
