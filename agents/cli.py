@@ -1,0 +1,169 @@
+"""The ``textbandit`` command: one subcommand per InstructGPT stage, and ``pipeline``.
+
+    textbandit pipeline --preset quick --out runs/quick     # everything, then report.md
+    textbandit task --out runs/task                         # build the default task's files
+    textbandit pretrain --size small --task runs/task --out runs/base
+    textbandit sft --model runs/base --train runs/task/demonstrations_train.jsonl --out runs/sft
+    textbandit collect --model runs/sft --task runs/task --out runs/comparisons.jsonl
+    textbandit rm --model runs/sft --train runs/comparisons.jsonl --out runs/rm
+    textbandit ppo --sft-model runs/sft --reward-model runs/rm --output-dir runs/ppo
+    textbandit eval --task runs/task --reward-model runs/rm --reference runs/sft --models sft=runs/sft ppo=runs/ppo/final
+
+``textbandit <stage> --help`` explains every option. Every stage takes local paths (or hub
+names where a model is loaded), so any stage can start from your own model or data.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+
+from agents.common.cli import parse_config
+
+
+@dataclass
+class CollectConfig:
+    """Sample K completions per prompt from a model and rank them with the task's simulated labelers."""
+
+    model: str = ""
+    """the SFT model to sample from (a local path or a hub name)"""
+    out: str = ""
+    """the K-wise comparisons JSONL to write"""
+    task: str | None = None
+    """the task folder (default: the shipped textbandit/assets/default)"""
+    split: str = "train"
+    """the customer split whose prompts are used"""
+    n_prompts: int = 1000
+    """how many of the split's prompts to use"""
+    k_min: int = 4
+    """fewest completions per prompt (the paper: 4)"""
+    k_max: int = 9
+    """most completions per prompt (the paper: 9)"""
+    max_new_tokens: int = 24
+    """tokens sampled per completion"""
+    seed: int = 0
+    """seed of the samples and of the labelers' noise"""
+    device: str = "cpu"
+    """'cpu' or 'cuda'"""
+
+    def __post_init__(self):
+        if not self.model or not self.out:
+            raise ValueError("pass --model (the SFT model) and --out (the JSONL to write)")
+        if not 2 <= self.k_min <= self.k_max:
+            raise ValueError(f"k_min={self.k_min}, k_max={self.k_max}; use 2 <= k_min <= k_max")
+
+
+@dataclass
+class EvalConfig:
+    """Judge models on held-out customers' prompts with the task's gold labeler."""
+
+    models: tuple[str, ...] = ()
+    """models as NAME=PATH; the first is the baseline that win rates are against"""
+    reward_model: str = ""
+    """the reward model the env scores with"""
+    reference: str = ""
+    """the SFT (reference) model the KL is measured against"""
+    out: str = "runs/eval"
+    """folder for eval.json"""
+    task: str | None = None
+    """the task folder (default: the shipped textbandit/assets/default)"""
+    n_prompts: int = 300
+    """test prompts to evaluate on"""
+    seed: int = 0
+    """seed of the samples"""
+    device: str = "cpu"
+    """'cpu' or 'cuda'"""
+
+    def __post_init__(self):
+        if not self.models or not all("=" in m for m in self.models):
+            raise ValueError("pass --models NAME=PATH [NAME=PATH ...]")
+        if not self.reward_model or not self.reference:
+            raise ValueError("pass --reward-model and --reference")
+
+
+def collect(c: CollectConfig) -> None:
+    import numpy as np
+    from transformers import AutoModelForCausalLM
+
+    from agents.reward.collect import collect_comparisons
+    from textbandit.task import load_default_task
+
+    task = load_default_task(c.task)
+    rng = np.random.default_rng([c.seed, 5])
+    model = AutoModelForCausalLM.from_pretrained(c.model)
+    collect_comparisons(model, task.tokenizer(), task.prompts(c.split)[: c.n_prompts], (c.k_min, c.k_max),
+                        lambda p, responses, ended: task.rank(p, responses, rng, ended), c.out,
+                        max_new_tokens=c.max_new_tokens, seed=c.seed, device=c.device)
+    print(c.out)
+
+
+def evaluate(c: EvalConfig) -> None:
+    from pathlib import Path
+
+    from transformers import AutoModelForCausalLM
+
+    from agents.pipeline.evaluate import evaluate_models, pairwise_wins
+    from textbandit.task import load_default_task
+
+    task = load_default_task(c.task)
+    models = {n: AutoModelForCausalLM.from_pretrained(p).eval() for n, p in (m.split("=", 1) for m in c.models)}
+    env = dict(task=None, reward_model=c.reward_model, reference_model=c.reference, tokenizer=str(task.tokenizer_path),
+               prompts=str(task.prompts_file("test")), gold_fn=task.gold_scores, max_prompt_len=32,
+               max_new_tokens=24, device=c.device)
+    ev = evaluate_models(task, models, env, c.n_prompts, c.seed)
+    first = next(iter(models))
+    result = {"models": ev["models"], "per_kind": ev["per_kind"], "ngram": ev["ngram"],
+              "win_rates": pairwise_wins(ev["samples"], {f"{n}_vs_{first}": (n, first) for n in list(models)[1:]})}
+    Path(c.out).mkdir(parents=True, exist_ok=True)
+    (Path(c.out) / "eval.json").write_text(json.dumps(result, indent=2))
+    print(json.dumps({"win_rates": result["win_rates"], "gold": {n: m["gold"] for n, m in ev["models"].items()}}))
+
+
+def pipeline(argv) -> None:
+    from agents.pipeline.config import PipelineConfig
+    from agents.pipeline.run import run_pipeline
+
+    cfg = parse_config(PipelineConfig, argv, description=PipelineConfig.__doc__.splitlines()[0])
+    results = run_pipeline(cfg)
+    print((__import__("pathlib").Path(cfg.out) / "report.md").read_text())
+    failed = [f["finding"] for f in results["findings"] if not f["reproduced"]]
+    if failed:
+        print("not reproduced: " + "; ".join(failed))
+
+
+def task(argv) -> None:
+    from textbandit.task.build import main as build_main
+
+    build_main(argv)
+
+
+def _module_main(module: str):
+    return lambda argv: __import__(module, fromlist=["main"]).main(argv)
+
+
+COMMANDS = {
+    "pipeline": pipeline,
+    "task": task,
+    "pretrain": _module_main("agents.pretrain"),
+    "sft": _module_main("agents.sft.__main__"),
+    "collect": lambda argv: collect(parse_config(CollectConfig, argv, description=CollectConfig.__doc__)),
+    "rm": _module_main("agents.reward.__main__"),
+    "ppo": _module_main("agents.ppo.__main__"),
+    "eval": lambda argv: evaluate(parse_config(EvalConfig, argv, description=EvalConfig.__doc__)),
+}
+
+
+def main(argv=None) -> None:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
+        print(__doc__)
+        print("commands: " + ", ".join(COMMANDS))
+        if argv and argv[0] not in ("-h", "--help"):
+            sys.exit(f"unknown command {argv[0]!r}")
+        return
+    COMMANDS[argv[0]](argv[1:])
+
+
+if __name__ == "__main__":
+    main()

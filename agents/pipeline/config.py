@@ -1,0 +1,79 @@
+"""``PipelineConfig`` and the presets of ``textbandit pipeline``."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+# Sizes and lengths of each preset. `quick` must finish within 10 minutes on 2 CPU cores;
+# `full` (a model-size sweep, more data) within 60; `tiny` is for the test suite only.
+PRESETS: dict[str, dict] = {
+    "quick": dict(
+        n_customers=200, prompts_per_customer=30, corpus_texts=40000,
+        sizes=("small",), large_size="large", pretrain_steps={"small": 1200, "large": 300},
+        sft_epochs=8, comparison_prompts=1000, validation_comparison_prompts=300, k=(4, 9),
+        rm_epochs=1, ppo_iterations=40, ppo_batch=64, kl_sweep=(0.0,), eval_prompts=300,
+    ),
+    "full": dict(
+        n_customers=400, prompts_per_customer=40, corpus_texts=80000,
+        sizes=("small", "medium"), large_size="large",
+        pretrain_steps={"small": 2000, "medium": 1500, "large": 1200},
+        sft_epochs=16, comparison_prompts=3000, validation_comparison_prompts=600, k=(4, 9),
+        rm_epochs=1, ppo_iterations=80, ppo_batch=64, kl_sweep=(0.0, 0.02, 0.2), eval_prompts=600,
+    ),
+    "tiny": dict(
+        n_customers=20, prompts_per_customer=6, corpus_texts=400,
+        sizes=("small",), large_size="large", pretrain_steps={"small": 4, "large": 2},
+        sft_epochs=1, comparison_prompts=12, validation_comparison_prompts=8, k=(4, 5),
+        rm_epochs=1, ppo_iterations=2, ppo_batch=8, kl_sweep=(0.0,), eval_prompts=8,
+    ),
+}
+
+
+@dataclass
+class PipelineConfig:
+    """The InstructGPT recipe end to end: pretrain, SFT, collect, RM, PPO (+ptx), evaluate.
+
+    Every stage writes Hugging Face format into ``out``; a stage whose output is complete is
+    not run again, so an interrupted pipeline continues where it stopped.
+    """
+
+    out: str = "runs/quick"
+    """output folder: one sub-folder per stage, report.json, report.md and PNG plots"""
+    preset: str = "quick"
+    """'quick' (within 10 minutes on 2 CPU cores), 'full' (a model-size sweep, more data), or 'tiny' (tests)"""
+    seed: int = 0
+    """seed of the task, the models and the samples"""
+    base_model: str | None = None
+    """your own base causal LM (a local path or a hub name) instead of pretraining the small one; it
+    must use the task's tokenizer or bring its own data (--demonstrations etc.)"""
+    demonstrations: str | None = None
+    """your own demonstrations JSONL ({"prompt", "response"}) instead of the task's"""
+    comparisons: str | None = None
+    """your own K-wise comparisons JSONL ({"prompt", "responses", "ranking"}) instead of sampling
+    and ranking with the task's simulated labelers"""
+    kl_coef: float = 0.05
+    """the default KL coefficient of PPO (the sweep adds kl_coef=0)"""
+    ptx_coef: float = 1.0
+    """weight of the pretraining loss in PPO-ptx"""
+    device: str = "auto"
+    """'auto' (CUDA when available), 'cpu' or 'cuda'"""
+    export_defaults: bool = False
+    """copy the tokenizer, prompts, SFT and reward models into textbandit/assets/default (fp16), the
+    models TextBandit-v0 serves with no arguments"""
+    progress: bool = True
+    """show progress bars"""
+
+    def __post_init__(self):
+        if self.preset not in PRESETS:
+            raise ValueError(f"preset={self.preset!r}; use one of {sorted(PRESETS)}")
+        if not self.kl_coef > 0:
+            raise ValueError(f"kl_coef={self.kl_coef}; the default KL coefficient must be > 0 (0 is in the sweep)")
+        if self.ptx_coef < 0:
+            raise ValueError(f"ptx_coef={self.ptx_coef}; use >= 0")
+
+    @property
+    def settings(self) -> dict:
+        return PRESETS[self.preset]
+
+    def to_dict(self) -> dict:
+        return asdict(self)

@@ -1,0 +1,125 @@
+"""Evaluation on held-out customers: what the report's tables and plots are made of.
+
+Every preference here is the task's gold labeler (ties count half) or, for the Elo ratings, its
+noisy simulated labelers; the agents never saw either. The gold labeler is fixed before any run
+and never tuned to the agents' output.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from agents.pipeline.metrics import mean_by, rouge_l, sentence_bleu, win_rate
+from agents.pipeline.samples import Samples, sample_and_score
+from agents.pretrain import blocks, perplexity
+from textbandit.task import Instruction, measure_agreement, pairs_from_ranking, bradley_terry
+from textbandit.task.demonstrator import demonstrate
+from textbandit.vector_env import TextBanditVectorEnv
+
+
+def corpus_loss(model, tokenizer, texts: list[str], n_positions: int, device) -> float:
+    """Mean next-token loss (nats/token) on held-out pretraining text: the alignment tax's measure."""
+    data = blocks(texts, tokenizer, n_positions).to(device)
+    return math.log(perplexity(model, data))
+
+
+def _context(model, cap: int = 64) -> int:
+    config = model.config
+    return min(cap, getattr(config, "n_positions", None) or getattr(config, "max_position_embeddings", cap))
+
+
+def references(task, prompt_records: list[dict], seed: int) -> list[str]:
+    """The demonstrator's careful answer to each prompt (for BLEU/ROUGE only; kinds it does not
+    demonstrate get one written all the same, as an n-gram reference)."""
+    rng = np.random.default_rng([seed, 77])
+    return [demonstrate(Instruction(r["kind"], r["params"]), rng) for r in prompt_records]
+
+
+def elo_ratings(task, samples: dict[str, Samples], seed: int) -> dict[str, float]:
+    """Bradley-Terry (Elo-scale) ratings of the models from simulated labelers' rankings of
+    the models' responses to each prompt (one labeler, drawn at random, per prompt)."""
+    rng = np.random.default_rng([seed, 78])
+    pool, names = task.labelers(), list(samples)
+    comparisons = []
+    for i in range(len(samples[names[0]].prompts)):
+        gold = [float(samples[m].gold[i]) for m in names]
+        comparisons += pairs_from_ranking(names, pool.rank(gold, rng))
+    return bradley_terry(comparisons)
+
+
+def labeler_agreement(task, comparison_records: list[dict], seed: int) -> float:
+    """Measured inter-labeler agreement on the pairs of held-out comparisons."""
+    gold_lists = [
+        task.gold_scores([r["prompt"]] * len(r["responses"]), r["responses"], r.get("ended_with_eos"))
+        for r in comparison_records
+    ]
+    return measure_agreement(task.labelers(), gold_lists, np.random.default_rng([seed, 79]), rounds=5)
+
+
+def evaluate_models(
+    task,
+    models: dict[str, torch.nn.Module],
+    env_kwargs: dict,
+    n_prompts: int,
+    seed: int,
+    temperature: float = 1.0,
+    batch_size: int = 64,
+) -> dict:
+    """Sample each model on the same ``n_prompts`` test prompts and measure everything per model.
+
+    ``env_kwargs`` build the evaluation env (the pipeline's reward model, SFT reference,
+    tokenizer, test prompts and gold labeler). Returns ``{"samples", "models", "per_kind",
+    "elo", "ngram"}``.
+    """
+    records = task.prompts("test")
+    rng = np.random.default_rng([seed, 80])
+    idx = np.sort(rng.choice(len(records), size=min(n_prompts, len(records)), replace=False))
+    envs = TextBanditVectorEnv(num_envs=min(batch_size, len(idx)), **env_kwargs)
+    device = envs.core.device
+    samples = {name: sample_and_score(envs, m.to(device), idx, temperature, seed=seed) for name, m in models.items()}
+
+    refs = references(task, [records[i] for i in idx], seed)
+    kinds = [records[i]["kind"] for i in idx]
+    corpus = task.corpus()["validation"][:400]
+    tokenizer = envs.core.tokenizer
+    per_model, per_kind, bleu_all, rouge_all, gold_all = {}, {}, [], [], []
+    for name, s in samples.items():
+        bleu = [sentence_bleu(h, r) for h, r in zip(s.responses, refs)]
+        rouge = [rouge_l(h, r) for h, r in zip(s.responses, refs)]
+        bleu_all += bleu
+        rouge_all += rouge
+        gold_all += list(s.gold)
+        model = models[name]
+        per_model[name] = {
+            "params": sum(p.numel() for p in model.parameters()),
+            **s.summary(),
+            "corpus_loss": corpus_loss(model, tokenizer, corpus, _context(model), device),
+            "bleu": float(np.mean(bleu)),
+            "rouge_l": float(np.mean(rouge)),
+        }
+        for kind, g in mean_by(kinds, s.gold).items():
+            per_kind.setdefault(kind, {})[name] = g
+    for name, rating in elo_ratings(task, samples, seed).items():
+        per_model[name]["elo"] = rating
+    return {
+        "samples": samples,
+        "models": per_model,
+        "per_kind": per_kind,
+        "ngram": {"corr_bleu_gold": _corr(bleu_all, gold_all), "corr_rouge_gold": _corr(rouge_all, gold_all)},
+    }
+
+
+def _corr(a: list[float], b: list[float]) -> float | None:
+    """Pearson correlation, or None where one side is constant."""
+    if np.std(a) == 0 or np.std(b) == 0:
+        return None
+    return float(np.corrcoef(a, b)[0, 1])
+
+
+def pairwise_wins(samples: dict[str, Samples], pairs: dict[str, tuple[str, str]]) -> dict[str, float]:
+    """Gold win rates ``{label: win_rate(a, b)}`` for the named model pairs present in ``samples``."""
+    return {label: win_rate(samples[a].gold, samples[b].gold)
+            for label, (a, b) in pairs.items() if a in samples and b in samples}

@@ -1,0 +1,254 @@
+"""``textbandit pipeline``: the InstructGPT recipe end to end on the embedded default task.
+
+Stages, each a sub-folder of ``out`` in Hugging Face format, each skipped when already done:
+
+1. ``task``: the synthetic world (corpus, tokenizer, customers' prompts, demonstrations, labelers);
+2. ``base_<size>``: GPT-2-style base models pretrained on the corpus (the small one and a 10x one);
+3. ``sft_<size>``: supervised fine-tuning on the demonstrations;
+4. ``comparisons``: K completions per prompt from the SFT model, ranked by simulated labelers;
+5. ``reward_model``: the SFT model with a scalar head, fitted to the K-wise rankings;
+6. ``ppo``, ``ppo_ptx``, ``ppo_kl<c>``: PPO in TextBandit-v0 against the reward model;
+7. evaluation on held-out customers and ``report.json`` / ``report.md`` / plots.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import time
+from pathlib import Path
+
+import torch
+
+from agents.pipeline.config import PipelineConfig
+from agents.pipeline.evaluate import evaluate_models, labeler_agreement, pairwise_wins
+from agents.pipeline.findings import overoptimisation
+from agents.pipeline.report import write_report
+from textbandit.data import load_comparisons
+
+MAX_PROMPT_LEN = 32  # the task's prompts have at most 23 tokens
+MAX_NEW_TOKENS = 24  # its demonstrations at most 22 words, plus EOS
+
+
+class Stages:
+    """Runs each stage once: a stage folder with a ``.done`` file is complete and reused."""
+
+    def __init__(self, out: Path):
+        self.out = out
+        self.seconds: dict[str, float] = {}
+
+    def __call__(self, name: str, fn) -> Path:
+        path = self.out / name
+        if (path / ".done").exists():
+            return path
+        if path.exists():  # an interrupted stage: start it again from scratch
+            shutil.rmtree(path)
+        t0 = time.time()
+        fn(path)
+        path.mkdir(parents=True, exist_ok=True)
+        self.seconds[name] = time.time() - t0
+        (path / ".done").write_text(json.dumps({"seconds": self.seconds[name]}))
+        return path
+
+
+def machine() -> str:
+    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "CPU"
+    return f"{platform.machine()}, {os.cpu_count()} cores, {device}, torch {torch.__version__}"
+
+
+def run_pipeline(cfg: PipelineConfig) -> dict:
+    """Run every stage (reusing finished ones) and write the report; returns the results."""
+    from agents.pretrain import PretrainArgs, pretrain
+    from agents.reward.collect import collect_comparisons
+    from agents.reward.config import RewardConfig
+    from agents.reward.trainer import train_reward_model
+    from agents.sft.config import SFTConfig
+    from agents.sft.trainer import train_sft
+    from textbandit.task import TaskConfig, load_default_task
+    from textbandit.task.build import build
+
+    t_start = time.time()
+    s, out = cfg.settings, Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "pipeline_config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+    stage = Stages(out)
+    device = "cuda" if cfg.device == "auto" and torch.cuda.is_available() else ("cpu" if cfg.device == "auto" else cfg.device)
+
+    task_cfg = TaskConfig(seed=cfg.seed, n_customers=s["n_customers"],
+                          prompts_per_customer=s["prompts_per_customer"], corpus_texts=s["corpus_texts"])
+    task_dir = stage("task", lambda d: build(d, task_cfg))
+    task = load_default_task(task_dir)
+    demos_train = cfg.demonstrations or str(task.demonstrations_file("train"))
+    demos_val = str(task.demonstrations_file("validation"))
+
+    # 1-2. base models: the sizes PPO is run at, and the large base the small PPO model must beat
+    sizes = list(s["sizes"])
+    bases = {}
+    for size in sizes + [s["large_size"]]:
+        if size == sizes[0] and cfg.base_model:
+            bases[size] = cfg.base_model
+            continue
+        args = PretrainArgs(size=size, task=str(task_dir), steps=s["pretrain_steps"][size], seed=cfg.seed)
+        bases[size] = str(stage(f"base_{size}", lambda d, a=args: pretrain(_with_out(a, d))))
+
+    # 3. SFT at each size
+    sft = {}
+    for size in sizes:
+        sft_cfg = SFTConfig(model=bases[size], train=demos_train, val=demos_val, epochs=s["sft_epochs"],
+                            lr=3e-4, batch_size=32, max_prompt_len=MAX_PROMPT_LEN, max_response_len=MAX_NEW_TOKENS,
+                            seed=cfg.seed, device=device, progress=cfg.progress, out="-")
+        sft[size] = str(stage(f"sft_{size}", lambda d, c=sft_cfg: train_sft(_with_out(c, d))))
+    main = sizes[0]
+
+    # 4. comparisons: K completions per prompt from the SFT model, ranked by simulated labelers
+    def collect(d: Path):
+        from transformers import AutoModelForCausalLM
+
+        model, tok = AutoModelForCausalLM.from_pretrained(sft[main]), task.tokenizer()
+        rng = __import__("numpy").random.default_rng([cfg.seed, 5])
+        rank = lambda p, responses, ended: task.rank(p, responses, rng, ended)  # noqa: E731
+        for split, n in (("train", s["comparison_prompts"]), ("validation", s["validation_comparison_prompts"])):
+            prompts = task.prompts(split)[:n]
+            collect_comparisons(model, tok, prompts, tuple(s["k"]), rank, d / f"{split}.jsonl",
+                                max_new_tokens=MAX_NEW_TOKENS, max_prompt_len=MAX_PROMPT_LEN, seed=cfg.seed,
+                                device=device, progress=cfg.progress)
+
+    comparisons = Path(cfg.comparisons).parent if cfg.comparisons else stage("comparisons", collect)
+    comp_train = cfg.comparisons or str(comparisons / "train.jsonl")
+    comp_val = str(comparisons / "validation.jsonl") if not cfg.comparisons else comp_train
+
+    # 5. reward model from the SFT model, normalised so that demonstrations score 0
+    rm_cfg = RewardConfig(model=sft[main], train=comp_train, val=comp_val, normalize_with=demos_train,
+                          epochs=s["rm_epochs"], max_prompt_len=MAX_PROMPT_LEN, max_response_len=MAX_NEW_TOKENS,
+                          seed=cfg.seed, device=device, progress=cfg.progress, out="-")
+    rm_dir = stage("reward_model", lambda d: train_reward_model(_with_out(rm_cfg, d)))
+
+    # 6. PPO runs: the default KL coefficient, PPO-ptx, and the KL sweep
+    env_kwargs = dict(task=None, reward_model=str(rm_dir), tokenizer=str(task.tokenizer_path),
+                      prompts=str(task.prompts_file("train")), max_prompt_len=MAX_PROMPT_LEN,
+                      gold_fn=task.gold_scores)
+    runs = {"ppo": (cfg.kl_coef, 0.0), "ppo_ptx": (cfg.kl_coef, cfg.ptx_coef)}
+    runs.update({f"ppo_kl{c:g}": (c, 0.0) for c in s["kl_sweep"]})
+    ppo = {}
+    for name, (kl, ptx) in runs.items():
+        ppo[name] = stage(name, lambda d, kl=kl, ptx=ptx: _ppo(d, cfg, sft[main], rm_dir, env_kwargs, kl, ptx, task))
+
+    # 7. evaluation on held-out customers
+    results = _evaluate(cfg, task, bases, sft, main, s, rm_dir, ppo, runs, env_kwargs, comp_val, device)
+    results["seconds"] = {**stage.seconds, "total": time.time() - t_start}
+    write_report(results, out)
+    if cfg.export_defaults:
+        export_defaults(task_dir, sft[main], rm_dir, cfg.kl_coef)
+    return results
+
+
+def _with_out(config, d: Path):
+    """A copy of a stage config whose output folder is ``d``."""
+    import dataclasses
+
+    field = "out" if hasattr(config, "out") else "output_dir"
+    return dataclasses.replace(config, **{field: str(d)})
+
+
+def _ppo(d: Path, cfg: PipelineConfig, sft_dir: str, rm_dir: Path, env_kwargs: dict, kl: float, ptx: float, task):
+    from agents.ppo.config import PPOConfig
+    from agents.ppo.learner import train
+
+    s = cfg.settings
+    ppo_cfg = PPOConfig(
+        sft_model=sft_dir, reward_model=str(rm_dir), task=None, batch_size=s["ppo_batch"],
+        minibatch_size=max(1, s["ppo_batch"] // 4), total_iterations=s["ppo_iterations"],
+        max_new_tokens=MAX_NEW_TOKENS, kl_coef=kl, ptx_coef=ptx, seed=cfg.seed + 1, device=cfg.device,
+        output_dir=str(d), progress=cfg.progress, **s.get("ppo", {}),
+    )
+    ptx_texts = task.corpus()["train"] if ptx > 0 else None
+    result = train(ppo_cfg, env_kwargs={**env_kwargs, "reference_model": sft_dir}, ptx_texts=ptx_texts)
+    result["policy"].save_pretrained(d / "final")
+    (d / "history.json").write_text(json.dumps(result["history"]))
+
+
+def _evaluate(cfg, task, bases, sft, main, s, rm_dir, ppo, runs, env_kwargs, comp_val, device) -> dict:
+    from transformers import AutoModelForCausalLM
+
+    load = lambda p: AutoModelForCausalLM.from_pretrained(str(p)).eval()  # noqa: E731
+    large = s["large_size"]
+    models = {"base": load(bases[main]), f"base_{large}": load(bases[large]), "sft": load(sft[main])}
+    for size in s["sizes"][1:]:
+        models[f"base_{size}"], models[f"sft_{size}"] = load(bases[size]), load(sft[size])
+    for name in ("ppo", "ppo_ptx"):
+        models[name] = load(ppo[name] / "final")
+    eval_env = {**env_kwargs, "prompts": str(task.prompts_file("test")), "reference_model": sft[main],
+                "device": device}
+    ev = evaluate_models(task, models, eval_env, s["eval_prompts"], cfg.seed)
+    samples, per_model = ev["samples"], ev["models"]
+
+    pairs = {"ppo_vs_sft": ("ppo", "sft"), "ppo_ptx_vs_sft": ("ppo_ptx", "sft"), "sft_vs_base": ("sft", "base"),
+             "ppo_vs_large_base": ("ppo", f"base_{large}"), "ppo_vs_ppo_ptx": ("ppo", "ppo_ptx")}
+    wins = pairwise_wins(samples, pairs)
+    figure1 = {"base": [], "SFT": [], "PPO": [(per_model["ppo"]["params"], wins["ppo_vs_sft"])],
+               "PPO-ptx": [(per_model["ppo_ptx"]["params"], wins["ppo_ptx_vs_sft"])]}
+    for name, m in per_model.items():
+        method = "base" if name.startswith("base") else "SFT" if name.startswith("sft") else None
+        if method:
+            figure1[method].append((m["params"], pairwise_wins(samples, {"w": (name, "sft")})["w"]))
+
+    curves, sweep = {}, {}
+    for name, (kl, ptx) in runs.items():
+        if ptx:
+            continue
+        h = json.loads((ppo[name] / "history.json").read_text())
+        curves[f"kl_coef={kl:g}"] = {"iteration": [r["iteration"] for r in h], "score": [r["env/score"] for r in h],
+                                     "kl": [r["env/kl"] for r in h], "gold": [r["eval/gold_score"] for r in h]}
+    for label, c in curves.items():
+        sweep[label] = overoptimisation(c["score"], c["gold"])
+    rm_summary = json.loads((rm_dir / "summary.json").read_text())
+    return {
+        "preset": cfg.preset, "machine": machine(), "eval_prompts": len(samples["sft"].gold),
+        "config": cfg.to_dict(), "models": per_model, "win_rates": wins,
+        "size_ratio": per_model[f"base_{large}"]["params"] / per_model["base"]["params"],
+        "reward_model": {
+            "accuracy": rm_summary["val"]["accuracy"], "loss": rm_summary["val"]["loss"],
+            "labeler_agreement": labeler_agreement(task, load_comparisons(comp_val), cfg.seed),
+            "forwards_per_comparison": rm_summary["forwards_per_comparison"],
+        },
+        "kl_sweep": {"no_kl": sweep["kl_coef=0"], "default": sweep[f"kl_coef={cfg.kl_coef:g}"], "all": sweep,
+                     "curves": curves},
+        "alignment_tax": {m: per_model[m]["corpus_loss"] - per_model["sft"]["corpus_loss"] for m in ("ppo", "ppo_ptx")},
+        "per_kind": ev["per_kind"], "undemonstrated_kinds": list(task.config.undemonstrated_kinds),
+        "figure1": figure1, "ngram": ev["ngram"],
+        "ngram_note": _ngram_note(ev["ngram"]),
+    }
+
+
+def _ngram_note(ngram: dict) -> str:
+    fmt = lambda v: "undefined (a constant score)" if v is None else f"{v:+.2f}"  # noqa: E731
+    return (
+        f"Across all samples, BLEU against the demonstrator's answer correlates {fmt(ngram['corr_bleu_gold'])} "
+        f"and ROUGE-L {fmt(ngram['corr_rouge_gold'])} with the gold score. Compare the models table: a model can "
+        "gain gold (intent met) while its n-gram overlap with a demonstration moves little or falls."
+    )
+
+
+def export_defaults(task_dir: Path, sft_dir: str, rm_dir: Path, kl_coef: float) -> Path:
+    """Copy what ``gym.make("TextBandit-v0")`` needs into ``textbandit/assets/default`` (models in fp16)."""
+    from transformers import AutoModelForCausalLM
+
+    from textbandit.defaults import ASSETS
+    from textbandit.reward_model import RewardModel
+
+    ASSETS.mkdir(parents=True, exist_ok=True)
+    for name in ("tokenizer", "prompts_train.jsonl", "prompts_validation.jsonl", "prompts_test.jsonl",
+                 "demonstrations_train.jsonl", "demonstrations_validation.jsonl", "labelers.json", "task_config.json",
+                 "customers.json"):
+        src = Path(task_dir) / name
+        if src.is_dir():
+            shutil.copytree(src, ASSETS / name, dirs_exist_ok=True)
+        else:
+            shutil.copy2(src, ASSETS / name)
+    AutoModelForCausalLM.from_pretrained(sft_dir, dtype=torch.float16).save_pretrained(str(ASSETS / "sft"))
+    RewardModel.from_pretrained(str(rm_dir), torch_dtype=torch.float16).save_pretrained(ASSETS / "reward_model")
+    settings = {"kl_coef": kl_coef, "max_prompt_len": MAX_PROMPT_LEN, "max_new_tokens": MAX_NEW_TOKENS}
+    (ASSETS / "env_config.json").write_text(json.dumps(settings, indent=1) + "\n")
+    return ASSETS
