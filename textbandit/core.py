@@ -112,6 +112,8 @@ class BanditCore:
         self.pad_token_id = self.tokenizer.pad_token_id
         self.eos_token_id = self.tokenizer.eos_token_id
         self.vocab_size = len(self.tokenizer)
+        if torch_dtype is None and self.device.type == "cpu":
+            torch_dtype = torch.float32  # shipped weights are fp16; CPUs compute in fp32
         self.reference_model = _load_causal_lm(reference_model, self.device, torch_dtype)
         self.reward_model = _load_reward_model(reward_model, self.device, torch_dtype)
         self.ref_vocab_size = vocab_size_of(self.reference_model)
@@ -211,7 +213,13 @@ class BanditCore:
             logprobs = ref_logprobs
         else:
             logprobs = self.policy.response_logprobs(prompt_ids, prompt_mask, response, mask, s.temperature)
-            logprobs = logprobs.to(dev, torch.float32) * mask
+            if tuple(logprobs.shape) != tuple(mask.shape):
+                raise ValueError(
+                    f"the policy's response_logprobs returned shape {tuple(logprobs.shape)}, expected "
+                    f"{tuple(mask.shape)} (one log-prob per response token; see textbandit.policy)"
+                )
+            # where, not *: a policy may put -inf after the EOS, and -inf * 0 is NaN
+            logprobs = torch.where(mask.bool(), logprobs.to(dev, torch.float32), 0.0)
         score = self.reward_model.score(input_ids, attention_mask, pos).float().reshape(-1)
         finished = ends_with_eos(response, self.eos_token_id)
         if s.missing_eos_penalty is not None:
