@@ -10,6 +10,9 @@ Shapes: ``N`` responses, prompts of ``P`` tokens, responses of ``L`` tokens, voc
 
 from __future__ import annotations
 
+import functools
+import inspect
+
 import torch
 import torch.nn.functional as F
 
@@ -58,13 +61,25 @@ def gather_logprobs(logits: torch.Tensor, tokens: torch.Tensor, temperature: flo
     return torch.gather(logp, 2, tokens.unsqueeze(-1)).squeeze(-1)
 
 
+@functools.lru_cache(maxsize=None)
+def _forward_params(forward_fn) -> frozenset:
+    return frozenset(inspect.signature(forward_fn).parameters)
+
+
 def response_logits(model, input_ids, attention_mask, pos_ids, prompt_len: int) -> torch.Tensor:
     """Logits that predict each response token: (N, L, V), from one forward pass.
 
     The logit at sequence position ``P + t - 1`` predicts response token ``t``.
     """
-    out = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=pos_ids)
-    return out.logits[:, prompt_len - 1 : -1]
+    extra = {}
+    params = _forward_params(type(model).forward)
+    if "logits_to_keep" in params:  # unembed only the L + 1 last positions, not the prompt's
+        extra["logits_to_keep"] = input_ids.shape[1] - prompt_len + 1
+    if "use_cache" in params:  # a scoring pass needs no KV cache
+        extra["use_cache"] = False
+    out = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=pos_ids, **extra)
+    logits = out.logits
+    return logits[:, logits.shape[1] - (input_ids.shape[1] - prompt_len + 1) : -1]
 
 
 def response_logprobs(
