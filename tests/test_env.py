@@ -199,6 +199,34 @@ def test_policy_as_a_protocol_object(env_kwargs, reference):
     assert info["policy_attached"] is True
 
 
+class MinusInfAfterEos(ShiftedReference):
+    """A protocol policy that puts -inf after the EOS (the pad token is impossible under it)."""
+
+    def response_logprobs(self, prompt_ids, prompt_mask, response_ids, response_mask, temperature):
+        lp = super().response_logprobs(prompt_ids, prompt_mask, response_ids, response_mask, temperature)
+        return lp.masked_fill(response_mask == 0, float("-inf"))
+
+
+class WrongShape(ShiftedReference):
+    def response_logprobs(self, prompt_ids, prompt_mask, response_ids, response_mask, temperature):
+        return torch.zeros(response_ids.shape[0], response_ids.shape[1] + 1)
+
+
+def test_a_policy_with_minus_inf_after_the_eos_gives_a_finite_reward(env_kwargs, reference):
+    env = gym.make("TextBandit-v0", **env_kwargs(policy=MinusInfAfterEos(reference)))
+    env.reset(seed=0)
+    _, reward, _, _, info = env.step(np.array([5, EOS, 7, 7, 7, 7]))
+    assert np.isfinite(reward) and np.isfinite(info["token_rewards"]).all()
+    np.testing.assert_allclose(info["token_kl"], [-0.25, -0.25, 0, 0, 0, 0], atol=1e-6)
+
+
+def test_a_policy_returning_the_wrong_shape_raises(env_kwargs, reference):
+    env = gym.make("TextBandit-v0", **env_kwargs(policy=WrongShape(reference)))
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match="response_logprobs returned shape"):
+        env.step(np.array([5, EOS, 7, 7, 7, 7]))
+
+
 def test_a_duck_typed_reward_model_is_accepted(env_kwargs, vocab_size):
     from conftest import DuckRewardModel
 

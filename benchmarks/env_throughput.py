@@ -1,0 +1,143 @@
+"""Responses scored per second: the batched vector env against N single envs in SyncVectorEnv.
+
+``gym.make_vec("TextBandit-v0", num_envs=N)`` scores all N responses with one forward pass per
+model (reference, policy, reward model). Gymnasium's ``SyncVectorEnv`` over N single envs
+(``AutoresetMode.SAME_STEP``, so neither wastes a step) runs N forward passes per model. Both
+get the same models, prompts, seeds and actions, in the same process, and must give the same
+rewards; the script prints the machine, each throughput and their ratio.
+
+Models: the default task's (``textbandit/assets/default/``) when shipped, otherwise locally
+built GPT-2s as reference, policy and reward-model trunk: ``--size 1m`` (4 layers, d=128, a
+2,000-word vocabulary: about 1M parameters each) or ``--size tiny`` (2 layers, d=32, the size of
+the test models). Timings are the best of ``--repeats`` alternating runs (shared machines are
+noisy); the process's CPU time is printed too, as it is less sensitive to other load.
+
+    python benchmarks/env_throughput.py                 # N=64, 32-token responses, 1M-param models
+    python benchmarks/env_throughput.py --threads 1 --size tiny
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+
+import gymnasium as gym
+import numpy as np
+import torch
+from gymnasium.vector import AutoresetMode, SyncVectorEnv
+
+import textbandit  # noqa: F401  (registers TextBandit-v0)
+from textbandit import defaults
+
+
+SIZES = {"1m": dict(n_embd=128, n_layer=4, n_head=4), "tiny": dict(n_embd=32, n_layer=2, n_head=2)}
+
+
+def local_models(size: str, vocab_words: int, max_len: int, seed: int = 0) -> dict:
+    """A word-level tokenizer and three GPT-2s of ``SIZES[size]`` (reference, policy, reward trunk)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+
+    from textbandit.reward_model import RewardModel
+
+    vocab = {tok: i for i, tok in enumerate(["<pad>", "<eos>", "<unk>"] + [f"w{i}" for i in range(vocab_words)])}
+    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tok.decoder = decoders.WordPiece(prefix="##")
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="<eos>", unk_token="<unk>")
+
+    def lm(s: int) -> GPT2LMHeadModel:
+        torch.manual_seed(s)
+        config = GPT2Config(vocab_size=len(vocab), n_positions=max_len, bos_token_id=1, eos_token_id=1,
+                            pad_token_id=0, **SIZES[size])
+        return GPT2LMHeadModel(config).eval()
+
+    rng = np.random.default_rng(seed)
+    prompts = [" ".join(f"w{j}" for j in rng.integers(0, vocab_words, size=rng.integers(8, 33)))
+               for _ in range(512)]
+    return dict(task=None, tokenizer=tokenizer, reference_model=lm(seed), policy=lm(seed + 1),
+                reward_model=RewardModel.from_causal_lm(lm(seed + 2)), prompts=prompts, max_prompt_len=32)
+
+
+def default_task_models() -> dict:
+    from transformers import AutoModelForCausalLM
+
+    return dict(task="default", policy=AutoModelForCausalLM.from_pretrained(defaults.reference_path()).eval())
+
+
+def make_actions(rng: np.random.Generator, steps: int, n: int, L: int, V: int, eos: int) -> np.ndarray:
+    """Random responses (tokens 3..V-1), each with an EOS at a random place or none (a truncated one)."""
+    actions = rng.integers(3, V, size=(steps, n, L))
+    ends = rng.integers(1, L + 8, size=(steps, n))  # about a fifth have no EOS
+    for s in range(steps):
+        for i in range(n):
+            if ends[s, i] < L:
+                actions[s, i, ends[s, i]] = eos
+    return actions
+
+
+def run(envs, actions: np.ndarray, seed: int) -> tuple[float, float, np.ndarray]:
+    """Wall and process-CPU seconds of ``len(actions) - 1`` timed steps (the first is a warm-up), and the rewards."""
+    envs.reset(seed=seed)
+    rewards = [envs.step(actions[0])[1]]
+    wall, cpu = time.perf_counter(), time.process_time()
+    for a in actions[1:]:
+        rewards.append(envs.step(a)[1])
+    return time.perf_counter() - wall, time.process_time() - cpu, np.stack(rewards)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--num-envs", type=int, default=64)
+    parser.add_argument("--steps", type=int, default=4, help="timed steps per run (after one warm-up step)")
+    parser.add_argument("--repeats", type=int, default=3, help="alternating runs of each; the best is reported")
+    parser.add_argument("--max-new-tokens", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument("--models", choices=["auto", "local", "default"], default="auto",
+                        help="'default': the shipped default task; 'local': GPT-2s built here (auto: default if shipped)")
+    parser.add_argument("--size", choices=sorted(SIZES), default="1m", help="size of the local models")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    use_default = args.models == "default" or (args.models == "auto" and (defaults.ASSETS / "reward_model").exists())
+    kwargs = default_task_models() if use_default else local_models(args.size, 2000, 32 + args.max_new_tokens)
+    kwargs["max_new_tokens"] = args.max_new_tokens
+    n = args.num_envs
+
+    batched = gym.make_vec("TextBandit-v0", num_envs=n, **kwargs)
+    core = batched.unwrapped.core
+    sync = SyncVectorEnv([lambda: gym.make("TextBandit-v0", **kwargs)] * n, autoreset_mode=AutoresetMode.SAME_STEP)
+    n_params = sum(p.numel() for p in core.reference_model.parameters())
+
+    actions = make_actions(np.random.default_rng(args.seed), args.steps + 1, n, args.max_new_tokens,
+                           core.vocab_size, core.eos_token_id)
+    best = {"batched": (np.inf, np.inf), "sync": (np.inf, np.inf)}
+    rewards = {}
+    for _ in range(args.repeats):  # alternate, so that a burst of other load hits both alike
+        for name, envs in (("batched", batched), ("sync", sync)):
+            wall, cpu, rewards[name] = run(envs, actions, args.seed)
+            best[name] = min(best[name], (wall, cpu))
+    responses = n * args.steps
+    max_diff = float(np.abs(rewards["batched"] - rewards["sync"]).max())
+    (wb, cb), (ws, cs) = best["batched"], best["sync"]
+
+    print(f"machine   : {platform.machine()} {platform.system()}, os.cpu_count()={os.cpu_count()}, "
+          f"torch {torch.__version__}, torch threads={torch.get_num_threads()}, "
+          f"load average {os.getloadavg()[0]:.1f}")
+    print(f"models    : {'default task' if use_default else f'local GPT-2 ({args.size})'} reference/policy/RM, "
+          f"{n_params / 1e6:.2f}M params each, vocab {core.vocab_size}; "
+          f"prompts <= {core.settings.max_prompt_len} tokens, responses <= {args.max_new_tokens} tokens")
+    print(f"workload  : {n} envs x {args.steps} timed steps = {responses} responses per run, best of {args.repeats}")
+    print(f"batched   : gym.make_vec('TextBandit-v0', num_envs={n})  {responses / wb:8.1f} responses/s "
+          f"(wall {wb:.2f} s, cpu {cb:.2f} s)")
+    print(f"sync      : SyncVectorEnv({n} x gym.make, SAME_STEP)     {responses / ws:8.1f} responses/s "
+          f"(wall {ws:.2f} s, cpu {cs:.2f} s)")
+    print(f"ratio     : {ws / wb:.1f}x wall, {cs / cb:.1f}x cpu   (max |reward difference| {max_diff:.2e})")
+
+
+if __name__ == "__main__":
+    main()
