@@ -139,7 +139,7 @@ def test_adaptive_kl_controller_moves_toward_target():
     (dict(target_kl=0.0), "target_kl"),
     (dict(target_kl=-1.0), "target_kl"),
     (dict(batch_size=8, minibatch_size=4, world_size=3, rank=0), "world_size"),
-    (dict(ptx_coef=1.0), "ptx_data"),
+    (dict(ptx_coef=-1.0), "ptx_coef"),
     (dict(value_model="separate"), "shared"),
     (dict(temperature=0.0), "temperature"),
 ])

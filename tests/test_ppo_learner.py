@@ -87,6 +87,12 @@ def test_env_logprobs_match_learner_forward(tmp_path):
     lp, _, _ = policy.forward_logprobs_and_values(batch.prompt_ids[idx], batch.prompt_mask[idx],
                                                   batch.responses[idx], batch.mask[idx], cfg.temperature)
     assert torch.equal(torch.exp(lp - batch.logprobs[idx]) * batch.mask[idx], batch.mask[idx].float())
+    # values reused from the env's scoring forward equal a fresh computation
+    torch.nn.init.normal_(policy.value_head.weight)
+    policy.response_logprobs(batch.prompt_ids, batch.prompt_mask, batch.responses, batch.mask, 1.0)
+    cached = policy.values(batch.prompt_ids, batch.prompt_mask, batch.responses, batch.mask, 1.0)
+    fresh = policy.values(batch.prompt_ids, batch.prompt_mask, batch.responses, batch.mask, 1.0)
+    assert torch.equal(cached, fresh) and cached.abs().sum() > 0
 
 
 def test_learns_keyword_bandit(tmp_path):
@@ -114,7 +120,7 @@ def test_resume_equals_unbroken_run(tmp_path):
     resumed = train(config(tmp_path / "b", resume=True, **kw), policy=lm, env_kwargs=env_kwargs(lm))
     for (k, a), b in zip(full["policy"].state_dict().items(), resumed["policy"].state_dict().values()):
         assert torch.equal(a, b), k
-    drop = ("time/samples_per_s", "time/tokens_per_s", "time/rollout_frac")
+    drop = [k for k in full["history"][0] if k.startswith("time/") and k != "time/update_tokens"]
     strip = [{k: v for k, v in h.items() if k not in drop} for h in full["history"]]
     assert strip == [{k: v for k, v in h.items() if k not in drop} for h in resumed["history"]]
     assert full["envs"].unwrapped.kl_coef == resumed["envs"].unwrapped.kl_coef != 0.05  # adaptive KL moved
@@ -130,7 +136,9 @@ def test_policy_vocabulary_mismatch_is_refused(tmp_path):
 
 def test_ptx_loss_is_mixed_in(tmp_path):
     lm = tiny_lm(len(TOK))
-    cfg = config(tmp_path, ptx_coef=0.5, ptx_data="unused.txt", total_iterations=1)
+    with pytest.raises(ValueError, match="ptx_data"):
+        train(config(tmp_path, ptx_coef=0.5), policy=lm, env_kwargs=env_kwargs(lm))
+    cfg = config(tmp_path, ptx_coef=0.5, total_iterations=1)
     history = train(cfg, policy=lm, env_kwargs=env_kwargs(lm), ptx_texts=["the cat sees a dog ."] * 4)["history"]
     assert history[0]["loss/ptx"] > 0
 

@@ -154,8 +154,6 @@ class PPOConfig:
             raise ValueError(f"gamma={self.gamma}, lam={self.lam}; both must lie in [0, 1]")
         if self.ptx_coef < 0:
             raise ValueError(f"ptx_coef={self.ptx_coef}; it must be >= 0 (0 is plain PPO)")
-        if self.ptx_coef > 0 and not self.ptx_data:
-            raise ValueError("ptx_coef > 0 needs ptx_data: a pretraining corpus (.txt or .jsonl with 'text')")
         if not 0 <= self.rank < self.world_size:
             raise ValueError(f"rank={self.rank} is outside [0, world_size={self.world_size})")
 

@@ -27,7 +27,8 @@ import textbandit  # noqa: F401  (registers TextBandit-v0)
 from agents.ppo import core
 from agents.ppo.config import PPOConfig
 from agents.ppo.policy import PolicyWithValueHead
-from agents.ppo.utils import MetricLogger, find_checkpoint, lr_lambda, rng_state, save_checkpoint, set_rng_state
+from agents.common import MetricLogger
+from agents.ppo.utils import find_checkpoint, log_samples, lr_lambda, rng_state, save_checkpoint, set_rng_state
 
 
 class Rollout(NamedTuple):
@@ -212,14 +213,17 @@ def train(cfg: PPOConfig, policy=None, env_kwargs: dict | None = None, ptx_texts
     envs.unwrapped.set_policy(policy)  # refuses a policy whose vocabulary differs from the reference's
     use_cuda = device.type == "cuda"
     optimizer = torch.optim.AdamW(policy.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay,
-                                  eps=1e-5, fused=use_cuda or None)
+                                  eps=1e-5, fused=use_cuda or None, foreach=None if use_cuda else True)
     steps = cfg.total_iterations * cfg.update_epochs * cfg.num_minibatches
     warmup = cfg.warmup_iterations * cfg.update_epochs * cfg.num_minibatches
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg.lr_schedule, steps, warmup))
     beta0 = envs.unwrapped.kl_coef
     kl_ctl = (core.AdaptiveKLController(beta0, cfg.target_kl, cfg.kl_horizon) if cfg.adaptive_kl
               else core.FixedKLController(beta0))
-    if ptx_texts is None and cfg.ptx_data:
+    if ptx_texts is None and cfg.ptx_coef > 0:
+        if not cfg.ptx_data:
+            raise ValueError("ptx_coef > 0 needs a pretraining corpus: set ptx_data (a .txt, or .jsonl with "
+                             "'text') or pass ptx_texts= to train()")
         ptx_texts = load_texts(cfg.ptx_data)
     ptx = PretrainingBatches(ptx_texts, tokenizer, cfg.ptx_batch_size, cfg.ptx_max_len, device) if (
         cfg.ptx_coef > 0) else None
@@ -233,7 +237,7 @@ def train(cfg: PPOConfig, policy=None, env_kwargs: dict | None = None, ptx_texts
         set_rng_state(state["rng"], generator, np_rng)
         start, history = state["iteration"], state["history"]
 
-    logger = MetricLogger(cfg.output_dir, cfg.tensorboard, enabled=cfg.rank == 0)
+    logger = MetricLogger(cfg.output_dir, cfg.tensorboard) if cfg.rank == 0 else None
     bar = None
     if cfg.progress and cfg.rank == 0:
         from tqdm.auto import tqdm
@@ -251,7 +255,9 @@ def train(cfg: PPOConfig, policy=None, env_kwargs: dict | None = None, ptx_texts
         advantages, returns = core.gae(rewards, values, batch.mask, cfg.gamma, cfg.lam)
         if cfg.whiten_advantages:
             advantages = core.whiten(advantages, batch.mask)
+        t_update = time.perf_counter()
         stats = ppo_update(policy, optimizer, scheduler, batch, values, advantages, returns, cfg, np_rng, ptx)
+        t_update = time.perf_counter() - t_update
         kl_mean = batch.kl.mean().item()
         kl_ctl.update(kl_mean, cfg.batch_size)
         dt = time.perf_counter() - t0
@@ -263,17 +269,20 @@ def train(cfg: PPOConfig, policy=None, env_kwargs: dict | None = None, ptx_texts
             "env/no_eos_frac": float(np.mean(batch.info["truncated_response"])),
             "value/explained_variance": core.explained_variance(values, returns, batch.mask),
             "time/samples_per_s": cfg.local_batch_size / dt, "time/tokens_per_s": n_tokens / dt,
-            "time/rollout_frac": t_rollout / dt, "lr": scheduler.get_last_lr()[0],
+            "time/rollout_frac": t_rollout / dt, "time/update_s": t_update, "time/iteration_s": dt,
+            "time/update_tokens": cfg.update_epochs * (batch.prompt_mask.sum() + batch.mask.sum()).item(),
+            "lr": scheduler.get_last_lr()[0],
         })
         if "gold_score" in batch.info:  # evaluation only: never enters a loss
             stats["eval/gold_score"] = float(np.mean(batch.info["gold_score"]))
         history.append({"iteration": iteration + 1, **stats})
-        if (iteration + 1) % cfg.log_every == 0:
+        if logger is not None and (iteration + 1) % cfg.log_every == 0:
             logger.log(iteration + 1, stats)
-        if cfg.samples_every and (iteration + 1) % cfg.samples_every == 0:
-            logger.log_samples(iteration + 1, [
+        if logger is not None and cfg.samples_every and (iteration + 1) % cfg.samples_every == 0:
+            log_samples(cfg.output_dir, iteration + 1, [
                 {"prompt": str(p), "response": str(r), "score": float(s)}
-                for p, r, s in list(zip(batch.info["prompt"], batch.info["response"], batch.info["score"]))[:8]])
+                for p, r, s in list(zip(batch.info["prompt"], batch.info["response"], batch.info["score"]))[:8]],
+                logger)
         if bar is not None:
             post = {"score": f"{stats['env/score']:+.3f}", "kl": f"{kl_mean:.3f}"}
             if "eval/gold_score" in stats:
@@ -290,5 +299,6 @@ def train(cfg: PPOConfig, policy=None, env_kwargs: dict | None = None, ptx_texts
             callback(iteration + 1, stats, policy)
     if bar is not None:
         bar.close()
-    logger.close()
+    if logger is not None:
+        logger.close()
     return {"policy": policy, "history": history, "envs": envs}

@@ -79,6 +79,7 @@ class PolicyWithValueHead(nn.Module):
         self.pad_token_id = pad_token_id
         self.forward_batch_size = forward_batch_size
         self.autocast_dtype = autocast_dtype
+        self._value_cache = None  # values from the env's scoring forward; see values()
 
     @property
     def config(self):
@@ -162,19 +163,33 @@ class PolicyWithValueHead(nn.Module):
         try:
             n = prompt_ids.shape[0]
             step = self.forward_batch_size or n
-            out = []
+            logprobs, values = [], []
             for i in range(0, n, step):
                 s = slice(i, i + step)
-                lp, _, _ = self.forward_logprobs_and_values(
-                    prompt_ids[s], prompt_mask[s], response_ids[s], response_mask[s], temperature, with_values=False)
-                out.append(lp)
-            return torch.cat(out)
+                lp, v, _ = self.forward_logprobs_and_values(
+                    prompt_ids[s], prompt_mask[s], response_ids[s], response_mask[s], temperature,
+                    with_values=self.value_head is not None)  # the head is free; a value model is not
+                logprobs.append(lp)
+                values.append(v)
+            if self.value_head is not None:  # kept for values(): the learner then needs no second forward
+                self._value_cache = (prompt_ids, response_ids, response_mask, temperature, torch.cat(values))
+            return torch.cat(logprobs)
         finally:
             self.train(was_training)
 
     @torch.no_grad()
     def values(self, prompt_ids, prompt_mask, response_ids, response_mask, temperature: float = 1.0):
-        """(N, L) values of each response token's state (no grad, eval mode), chunked like the update."""
+        """(N, L) values of each response token's state (no grad, eval mode), chunked like the update.
+
+        When the environment has just scored exactly these responses with ``response_logprobs``,
+        the values computed in that same forward pass are returned (the weights have not changed
+        in between: the learner asks before its update).
+        """
+        cache, self._value_cache = getattr(self, "_value_cache", None), None
+        if cache is not None and cache[3] == temperature and all(
+                a.shape == b.shape and torch.equal(a.to(b.device), b)
+                for a, b in zip(cache[:3], (prompt_ids, response_ids, response_mask))):
+            return cache[4].to(prompt_ids.device)
         was_training = self.training
         self.eval()
         try:

@@ -1,21 +1,20 @@
-"""Run plumbing of the PPO learner: LR schedule, metric logging, atomic checkpoints, RNG state.
+"""Run plumbing of the PPO learner: LR schedule, sample tables, atomic checkpoints, RNG state.
 
-Private stand-ins until ``agents.common`` provides the shared versions; the learner only uses
-the names below, so switching is a one-line import change.
+Built on ``agents.common`` (scalar logging, global RNG state, the cosine schedule); what is
+here is PPO's own: the policy is checkpointed as a Hugging Face directory, not one file.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
-import random
 import shutil
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
+
+import agents.common as common
 
 
 def lr_lambda(schedule: str, total_steps: int, warmup_steps: int = 0):
@@ -28,76 +27,32 @@ def lr_lambda(schedule: str, total_steps: int, warmup_steps: int = 0):
         if schedule == "linear":
             return 1.0 - frac
         if schedule == "cosine":
-            return 0.5 * (1.0 + math.cos(math.pi * frac))
+            return common.cosine_with_warmup(step, total_steps, warmup_steps, 1.0)
         return 1.0
 
     return f
 
 
-class MetricLogger:
-    """Scalars to ``metrics.jsonl`` (and TensorBoard), sample tables to ``samples.jsonl``."""
-
-    def __init__(self, directory, tensorboard: bool = True, enabled: bool = True):
-        self.dir = Path(directory)
-        self.enabled = enabled
-        self.tb = None
-        if enabled:
-            self.dir.mkdir(parents=True, exist_ok=True)
-            if tensorboard:
-                try:
-                    from torch.utils.tensorboard import SummaryWriter
-                except ImportError:  # tensorboard is an optional extra ("report")
-                    SummaryWriter = None
-                if SummaryWriter is not None:
-                    self.tb = SummaryWriter(str(self.dir / "tb"))
-
-    def log(self, step: int, scalars: dict) -> None:
-        if not self.enabled:
-            return
-        row = {"step": step, "time": time.time(), **{k: float(v) for k, v in scalars.items()}}
-        with open(self.dir / "metrics.jsonl", "a") as f:
-            f.write(json.dumps(row) + "\n")
-        if self.tb is not None:
-            for k, v in scalars.items():
-                self.tb.add_scalar(k, float(v), step)
-
-    def log_samples(self, step: int, rows: list[dict]) -> None:
-        if not self.enabled:
-            return
-        with open(self.dir / "samples.jsonl", "a") as f:
-            f.write(json.dumps({"step": step, "samples": rows}) + "\n")
-        if self.tb is not None:
-            header = "| prompt | response | score |\n|---|---|---|\n"
-            body = "".join(f"| {r['prompt']} | {r['response']} | {r['score']:+.3f} |\n" for r in rows)
-            self.tb.add_text("samples", header + body, step)
-
-    def close(self) -> None:
-        if self.tb is not None:
-            self.tb.close()
+def log_samples(directory, step: int, rows: list[dict], tb_logger=None) -> None:
+    """Append a table of sample prompts, responses and scores to ``samples.jsonl`` (and TensorBoard)."""
+    with open(Path(directory) / "samples.jsonl", "a", encoding="utf-8") as f:
+        f.write(json.dumps({"step": step, "samples": rows}) + "\n")
+    tb = getattr(tb_logger, "_tb", None)
+    if tb is not None:
+        header = "| prompt | response | score |\n|---|---|---|\n"
+        body = "".join(f"| {r['prompt']} | {r['response']} | {r['score']:+.3f} |\n" for r in rows)
+        tb.add_text("samples", header + body, step)
 
 
 def rng_state(generator: torch.Generator, np_rng: np.random.Generator) -> dict:
-    """Every random state a run draws from, to resume it exactly."""
-    state = {
-        "python": random.getstate(),
-        "numpy_global": np.random.get_state(),
-        "torch": torch.get_rng_state(),
-        "generator": generator.get_state(),
-        "np_rng": np_rng.bit_generator.state,
-    }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
+    """Every random state a run draws from (global ones, the sampler's, the shuffler's)."""
+    return {"global": common.rng_state(), "generator": generator.get_state(), "np_rng": np_rng.bit_generator.state}
 
 
 def set_rng_state(state: dict, generator: torch.Generator, np_rng: np.random.Generator) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy_global"])
-    torch.set_rng_state(state["torch"])
+    common.set_rng_state(state["global"])
     generator.set_state(state["generator"])
     np_rng.bit_generator.state = state["np_rng"]
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 def save_checkpoint(directory, policy, trainer_state: dict) -> None:
