@@ -153,6 +153,8 @@ def test_stop_and_resume_ends_where_an_unbroken_run_ends(tmp_path):
     a, b = RewardModel.from_pretrained(full).state_dict(), RewardModel.from_pretrained(resumed).state_dict()
     for k in a:
         assert torch.equal(a[k], b[k]), k
+    summaries = [json.loads((tmp_path / d / "summary.json").read_text()) for d in ("full", "broken")]
+    assert summaries[0]["val_history"] == summaries[1]["val_history"] and len(summaries[0]["val_history"]) == 2
 
 
 def test_malformed_comparison_file_names_the_line(tmp_path):

@@ -15,6 +15,7 @@ demonstrations score 0 on average.
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 from pathlib import Path
@@ -88,7 +89,7 @@ def train_reward_model(config: RewardConfig, model=None, tokenizer=None) -> str:
     total = steps_per_epoch * config.epochs
     warmup = int(config.warmup_ratio * total)
     optimizer = torch.optim.AdamW(rm.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    pos = {"step": 0, "epoch": 0, "group": 0, "rows": 0, "seen": 0}
+    pos = {"step": 0, "epoch": 0, "group": 0, "rows": 0, "history": []}
     if config.resume_from is not None:
         ckpt = load_checkpoint(config.resume_from)
         rm.load_state_dict(ckpt["model"])
@@ -97,7 +98,7 @@ def train_reward_model(config: RewardConfig, model=None, tokenizer=None) -> str:
         set_rng_state(ckpt["rng"])
 
     def checkpoint():
-        save_checkpoint_atomic({"model": rm.state_dict(), "optimizer": optimizer.state_dict(), "position": dict(pos),
+        save_checkpoint_atomic({"model": rm.state_dict(), "optimizer": optimizer.state_dict(), "position": copy.deepcopy(pos),
                                 "rng": rng_state(), "config": config.to_dict()}, out / "checkpoint" / "state.pt")
 
     def validate(tag: dict) -> dict:
@@ -107,7 +108,6 @@ def train_reward_model(config: RewardConfig, model=None, tokenizer=None) -> str:
 
     logger = MetricLogger(out, tensorboard=config.tensorboard)
     bar = tqdm(total=total, initial=pos["step"], desc=f"reward ({config.batching})", disable=not config.progress)
-    history = []
     try:
         while pos["epoch"] < config.epochs:
             epoch = pos["epoch"]
@@ -130,7 +130,6 @@ def train_reward_model(config: RewardConfig, model=None, tokenizer=None) -> str:
                 optimizer.step()
                 pos["step"] += 1
                 pos["group"] += 1
-                pos["seen"] += len(chosen_items)
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss_sum:.3f}")
                 logger.log(pos["step"], {"train/loss": loss_sum, "train/accuracy": correct / max(pairs, 1),
@@ -143,7 +142,7 @@ def train_reward_model(config: RewardConfig, model=None, tokenizer=None) -> str:
                     checkpoint()
                     return str(out)
             if val:
-                history.append({"epoch": epoch + 1, **validate({"epoch": epoch + 1})})
+                pos["history"].append({"epoch": epoch + 1, **validate({"epoch": epoch + 1})})
             pos["epoch"], pos["group"] = epoch + 1, 0
             checkpoint()
         offset = 0.0
@@ -162,7 +161,7 @@ def train_reward_model(config: RewardConfig, model=None, tokenizer=None) -> str:
         "batching": config.batching, "epochs": config.epochs, "steps": pos["step"], "comparisons": len(comps),
         # completions forwarded per comparison seen (K for 'kwise', 2 * C(K,2) for 'pairs'); a resumed run counts all
         "forwards_per_comparison": pos["rows"] / n_comparisons,
-        "normalize_offset": offset, "val_history": history, **({"val": history[-1]} if history else {}),
+        "normalize_offset": offset, "val_history": pos["history"], **({"val": pos["history"][-1]} if pos["history"] else {}),
     }
     rm.eval().save_pretrained(out, tokenizer)
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
