@@ -4,7 +4,7 @@
     textbandit task --out runs/task                         # build the default task's files
     textbandit pretrain --size small --task runs/task --out runs/base
     textbandit sft --model runs/base --train runs/task/demonstrations_train.jsonl --out runs/sft
-    textbandit collect --model runs/sft --task runs/task --out runs/comparisons.jsonl
+    textbandit collect --model runs/sft --prompts runs/task/prompts_train.jsonl --task runs/task --out runs/comparisons.jsonl
     textbandit rm --model runs/sft --train runs/comparisons.jsonl --out runs/rm
     textbandit ppo --sft-model runs/sft --reward-model runs/rm --output-dir runs/ppo
     textbandit eval --task runs/task --reward-model runs/rm --reference runs/sft --models sft=runs/sft ppo=runs/ppo/final
@@ -20,38 +20,6 @@ import sys
 from dataclasses import dataclass
 
 from agents.common.cli import parse_config
-
-
-@dataclass
-class CollectConfig:
-    """Sample K completions per prompt from a model and rank them with the task's simulated labelers."""
-
-    model: str = ""
-    """the SFT model to sample from (a local path or a hub name)"""
-    out: str = ""
-    """the K-wise comparisons JSONL to write"""
-    task: str | None = None
-    """the task folder (default: the shipped textbandit/assets/default)"""
-    split: str = "train"
-    """the customer split whose prompts are used"""
-    n_prompts: int = 1000
-    """how many of the split's prompts to use"""
-    k_min: int = 4
-    """fewest completions per prompt (the paper: 4)"""
-    k_max: int = 9
-    """most completions per prompt (the paper: 9)"""
-    max_new_tokens: int = 24
-    """tokens sampled per completion"""
-    seed: int = 0
-    """seed of the samples and of the labelers' noise"""
-    device: str = "cpu"
-    """'cpu' or 'cuda'"""
-
-    def __post_init__(self):
-        if not self.model or not self.out:
-            raise ValueError("pass --model (the SFT model) and --out (the JSONL to write)")
-        if not 2 <= self.k_min <= self.k_max:
-            raise ValueError(f"k_min={self.k_min}, k_max={self.k_max}; use 2 <= k_min <= k_max")
 
 
 @dataclass
@@ -80,22 +48,6 @@ class EvalConfig:
             raise ValueError("pass --models NAME=PATH [NAME=PATH ...]")
         if not self.reward_model or not self.reference:
             raise ValueError("pass --reward-model and --reference")
-
-
-def collect(c: CollectConfig) -> None:
-    import numpy as np
-    from transformers import AutoModelForCausalLM
-
-    from agents.reward.collect import collect_comparisons
-    from textbandit.task import load_default_task
-
-    task = load_default_task(c.task)
-    rng = np.random.default_rng([c.seed, 5])
-    model = AutoModelForCausalLM.from_pretrained(c.model)
-    collect_comparisons(model, task.tokenizer(), task.prompts(c.split)[: c.n_prompts], (c.k_min, c.k_max),
-                        lambda p, responses, ended: task.rank(p, responses, rng, ended), c.out,
-                        max_new_tokens=c.max_new_tokens, seed=c.seed, device=c.device)
-    print(c.out)
 
 
 def evaluate(c: EvalConfig) -> None:
@@ -147,7 +99,7 @@ COMMANDS = {
     "task": task,
     "pretrain": _module_main("agents.pretrain"),
     "sft": _module_main("agents.sft.__main__"),
-    "collect": lambda argv: collect(parse_config(CollectConfig, argv, description=CollectConfig.__doc__)),
+    "collect": _module_main("agents.reward.collect"),
     "rm": _module_main("agents.reward.__main__"),
     "ppo": _module_main("agents.ppo.__main__"),
     "eval": lambda argv: evaluate(parse_config(EvalConfig, argv, description=EvalConfig.__doc__)),
