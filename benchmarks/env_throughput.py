@@ -7,9 +7,9 @@ get the same models, prompts, seeds and actions, in the same process, and must g
 rewards; the script prints the machine, each throughput and their ratio.
 
 Models: the default task's (``textbandit/assets/default/``) when shipped, otherwise locally
-built GPT-2s as reference, policy and reward-model trunk: ``--size 1m`` (4 layers, d=128, a
-2,000-word vocabulary: about 1M parameters each) or ``--size tiny`` (2 layers, d=32, the size of
-the test models). Timings are the best of ``--repeats`` alternating runs (shared machines are
+built GPT-2s as reference, policy and reward-model trunk: ``--size 1m`` (4 layers, d=128, the
+default task's "small" model; with the default 2,000-word ``--vocab``, about 1M parameters
+each) or ``--size tiny`` (2 layers, d=32, the size of the test models). Timings are the best of ``--repeats`` alternating runs (shared machines are
 noisy); the process's CPU time is printed too, as it is less sensitive to other load.
 
     python benchmarks/env_throughput.py                 # N=64, 32-token responses, 1M-param models
@@ -98,13 +98,14 @@ def main(argv=None) -> None:
     parser.add_argument("--models", choices=["auto", "local", "default"], default="auto",
                         help="'default': the shipped default task; 'local': GPT-2s built here (auto: default if shipped)")
     parser.add_argument("--size", choices=sorted(SIZES), default="1m", help="size of the local models")
+    parser.add_argument("--vocab", type=int, default=2000, help="words in the local models' vocabulary")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
 
     use_default = args.models == "default" or (args.models == "auto" and (defaults.ASSETS / "reward_model").exists())
-    kwargs = default_task_models() if use_default else local_models(args.size, 2000, 32 + args.max_new_tokens)
+    kwargs = default_task_models() if use_default else local_models(args.size, args.vocab, 32 + args.max_new_tokens)
     kwargs["max_new_tokens"] = args.max_new_tokens
     n = args.num_envs
 
