@@ -256,3 +256,30 @@ class BanditCore:
         """Response texts: tokens before the first EOS, special tokens skipped."""
         rows = [a[: int(m.sum())].tolist() for a, m in zip(actions, mask)]
         return self.tokenizer.batch_decode(rows, skip_special_tokens=True)
+
+
+class CoreAccess:
+    """What both environments expose of their ``BanditCore``: the KL coefficient, the tokenizer
+    and the attached policy."""
+
+    core: BanditCore
+
+    @property
+    def kl_coef(self) -> float:
+        """The KL coefficient; settable (an adaptive KL controller updates it between steps)."""
+        return self.core.settings.kl_coef
+
+    @kl_coef.setter
+    def kl_coef(self, value: float) -> None:
+        if not value >= 0:
+            raise ValueError(f"kl_coef={value!r}; it must be >= 0")
+        self.core.settings.kl_coef = float(value)
+
+    @property
+    def tokenizer(self):
+        """The tokenizer that turns prompts into observations and responses into text."""
+        return self.core.tokenizer
+
+    def set_policy(self, policy) -> None:
+        """Attach (or with ``None`` detach) the policy whose KL to the reference is penalised."""
+        self.core.set_policy(policy)

@@ -9,7 +9,7 @@ import numpy as np
 from gymnasium.error import ResetNeeded
 
 from textbandit import defaults
-from textbandit.core import BanditCore, Settings
+from textbandit.core import BanditCore, CoreAccess, Settings
 
 # Info keys whose values are per-token arrays padded to max_new_tokens.
 TOKEN_KEYS = ("token_kl", "logprobs", "ref_logprobs", "response_mask", "token_rewards")
@@ -74,7 +74,7 @@ def render_text(prompt: str, response: str, reward: float) -> str:
     return f"prompt:   {prompt}\nresponse: {response}\nreward:   {reward:+.4f}\n"
 
 
-class TextBanditEnv(gym.Env):
+class TextBanditEnv(gym.Env, CoreAccess):
     """A prompt in, a token sequence out, a reward back: RLHF's RL problem as a bandit.
 
     ## Description
@@ -153,25 +153,6 @@ class TextBanditEnv(gym.Env):
         self.action_space = self.core.action_space
         self._index: int | None = None
         self._last: str | None = None
-
-    @property
-    def kl_coef(self) -> float:
-        """The KL coefficient; settable (an adaptive KL controller updates it between steps)."""
-        return self.core.settings.kl_coef
-
-    @kl_coef.setter
-    def kl_coef(self, value: float) -> None:
-        if not value >= 0:
-            raise ValueError(f"kl_coef={value!r}; it must be >= 0")
-        self.core.settings.kl_coef = float(value)
-
-    @property
-    def tokenizer(self):
-        return self.core.tokenizer
-
-    def set_policy(self, policy) -> None:
-        """Attach (or with ``None`` detach) the policy whose KL to the reference is penalised."""
-        self.core.set_policy(policy)
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)

@@ -10,6 +10,7 @@ from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
+from textbandit.core import CoreAccess
 from textbandit.env import build_core
 
 
@@ -22,7 +23,7 @@ def _stacked(values: dict[str, np.ndarray], n: int) -> dict[str, Any]:
     return info
 
 
-class TextBanditVectorEnv(VectorEnv):
+class TextBanditVectorEnv(VectorEnv, CoreAccess):
     """``num_envs`` copies of ``TextBanditEnv`` that share their models and score in one batch.
 
     Takes the arguments of ``TextBanditEnv`` plus ``num_envs``. Each step scores all responses
@@ -61,25 +62,6 @@ class TextBanditVectorEnv(VectorEnv):
         self.action_space = batch_space(self.single_action_space, num_envs)
         self._rngs: list[np.random.Generator] | None = None
         self._indices: np.ndarray | None = None
-
-    @property
-    def kl_coef(self) -> float:
-        """The KL coefficient; settable (an adaptive KL controller updates it between steps)."""
-        return self.core.settings.kl_coef
-
-    @kl_coef.setter
-    def kl_coef(self, value: float) -> None:
-        if not value >= 0:
-            raise ValueError(f"kl_coef={value!r}; it must be >= 0")
-        self.core.settings.kl_coef = float(value)
-
-    @property
-    def tokenizer(self):
-        return self.core.tokenizer
-
-    def set_policy(self, policy) -> None:
-        """Attach (or with ``None`` detach) the policy whose KL to the reference is penalised."""
-        self.core.set_policy(policy)
 
     def _draw(self) -> np.ndarray:
         return np.array([int(rng.integers(len(self.core.prompts))) for rng in self._rngs], dtype=np.int64)
