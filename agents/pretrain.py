@@ -36,11 +36,11 @@ class PretrainArgs:
     task: str | None = None
     """task directory (default: the shipped textbandit/assets/default)"""
     steps: int = 0
-    """optimizer steps; 0 picks the size's default (small 1200, large 600)"""
-    batch_size: int = 32
-    """blocks per step"""
+    """optimizer steps; 0 picks the size's default (small 600, large 400)"""
+    batch_size: int = 0
+    """blocks of n_positions tokens per step; 0 picks the size's default (small 32, large 16)"""
     lr: float = 0.0
-    """peak learning rate; 0 picks the size's default (small 3e-3, large 1e-3)"""
+    """peak learning rate; 0 picks the size's default (small 3e-3, large 1.5e-3)"""
     warmup: int = 50
     """linear warm-up steps before the cosine decay"""
     n_positions: int = 64
@@ -53,32 +53,11 @@ class PretrainArgs:
     def __post_init__(self):
         if self.size not in SIZES:
             raise ValueError(f"size={self.size!r}: use one of {sorted(SIZES)}")
-        if self.steps < 0 or self.batch_size < 1:
-            raise ValueError("steps must be >= 0 (0: default) and batch_size >= 1")
-        self.steps = self.steps or {"small": 1200, "large": 600}[self.size]
-        self.lr = self.lr or {"small": 3e-3, "large": 1e-3}[self.size]
-
-
-def blocks(texts: list[str], tokenizer, n: int) -> torch.Tensor:
-    """All texts, each followed by EOS, concatenated and cut into (B, n) blocks."""
-    ids = tokenizer(texts, add_special_tokens=False).input_ids
-    flat = [t for seq in ids for t in seq + [tokenizer.eos_token_id]]
-    m = len(flat) // n
-    return torch.tensor(flat[: m * n]).view(m, n)
-
-
-@torch.no_grad()
-def perplexity(model, data: torch.Tensor, batch_size: int = 64) -> float:
-    """Token-level perplexity of ``model`` on (B, n) blocks."""
-    model.eval()
-    total, count = 0.0, 0
-    for i in range(0, len(data), batch_size):
-        x = data[i: i + batch_size]
-        out = model(input_ids=x, labels=x)
-        k = x.numel() - x.shape[0]  # predicted tokens: all but the first of each block
-        total += out.loss.item() * k
-        count += k
-    return math.exp(total / count)
+        if self.steps < 0 or self.batch_size < 0 or self.lr < 0:
+            raise ValueError("steps, batch_size and lr must be >= 0 (0: the size's default)")
+        self.steps = self.steps or {"small": 600, "large": 400}[self.size]
+        self.batch_size = self.batch_size or {"small": 32, "large": 16}[self.size]
+        self.lr = self.lr or {"small": 3e-3, "large": 1.5e-3}[self.size]
 
 
 def pretrain(args: PretrainArgs) -> dict:
@@ -86,6 +65,7 @@ def pretrain(args: PretrainArgs) -> dict:
     from transformers import GPT2Config, GPT2LMHeadModel
 
     from textbandit.task import load_default_task
+    from textbandit.task.lm import blocks, perplexity
 
     if args.threads:
         torch.set_num_threads(args.threads)
