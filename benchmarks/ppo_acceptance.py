@@ -27,7 +27,7 @@ import torch
 import textbandit  # noqa: F401
 from agents.pipeline.metrics import win_rate
 from agents.ppo import PPOConfig, PolicyWithValueHead, train
-from agents.ppo.learner import PretrainingBatches
+from agents.ppo.ptx import PretrainingBatches
 
 MAX_PROMPT_LEN, MAX_NEW_TOKENS = 32, 24  # as the pipeline (the task's prompts have <= 23 tokens)
 

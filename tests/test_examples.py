@@ -16,6 +16,16 @@ from agents.examples.rloo import rloo_advantages, train_rloo  # noqa: E402
 from agents.examples.toy import KeywordReward  # noqa: E402
 
 
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models gain nothing from intra-op threads, and on a shared machine OpenMP threads
+    spinning against other processes slow them down a hundredfold."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
 def test_rloo_advantages_leave_one_out():
     adv = rloo_advantages(torch.tensor([1.0, 2.0, 3.0, 0.0, 0.0, 4.0]), k=3)
     torch.testing.assert_close(adv, torch.tensor([1 - 2.5, 2 - 2.0, 3 - 1.5, 0 - 2.0, 0 - 2.0, 4 - 0.0]))

@@ -22,6 +22,16 @@ TOK = tiny_tokenizer()
 TARGET = TOK.convert_tokens_to_ids("fish")
 
 
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models gain nothing from intra-op threads, and on a shared machine OpenMP threads
+    spinning against other processes slow them down a hundredfold."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
 def env_kwargs(lm):
     return dict(task=None, reward_model=KeywordReward(TARGET), reference_model=lm, tokenizer=TOK,
                 prompts=PROMPTS, max_prompt_len=8)
@@ -162,3 +172,16 @@ def test_cli_flags_parse():
     args = vars(_parser().parse_args(["--batch-size", "32", "--kl-coef", "0.1", "--no-tensorboard"]))
     cfg = PPOConfig(**{k: v for k, v in args.items() if v is not None})
     assert (cfg.batch_size, cfg.kl_coef, cfg.tensorboard) == (32, 0.1, False)
+
+
+def test_single_rank_process_group_runs(tmp_path):
+    """The data-parallel path (gradient and KL all-reduce) runs under an initialised process group."""
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path}/pg", rank=0, world_size=1)
+    try:
+        lm = tiny_lm(len(TOK))
+        history = train(config(tmp_path, total_iterations=1), policy=lm, env_kwargs=env_kwargs(lm))["history"]
+        assert history[0]["policy/first_ratio_max_dev"] == 0.0
+    finally:
+        dist.destroy_process_group()

@@ -27,6 +27,7 @@ import textbandit  # noqa: F401  (registers TextBandit-v0)
 from agents.ppo import core
 from agents.ppo.config import PPOConfig
 from agents.ppo.policy import PolicyWithValueHead
+from agents.ppo.ptx import PretrainingBatches, load_texts
 from agents.common import MetricLogger
 from agents.ppo.utils import find_checkpoint, log_samples, lr_lambda, rng_state, save_checkpoint, set_rng_state
 
@@ -141,6 +142,7 @@ def ppo_update(policy, optimizer, scheduler, batch: Rollout, values, advantages,
                 step["loss/ptx"] = ptx_loss.item()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            all_reduce_mean_([p.grad for p in policy.parameters() if p.grad is not None])
             step["policy/grad_norm"] = torch.nn.utils.clip_grad_norm_(policy.parameters(), cfg.max_grad_norm).item()
             optimizer.step()
             scheduler.step()
@@ -149,41 +151,19 @@ def ppo_update(policy, optimizer, scheduler, batch: Rollout, values, advantages,
     return {k: (v[0] if k == "policy/first_ratio_max_dev" else float(np.mean(v))) for k, v in stats.items()}
 
 
-class PretrainingBatches:
-    """The PPO-ptx corpus: random batches of right-padded documents and their LM loss."""
+def all_reduce_mean_(tensors) -> None:
+    """Average tensors over data-parallel ranks in place (a no-op without ``torch.distributed``).
 
-    def __init__(self, texts: list[str], tokenizer, batch_size: int, max_len: int, device):
-        if not texts:
-            raise ValueError("the pretraining corpus is empty; pass ptx_data with at least one document")
-        ids = tokenizer(list(texts), add_special_tokens=False)["input_ids"]
-        self.docs = [(d + [tokenizer.eos_token_id])[:max_len] for d in ids if d]
-        self.pad, self.batch_size, self.device = tokenizer.pad_token_id, batch_size, device
-
-    def batch(self, rows) -> tuple[torch.Tensor, torch.Tensor]:
-        width = max(len(self.docs[i]) for i in rows)
-        ids = torch.full((len(rows), width), self.pad, dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        for j, i in enumerate(rows):
-            ids[j, :len(self.docs[i])] = torch.tensor(self.docs[i])
-            mask[j, :len(self.docs[i])] = 1
-        return ids.to(self.device), mask.to(self.device)
-
-    def loss(self, lm, np_rng: np.random.Generator, rows=None) -> torch.Tensor:
-        """Mean next-token cross-entropy of a batch (random rows unless given)."""
-        rows = np_rng.integers(len(self.docs), size=self.batch_size) if rows is None else rows
-        ids, mask = self.batch(rows)
-        labels = ids.masked_fill(mask == 0, -100)
-        return lm(input_ids=ids, attention_mask=mask, labels=labels).loss
-
-
-def load_texts(path: str) -> list[str]:
-    """Documents of a .txt (one a line) or .jsonl (a 'text' field) file."""
-    import json
-
-    with open(path, encoding="utf-8") as f:
-        if path.endswith(".jsonl"):
-            return [json.loads(line)["text"] for line in f if line.strip()]
-        return [line.strip() for line in f if line.strip()]
+    Gradients are averaged by hand rather than through ``DistributedDataParallel`` because the
+    update calls ``forward_logprobs_and_values``, not ``forward``; every rank runs the same number
+    of minibatch steps (``PPOConfig`` checks the arithmetic), so the collectives line up.
+    """
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return
+    world = torch.distributed.get_world_size()
+    for t in tensors:
+        torch.distributed.all_reduce(t)
+        t.div_(world)
 
 
 def iteration_seed(cfg: PPOConfig, iteration: int) -> int:
@@ -258,7 +238,9 @@ def train(cfg: PPOConfig, policy=None, env_kwargs: dict | None = None, ptx_texts
         t_update = time.perf_counter()
         stats = ppo_update(policy, optimizer, scheduler, batch, values, advantages, returns, cfg, np_rng, ptx)
         t_update = time.perf_counter() - t_update
-        kl_mean = batch.kl.mean().item()
+        kl_sum = torch.stack([batch.kl.mean(), batch.score.mean()])
+        all_reduce_mean_([kl_sum])  # the adaptive KL controller must see the global mean on every rank
+        kl_mean = kl_sum[0].item()
         kl_ctl.update(kl_mean, cfg.batch_size)
         dt = time.perf_counter() - t0
         n_tokens = batch.mask.sum().item()

@@ -1,0 +1,44 @@
+"""PPO-ptx (InstructGPT): the pretraining corpus whose LM loss is mixed into each PPO update."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import torch
+
+
+class PretrainingBatches:
+    """The PPO-ptx corpus: random batches of right-padded documents and their LM loss."""
+
+    def __init__(self, texts: list[str], tokenizer, batch_size: int, max_len: int, device):
+        if not texts:
+            raise ValueError("the pretraining corpus is empty; pass ptx_data with at least one document")
+        ids = tokenizer(list(texts), add_special_tokens=False)["input_ids"]
+        self.docs = [(d + [tokenizer.eos_token_id])[:max_len] for d in ids if d]
+        self.pad, self.batch_size, self.device = tokenizer.pad_token_id, batch_size, device
+
+    def batch(self, rows) -> tuple[torch.Tensor, torch.Tensor]:
+        width = max(len(self.docs[i]) for i in rows)
+        ids = torch.full((len(rows), width), self.pad, dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        for j, i in enumerate(rows):
+            ids[j, :len(self.docs[i])] = torch.tensor(self.docs[i])
+            mask[j, :len(self.docs[i])] = 1
+        return ids.to(self.device), mask.to(self.device)
+
+    def loss(self, lm, np_rng: np.random.Generator, rows=None) -> torch.Tensor:
+        """Mean next-token cross-entropy of a batch (random rows unless given)."""
+        rows = np_rng.integers(len(self.docs), size=self.batch_size) if rows is None else rows
+        ids, mask = self.batch(rows)
+        labels = ids.masked_fill(mask == 0, -100)
+        with torch.autocast(ids.device.type, dtype=torch.bfloat16, enabled=ids.device.type == "cuda"):
+            return lm(input_ids=ids, attention_mask=mask, labels=labels).loss
+
+
+def load_texts(path: str) -> list[str]:
+    """Documents of a .txt (one a line) or .jsonl (a 'text' field) file."""
+    with open(path, encoding="utf-8") as f:
+        if path.endswith(".jsonl"):
+            return [json.loads(line)["text"] for line in f if line.strip()]
+        return [line.strip() for line in f if line.strip()]
