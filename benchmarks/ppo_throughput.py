@@ -11,7 +11,7 @@ model-FLOPs utilisation (6 * params * tokens per update / update time, against t
 large matmul measured on this machine in the same precision), and peak memory (RSS on CPU,
 max allocated on CUDA). Run::
 
-    python benchmarks/ppo_throughput.py                      # CPU size, ~3 minutes on 2 cores
+    python benchmarks/ppo_throughput.py                      # the task's model size, minutes on 2 cores
     python benchmarks/ppo_throughput.py --size gpt2-small --device cuda
 """
 
@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 SIZES = {  # (n_layer, n_embd, n_head, vocab)
+    "task-small": (4, 128, 4, 727),  # the default task's small model (agents.pretrain --size small)
     "cpu": (4, 256, 4, 2048),
     "gpt2-small": (12, 768, 12, 50257),
 }
@@ -174,12 +175,12 @@ def run_trl(a, directory: Path, device: torch.device) -> dict:
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--size", choices=sorted(SIZES), default="cpu")
-    p.add_argument("--batch", type=int, default=32)
-    p.add_argument("--minibatch", type=int, default=8)
+    p.add_argument("--size", choices=sorted(SIZES), default="task-small")
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--minibatch", type=int, default=16)
     p.add_argument("--epochs", type=int, default=2)
-    p.add_argument("--prompt-len", type=int, default=16)
-    p.add_argument("--response-len", type=int, default=32)
+    p.add_argument("--prompt-len", type=int, default=24)
+    p.add_argument("--response-len", type=int, default=24)
     p.add_argument("--iterations", type=int, default=3, help="timed iterations")
     p.add_argument("--warmup", type=int, default=1, help="untimed iterations first")
     p.add_argument("--repeats", type=int, default=2, help="runs of each trainer, alternated; the best is kept")

@@ -14,7 +14,7 @@ from tiny import PROMPTS, tiny_lm, tiny_tokenizer  # noqa: E402
 
 from agents.examples.toy import KeywordReward  # noqa: E402
 from agents.ppo import PPOConfig, PolicyWithValueHead, train  # noqa: E402
-from agents.ppo.__main__ import _parser  # noqa: E402
+from agents.common.cli import parse_config  # noqa: E402
 from agents.ppo.learner import rollout  # noqa: E402
 from textbandit.scoring import response_logprobs  # noqa: E402
 
@@ -169,9 +169,11 @@ def test_separate_value_model(tmp_path):
 
 
 def test_cli_flags_parse():
-    args = vars(_parser().parse_args(["--batch-size", "32", "--kl-coef", "0.1", "--no-tensorboard"]))
-    cfg = PPOConfig(**{k: v for k, v in args.items() if v is not None})
-    assert (cfg.batch_size, cfg.kl_coef, cfg.tensorboard) == (32, 0.1, False)
+    cfg = parse_config(PPOConfig, ["--batch-size", "32", "--kl-coef", "0.1", "--tensorboard", "false",
+                                   "--missing-eos-penalty", "none"])
+    assert (cfg.batch_size, cfg.kl_coef, cfg.tensorboard, cfg.missing_eos_penalty) == (32, 0.1, False, None)
+    with pytest.raises(SystemExit):  # a config error is a usage error naming the fix
+        parse_config(PPOConfig, ["--batch-size", "30", "--minibatch-size", "16"])
 
 
 def test_single_rank_process_group_runs(tmp_path):

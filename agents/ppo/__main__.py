@@ -1,37 +1,22 @@
-"""``python -m agents.ppo``: train PPO on TextBandit-v0 from the command line.
+"""``python -m agents.ppo`` (or ``textbandit ppo``): train PPO on TextBandit-v0 from the command line.
 
-Every ``PPOConfig`` field is a flag (``batch_size`` -> ``--batch-size``); booleans take
-``--flag`` / ``--no-flag``. Example::
+Every ``PPOConfig`` field is a flag (``batch_size`` -> ``--batch-size``), documented by the
+docstring under the field; booleans take ``true``/``false``. Example::
 
-    python -m agents.ppo --total-iterations 50 --kl-coef 0.05 --output-dir runs/ppo
+    python -m agents.ppo --sft-model runs/sft --reward-model runs/rm --total-iterations 50 \
+        --kl-coef 0.05 --output-dir runs/ppo
 """
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
 import json
-import typing
 
+from agents.common.cli import parse_config
 from agents.ppo.config import PPOConfig
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m agents.ppo", description=__doc__.splitlines()[0])
-    hints = typing.get_type_hints(PPOConfig)
-    for f in dataclasses.fields(PPOConfig):
-        flag, hint = "--" + f.name.replace("_", "-"), str(hints[f.name])
-        if hints[f.name] is bool:
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None)
-        else:
-            kind = int if "int" in hint else float if "float" in hint else str
-            parser.add_argument(flag, type=kind, default=None, metavar=kind.__name__.upper())
-    return parser
-
-
 def main(argv=None) -> dict:
-    args = {k: v for k, v in vars(_parser().parse_args(argv)).items() if v is not None}
-    cfg = PPOConfig(**args)
+    cfg = parse_config(PPOConfig, argv, description=__doc__.splitlines()[0])
     from agents.ppo.learner import train
 
     result = train(cfg)
