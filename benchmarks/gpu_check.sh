@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 python -c "import torch; assert torch.cuda.is_available(), 'no CUDA device'; print(torch.cuda.get_device_name())"
 python -c "import textbandit" 2>/dev/null || pip install -q -e . 2>/dev/null || export PYTHONPATH="$PWD:${PYTHONPATH:-}"
-python -c "import trl" 2>/dev/null || pip install -q "trl>=1.0" accelerate
+python -c "import trl" 2>/dev/null || pip install -q "trl>=1.0" accelerate || echo "no TRL: timing agents.ppo alone"
 OUT="${OUT:-/tmp}"
 timeout 540 python benchmarks/ppo_throughput.py --size gpt2-small --device cuda \
     --batch 64 --minibatch 16 --epochs 2 --prompt-len 32 --response-len 64 \
