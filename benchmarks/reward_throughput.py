@@ -70,7 +70,7 @@ def run_ours(lm, tok, comps, batch, tmp: Path) -> float:
     return time.perf_counter() - start, time.process_time() - cpu
 
 
-def run_trl(lm, tok, comps, batch, tmp: Path) -> float:
+def run_trl(lm, tok, comps, batch, tmp: Path, accumulation: int = 1) -> float:
     from datasets import Dataset
     from trl import RewardConfig as TRLConfig, RewardTrainer
 
@@ -87,7 +87,10 @@ def run_trl(lm, tok, comps, batch, tmp: Path) -> float:
     pairs_per_step = batch * math.comb(len(comps[0]["responses"]), 2)
     model = GPT2ForSequenceClassification(make_config())
     model.transformer.load_state_dict(lm.transformer.state_dict())
-    args = TRLConfig(output_dir=str(tmp / "trl"), per_device_train_batch_size=pairs_per_step, num_train_epochs=1,
+    if pairs_per_step % accumulation:
+        raise ValueError(f"--trl-accumulation {accumulation} must divide the {pairs_per_step} pairs of a step")
+    args = TRLConfig(output_dir=str(tmp / "trl"), per_device_train_batch_size=pairs_per_step // accumulation,
+                     gradient_accumulation_steps=accumulation, num_train_epochs=1,
                      learning_rate=1e-4, lr_scheduler_type="cosine", save_strategy="no", report_to="none",
                      use_cpu=True, bf16=False, disable_dropout=True, logging_steps=10_000, dataloader_num_workers=0, disable_tqdm=True,
                      seed=0, max_length=None)
@@ -105,6 +108,8 @@ def main(argv=None):
     parser.add_argument("--batch", type=int, default=8, help="comparisons per optimizer step (both trainers)")
     parser.add_argument("--prompt-len", type=int, default=24)
     parser.add_argument("--response-len", type=int, default=24)
+    parser.add_argument("--trl-accumulation", type=int, default=1,
+                        help="split TRL's step into this many micro-batches (gradient accumulation), same step size")
     parser.add_argument("--repeats", type=int, default=3,
                         help="runs of each trainer, alternated; the fastest counts (the CPU may be shared)")
     args = parser.parse_args(argv)
@@ -126,7 +131,7 @@ def main(argv=None):
 
     print(f"trl {trl.__version__}, transformers {transformers.__version__}; model: GPT-2 trunk, {n_params / 1e6:.2f}M params; "
           f"{args.comparisons} comparisons, {args.batch} per step, prompts <= {args.prompt_len} and responses <= "
-          f"{args.response_len} tokens")
+          f"{args.response_len} tokens; TRL gradient accumulation {args.trl_accumulation}")
     rows = []
     with tempfile.TemporaryDirectory() as d:
         warm = synthetic_comparisons(args.batch, 4, args.prompt_len, args.response_len, seed=99)
@@ -137,7 +142,7 @@ def main(argv=None):
             ours, trl_ = [], []
             for r in range(args.repeats):  # alternate, so a busy moment of a shared CPU hits both alike
                 ours.append(run_ours(lm, tok, comps, args.batch, Path(d) / f"k{k}_{r}"))
-                trl_.append(run_trl(lm, tok, comps, args.batch, Path(d) / f"k{k}_{r}"))
+                trl_.append(run_trl(lm, tok, comps, args.batch, Path(d) / f"k{k}_{r}", args.trl_accumulation))
             best = lambda runs, i: args.comparisons / min(t[i] for t in runs)  # fastest run: least disturbed
             rows.append((k, best(ours, 0), best(trl_, 0), best(ours, 1), best(trl_, 1), k, 2 * math.comb(k, 2)))
     print(f"\nload average over the last 1/5/15 min after the run: {os.getloadavg()} (on {os.cpu_count()} cores)")

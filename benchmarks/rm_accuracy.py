@@ -112,10 +112,14 @@ def gold_ranked(path: Path, golds, out: Path) -> Path:
     return out
 
 
-def train_rm(args, task, sft, train, val, batching: str, epochs: int) -> dict:
+def train_rm(args, task, sft, train, val, batching: str, epochs: int, limit: int = 0) -> dict:
     from agents.reward import RewardConfig, train_reward_model
 
-    out = Path(args.work) / f"rm_{batching}_{epochs}ep"
+    out = Path(args.work) / (f"rm_{batching}_{epochs}ep" + (f"_{limit}" if limit else ""))
+    if limit:  # the first `limit` training comparisons only (the costly pairs ablation runs on fewer)
+        subset = Path(args.work) / f"comparisons_train_{limit}.jsonl"
+        subset.write_text("".join(Path(train).read_text().splitlines(keepends=True)[:limit]))
+        train = subset
     if not (out / "summary.json").is_file():
         train_reward_model(RewardConfig(model=sft, train=str(train), val=str(val), out=str(out), batching=batching,
                                         epochs=epochs, lr=args.rm_lr, batch_size=args.rm_batch, max_prompt_len=32,
@@ -133,12 +137,13 @@ def main(argv=None) -> dict:
     ap.add_argument("--pretrain-steps", type=int, default=400, help="0: agents.pretrain's default (1200)")
     ap.add_argument("--sft-epochs", type=int, default=4)
     ap.add_argument("--sft-lr", type=float, default=1e-3)
-    ap.add_argument("--train-comparisons", type=int, default=800, help="train-customer prompts to compare on")
+    ap.add_argument("--train-comparisons", type=int, default=3000, help="train-customer prompts to compare on")
     ap.add_argument("--val-comparisons", type=int, default=300, help="held-out customers' prompts to compare on")
     ap.add_argument("--rm-lr", type=float, default=3e-4)
     ap.add_argument("--rm-batch", type=int, default=16, help="comparisons per step")
-    ap.add_argument("--runs", nargs="+", default=["kwise:1", "kwise:2", "pairs:2"],
-                    help="BATCHING:EPOCHS reward-model runs; a 2-epoch run also reports validation after epoch 1")
+    ap.add_argument("--runs", nargs="+", default=["kwise:1", "kwise:1:800", "kwise:2:800", "pairs:2:800"],
+                    help="BATCHING:EPOCHS[:N] reward-model runs (N: on the first N training comparisons only); "
+                         "a 2-epoch run also reports validation after epoch 1")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     args = ap.parse_args(argv)
     torch.manual_seed(args.seed)
@@ -166,11 +171,11 @@ def main(argv=None) -> dict:
     # labelers against gold: how often one labeler's ranking orders a gold-distinct pair as gold does
     results = {"agreement": agreement, "runs": {}}
     for run in args.runs:
-        batching, epochs = run.split(":")[0], int(run.split(":")[1])
-        s = train_rm(args, task, sft, train, val, batching, epochs)
+        batching, epochs, *limit = run.split(":")
+        s = train_rm(args, task, sft, train, val, batching, int(epochs), int(limit[0]) if limit else 0)
         rm = RewardModel.from_pretrained(s["path"])
         s["val_gold"] = evaluate(rm, gold_comps, tok.pad_token_id, "cpu")
-        results["runs"][f"{batching}_{epochs}ep"] = {
+        results["runs"][run] = {
             "val_accuracy": s["val"]["accuracy"], "val_loss": s["val"]["loss"],
             "val_history": s["val_history"], "gold_accuracy": s["val_gold"]["accuracy"],
             "forwards_per_comparison": s["forwards_per_comparison"], "steps": s["steps"],
@@ -180,11 +185,11 @@ def main(argv=None) -> dict:
     a = agreement["exact"]
     print(f"\ninter-labeler agreement on the validation comparisons: {a:.3f} exact, "
           f"{agreement['simulated']:.3f} simulated ({results['val_pairs']} pairs)")
-    print(f"{'run':>10} | {'val acc':>7} | {'acc - agreement':>15} | {'val loss':>8} | {'gold acc':>8} | "
+    print(f"{'run':>12} | {'val acc':>7} | {'acc - agreement':>15} | {'val loss':>8} | {'gold acc':>8} | "
           f"{'fwd/cmp':>7} | val acc (loss) after each epoch")
     for name, r in results["runs"].items():
         per_epoch = ", ".join(f"{h['accuracy']:.3f} ({h['loss']:.3f})" for h in r["val_history"])
-        print(f"{name:>10} | {r['val_accuracy']:>7.3f} | {100 * (r['val_accuracy'] - a):>+14.1f}p | "
+        print(f"{name:>12} | {r['val_accuracy']:>7.3f} | {100 * (r['val_accuracy'] - a):>+14.1f}p | "
               f"{r['val_loss']:>8.3f} | {r['gold_accuracy']:>8.3f} | {r['forwards_per_comparison']:>7.2f} | {per_epoch}")
     return results
 
