@@ -187,3 +187,17 @@ def test_single_rank_process_group_runs(tmp_path):
         assert history[0]["policy/first_ratio_max_dev"] == 0.0
     finally:
         dist.destroy_process_group()
+
+
+def test_value_model_from_reward_model_round_trip(tmp_path):
+    from textbandit.reward_model import RewardModel
+
+    lm = tiny_lm(len(TOK))
+    policy = PolicyWithValueHead(copy.deepcopy(lm), value_model=RewardModel.from_causal_lm(lm),
+                                 pad_token_id=TOK.pad_token_id)
+    policy.save_pretrained(tmp_path)
+    again = PolicyWithValueHead.from_pretrained(tmp_path)
+    assert again.value_head is None and isinstance(again.value_model, RewardModel)
+    ids, resp = torch.tensor([[5, 6]]), torch.tensor([[7, 8, 1]])
+    args = (ids, torch.ones_like(ids), resp, torch.ones_like(resp), 1.0)
+    torch.testing.assert_close(policy.forward_logprobs_and_values(*args)[1], again.forward_logprobs_and_values(*args)[1])
