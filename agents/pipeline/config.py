@@ -9,16 +9,18 @@ from dataclasses import asdict, dataclass
 PRESETS: dict[str, dict] = {
     "quick": dict(
         n_customers=200, prompts_per_customer=30, corpus_texts=40000,
-        sizes=("small",), large_size="large", pretrain_steps={"small": 1200, "large": 300},
-        sft_epochs=8, comparison_prompts=1000, validation_comparison_prompts=300, k=(4, 9),
-        rm_epochs=1, ppo_iterations=40, ppo_batch=64, kl_sweep=(0.0,), eval_prompts=300,
+        sizes=("small",), large_size="large", pretrain_steps={"small": 300, "large": 100},
+        sft_epochs=4, comparison_prompts=600, validation_comparison_prompts=200, k=(4, 9),
+        rm_epochs=1, ppo_iterations=30, ppo_batch=64, kl_sweep=(0.0,), eval_prompts=256,
+        ppo=dict(learning_rate=1e-4, update_epochs=4),
     ),
     "full": dict(
         n_customers=400, prompts_per_customer=40, corpus_texts=80000,
-        sizes=("small", "medium"), large_size="large",
-        pretrain_steps={"small": 2000, "medium": 1500, "large": 1200},
+        sizes=("small", "large"), large_size="large",
+        pretrain_steps={"small": 1200, "large": 800},
         sft_epochs=16, comparison_prompts=3000, validation_comparison_prompts=600, k=(4, 9),
         rm_epochs=1, ppo_iterations=80, ppo_batch=64, kl_sweep=(0.0, 0.02, 0.2), eval_prompts=600,
+        ppo=dict(learning_rate=1e-4, update_epochs=4),
     ),
     "tiny": dict(
         n_customers=20, prompts_per_customer=6, corpus_texts=400,

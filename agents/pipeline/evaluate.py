@@ -12,9 +12,10 @@ import math
 import numpy as np
 import torch
 
+from agents.pipeline.labeling import gold_lists
 from agents.pipeline.metrics import mean_by, rouge_l, sentence_bleu, win_rate
 from agents.pipeline.samples import Samples, sample_and_score
-from agents.pretrain import blocks, perplexity
+from textbandit.task.lm import blocks, perplexity
 from textbandit.task import Instruction, measure_agreement, pairs_from_ranking, bradley_terry
 from textbandit.task.demonstrator import demonstrate
 from textbandit.vector_env import TextBanditVectorEnv
@@ -38,11 +39,11 @@ def references(task, prompt_records: list[dict], seed: int) -> list[str]:
     return [demonstrate(Instruction(r["kind"], r["params"]), rng) for r in prompt_records]
 
 
-def elo_ratings(task, samples: dict[str, Samples], seed: int) -> dict[str, float]:
+def elo_ratings(pool, samples: dict[str, Samples], seed: int) -> dict[str, float]:
     """Bradley-Terry (Elo-scale) ratings of the models from simulated labelers' rankings of
     the models' responses to each prompt (one labeler, drawn at random, per prompt)."""
     rng = np.random.default_rng([seed, 78])
-    pool, names = task.labelers(), list(samples)
+    names = list(samples)
     comparisons = []
     for i in range(len(samples[names[0]].prompts)):
         gold = [float(samples[m].gold[i]) for m in names]
@@ -50,13 +51,9 @@ def elo_ratings(task, samples: dict[str, Samples], seed: int) -> dict[str, float
     return bradley_terry(comparisons)
 
 
-def labeler_agreement(task, comparison_records: list[dict], seed: int) -> float:
-    """Measured inter-labeler agreement on the pairs of held-out comparisons."""
-    gold_lists = [
-        task.gold_scores([r["prompt"]] * len(r["responses"]), r["responses"], r.get("ended_with_eos"))
-        for r in comparison_records
-    ]
-    return measure_agreement(task.labelers(), gold_lists, np.random.default_rng([seed, 79]), rounds=5)
+def labeler_agreement(task, pool, comparison_records: list[dict], seed: int) -> float:
+    """Measured agreement of two labelers of ``pool`` on the pairs of held-out comparisons."""
+    return measure_agreement(pool, gold_lists(task, comparison_records), np.random.default_rng([seed, 79]), rounds=5)
 
 
 def evaluate_models(
@@ -65,13 +62,15 @@ def evaluate_models(
     env_kwargs: dict,
     n_prompts: int,
     seed: int,
+    pool=None,
     temperature: float = 1.0,
     batch_size: int = 64,
 ) -> dict:
     """Sample each model on the same ``n_prompts`` test prompts and measure everything per model.
 
     ``env_kwargs`` build the evaluation env (the pipeline's reward model, SFT reference,
-    tokenizer, test prompts and gold labeler). Returns ``{"samples", "models", "per_kind",
+    tokenizer, test prompts and gold labeler); ``pool`` the labelers of the Elo ratings (default:
+    the task's). Returns ``{"samples", "models", "per_kind",
     "elo", "ngram"}``.
     """
     records = task.prompts("test")
@@ -102,7 +101,7 @@ def evaluate_models(
         }
         for kind, g in mean_by(kinds, s.gold).items():
             per_kind.setdefault(kind, {})[name] = g
-    for name, rating in elo_ratings(task, samples, seed).items():
+    for name, rating in elo_ratings(pool or task.labelers(), samples, seed).items():
         per_model[name]["elo"] = rating
     return {
         "samples": samples,

@@ -20,13 +20,16 @@ import shutil
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from agents.pipeline.config import PipelineConfig
 from agents.pipeline.evaluate import evaluate_models, labeler_agreement, pairwise_wins
 from agents.pipeline.findings import overoptimisation
+from agents.pipeline.labeling import calibrated_pool, rank_records
 from agents.pipeline.report import write_report
-from textbandit.data import load_comparisons
+from textbandit.data import load_comparisons, write_jsonl
+from textbandit.task import LabelerPool
 
 MAX_PROMPT_LEN = 32  # the task's prompts have at most 23 tokens
 MAX_NEW_TOKENS = 24  # its demonstrations at most 22 words, plus EOS
@@ -107,13 +110,19 @@ def run_pipeline(cfg: PipelineConfig) -> dict:
         from transformers import AutoModelForCausalLM
 
         model, tok = AutoModelForCausalLM.from_pretrained(sft[main]), task.tokenizer()
-        rng = __import__("numpy").random.default_rng([cfg.seed, 5])
-        rank = lambda p, responses, ended: task.rank(p, responses, rng, ended)  # noqa: E731
-        for split, n in (("train", s["comparison_prompts"]), ("validation", s["validation_comparison_prompts"])):
-            prompts = task.prompts(split)[:n]
-            collect_comparisons(model, tok, prompts, tuple(s["k"]), rank, d / f"{split}.jsonl",
-                                max_new_tokens=MAX_NEW_TOKENS, max_prompt_len=MAX_PROMPT_LEN, seed=cfg.seed,
-                                device=device, progress=cfg.progress)
+        unranked = lambda p, responses, ended: [0] * len(responses)  # noqa: E731  (ranked below)
+        records = {
+            split: collect_comparisons(model, tok, task.prompts(split)[:n], tuple(s["k"]), unranked,
+                                       max_new_tokens=MAX_NEW_TOKENS, max_prompt_len=MAX_PROMPT_LEN,
+                                       seed=cfg.seed, device=device, progress=cfg.progress)
+            for split, n in (("train", s["comparison_prompts"]), ("validation", s["validation_comparison_prompts"]))
+        }
+        pool, info = calibrated_pool(task, records["train"])
+        d.mkdir(parents=True, exist_ok=True)
+        (d / "labelers.json").write_text(json.dumps(info, indent=1))
+        rng = np.random.default_rng([cfg.seed, 5])
+        for split, recs in records.items():
+            write_jsonl(d / f"{split}.jsonl", rank_records(task, pool, recs, rng))
 
     comparisons = Path(cfg.comparisons).parent if cfg.comparisons else stage("comparisons", collect)
     comp_train = cfg.comparisons or str(comparisons / "train.jsonl")
@@ -129,14 +138,17 @@ def run_pipeline(cfg: PipelineConfig) -> dict:
     env_kwargs = dict(task=None, reward_model=str(rm_dir), tokenizer=str(task.tokenizer_path),
                       prompts=str(task.prompts_file("train")), max_prompt_len=MAX_PROMPT_LEN,
                       gold_fn=task.gold_scores)
-    runs = {"ppo": (cfg.kl_coef, 0.0), "ppo_ptx": (cfg.kl_coef, cfg.ptx_coef)}
-    runs.update({f"ppo_kl{c:g}": (c, 0.0) for c in s["kl_sweep"]})
+    runs = {"ppo": (main, cfg.kl_coef, 0.0), "ppo_ptx": (main, cfg.kl_coef, cfg.ptx_coef)}
+    runs.update({f"ppo_kl{c:g}": (main, c, 0.0) for c in s["kl_sweep"]})
+    runs.update({f"ppo_{size}": (size, cfg.kl_coef, 0.0) for size in sizes[1:]})  # the size sweep
     ppo = {}
-    for name, (kl, ptx) in runs.items():
-        ppo[name] = stage(name, lambda d, kl=kl, ptx=ptx: _ppo(d, cfg, sft[main], rm_dir, env_kwargs, kl, ptx, task))
+    for name, (size, kl, ptx) in runs.items():
+        ppo[name] = stage(name, lambda d, a=(sft[size], kl, ptx): _ppo(d, cfg, a[0], rm_dir, env_kwargs, a[1], a[2], task))
 
     # 7. evaluation on held-out customers
-    results = _evaluate(cfg, task, bases, sft, main, s, rm_dir, ppo, runs, env_kwargs, comp_val, device)
+    labelers = comparisons / "labelers.json"
+    pool = LabelerPool(json.loads(labelers.read_text())["noises"]) if labelers.exists() else task.labelers()
+    results = _evaluate(cfg, task, bases, sft, main, s, rm_dir, ppo, runs, env_kwargs, comp_val, pool, device)
     results["seconds"] = {**stage.seconds, "total": time.time() - t_start}
     write_report(results, out)
     if cfg.export_defaults:
@@ -169,7 +181,7 @@ def _ppo(d: Path, cfg: PipelineConfig, sft_dir: str, rm_dir: Path, env_kwargs: d
     (d / "history.json").write_text(json.dumps(result["history"]))
 
 
-def _evaluate(cfg, task, bases, sft, main, s, rm_dir, ppo, runs, env_kwargs, comp_val, device) -> dict:
+def _evaluate(cfg, task, bases, sft, main, s, rm_dir, ppo, runs, env_kwargs, comp_val, pool, device) -> dict:
     from transformers import AutoModelForCausalLM
 
     load = lambda p: AutoModelForCausalLM.from_pretrained(str(p)).eval()  # noqa: E731
@@ -177,26 +189,25 @@ def _evaluate(cfg, task, bases, sft, main, s, rm_dir, ppo, runs, env_kwargs, com
     models = {"base": load(bases[main]), f"base_{large}": load(bases[large]), "sft": load(sft[main])}
     for size in s["sizes"][1:]:
         models[f"base_{size}"], models[f"sft_{size}"] = load(bases[size]), load(sft[size])
+        models[f"ppo_{size}"] = load(ppo[f"ppo_{size}"] / "final")
     for name in ("ppo", "ppo_ptx"):
         models[name] = load(ppo[name] / "final")
     eval_env = {**env_kwargs, "prompts": str(task.prompts_file("test")), "reference_model": sft[main],
                 "device": device}
-    ev = evaluate_models(task, models, eval_env, s["eval_prompts"], cfg.seed)
+    ev = evaluate_models(task, models, eval_env, s["eval_prompts"], cfg.seed, pool)
     samples, per_model = ev["samples"], ev["models"]
 
     pairs = {"ppo_vs_sft": ("ppo", "sft"), "ppo_ptx_vs_sft": ("ppo_ptx", "sft"), "sft_vs_base": ("sft", "base"),
              "ppo_vs_large_base": ("ppo", f"base_{large}"), "ppo_vs_ppo_ptx": ("ppo", "ppo_ptx")}
     wins = pairwise_wins(samples, pairs)
-    figure1 = {"base": [], "SFT": [], "PPO": [(per_model["ppo"]["params"], wins["ppo_vs_sft"])],
-               "PPO-ptx": [(per_model["ppo_ptx"]["params"], wins["ppo_ptx_vs_sft"])]}
-    for name, m in per_model.items():
-        method = "base" if name.startswith("base") else "SFT" if name.startswith("sft") else None
-        if method:
-            figure1[method].append((m["params"], pairwise_wins(samples, {"w": (name, "sft")})["w"]))
+    figure1 = {"base": [], "SFT": [], "PPO": [], "PPO-ptx": []}
+    for name, m in per_model.items():  # every model's win rate against the small SFT model
+        method = "PPO-ptx" if name == "ppo_ptx" else {"base": "base", "sft": "SFT"}.get(name.split("_")[0], "PPO")
+        figure1[method].append((m["params"], pairwise_wins(samples, {"w": (name, "sft")})["w"]))
 
     curves, sweep = {}, {}
-    for name, (kl, ptx) in runs.items():
-        if ptx:
+    for name, (size, kl, ptx) in runs.items():
+        if ptx or size != main:
             continue
         h = json.loads((ppo[name] / "history.json").read_text())
         curves[f"kl_coef={kl:g}"] = {"iteration": [r["iteration"] for r in h], "score": [r["env/score"] for r in h],
@@ -205,12 +216,12 @@ def _evaluate(cfg, task, bases, sft, main, s, rm_dir, ppo, runs, env_kwargs, com
         sweep[label] = overoptimisation(c["score"], c["gold"])
     rm_summary = json.loads((rm_dir / "summary.json").read_text())
     return {
-        "preset": cfg.preset, "machine": machine(), "eval_prompts": len(samples["sft"].gold),
+        "preset": cfg.preset, "machine": machine(), "labelers": {"noises": pool.noises}, "eval_prompts": len(samples["sft"].gold),
         "config": cfg.to_dict(), "models": per_model, "win_rates": wins,
         "size_ratio": per_model[f"base_{large}"]["params"] / per_model["base"]["params"],
         "reward_model": {
             "accuracy": rm_summary["val"]["accuracy"], "loss": rm_summary["val"]["loss"],
-            "labeler_agreement": labeler_agreement(task, load_comparisons(comp_val), cfg.seed),
+            "labeler_agreement": labeler_agreement(task, pool, load_comparisons(comp_val), cfg.seed),
             "forwards_per_comparison": rm_summary["forwards_per_comparison"],
         },
         "kl_sweep": {"no_kl": sweep["kl_coef=0"], "default": sweep[f"kl_coef={cfg.kl_coef:g}"], "all": sweep,
