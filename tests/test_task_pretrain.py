@@ -23,3 +23,18 @@ def test_pretrain_command_saves_a_loadable_model(tmp_path):
     texts, ended = sample(model, tok, ["instruction : list 2 colors . response :"] * 3,
                           max_new_tokens=5)
     assert len(texts) == 3 and len(ended) == 3
+
+
+def test_cached_sampling_matches_recomputation():
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    tok = load_default_task().tokenizer()
+    torch.manual_seed(0)
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=len(tok), n_positions=64, n_embd=32,
+                                       n_layer=2, n_head=2))
+    prompts = ["instruction : list 2 colors . response :",
+               "instruction : write about animals in at most 5 words . response :"]
+    a = sample(model, tok, prompts, max_new_tokens=8, seed=3, use_cache=True)
+    b = sample(model, tok, prompts, max_new_tokens=8, seed=3, use_cache=False)
+    assert a == b

@@ -1,8 +1,8 @@
 """Small language-model helpers for the task: corpus blocks, perplexity, plain sampling.
 
 Sampling follows the project's layout (``docs/architecture.md``): prompts left-padded,
-positions ``cumsum(mask) - 1``, the response ends at its first EOS. It recomputes the whole
-sequence each step (no cache): plenty fast for 64-token models, and exact by construction.
+positions ``cumsum(mask) - 1``, the response ends at its first EOS. It uses the KV cache,
+passing each new token's position explicitly (``use_cache=False`` recomputes everything).
 """
 
 from __future__ import annotations
@@ -38,8 +38,10 @@ def perplexity(model, data: torch.Tensor, batch_size: int = 64) -> float:
 
 @torch.no_grad()
 def sample(model, tokenizer, prompts: list[str], max_new_tokens: int = 24,
-           temperature: float = 1.0, seed: int = 0, batch_size: int = 64):
-    """Sample one response per prompt; returns ``(texts, ended_with_eos)``."""
+           temperature: float = 1.0, seed: int = 0, batch_size: int = 64,
+           use_cache: bool = True):
+    """Sample one response per prompt; returns ``(texts, ended_with_eos)``.
+    ``use_cache=False`` recomputes the whole sequence each step (the reference)."""
     model.eval()
     g = torch.Generator().manual_seed(seed)
     eos = tokenizer.eos_token_id
@@ -51,9 +53,20 @@ def sample(model, tokenizer, prompts: list[str], max_new_tokens: int = 24,
         mask = (torch.arange(P)[None, :] >= torch.tensor([P - len(e) for e in enc])[:, None])
         mask = mask.long()
         done = torch.zeros(len(enc), dtype=torch.bool)
-        for _ in range(max_new_tokens):
-            pos = (mask.cumsum(1) - 1).clamp(min=0)
-            logits = model(input_ids=ids, attention_mask=mask, position_ids=pos).logits[:, -1]
+        pos = (mask.cumsum(1) - 1).clamp(min=0)
+        out = model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=use_cache)
+        for step in range(max_new_tokens):
+            if step > 0:
+                pos = pos[:, -1:] + 1
+                if use_cache:
+                    # transformers 5 names the cache `cache`, 4.x `past_key_values`
+                    key = "cache" if "cache" in out else "past_key_values"
+                    out = model(input_ids=ids[:, -1:], attention_mask=mask, position_ids=pos,
+                                use_cache=True, **{key: out[key]})
+                else:
+                    full = (mask.cumsum(1) - 1).clamp(min=0)
+                    out = model(input_ids=ids, attention_mask=mask, position_ids=full)
+            logits = out.logits[:, -1]
             probs = torch.softmax(logits.float() / temperature, dim=-1)
             nxt = torch.multinomial(probs, 1, generator=g).squeeze(1)
             nxt = torch.where(done, torch.full_like(nxt, tokenizer.pad_token_id), nxt)
