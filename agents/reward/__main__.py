@@ -1,6 +1,9 @@
-"""``python -m agents.reward --model SFT --train comparisons.jsonl --val val.jsonl --normalize-with demos.jsonl --out DIR``.
+"""Train a reward model from the command line.
 
-Trains a reward model; every option is a field of :class:`agents.reward.RewardConfig`
+    python -m agents.reward --model SFT --train comparisons.jsonl --val val.jsonl \
+        --normalize-with demos.jsonl --out DIR [--batching pairs] [--epochs 2]
+
+Every option is a field of :class:`agents.reward.RewardConfig`
 (``--help`` lists them with their docs). Prints the output directory and the summary.
 """
 

@@ -58,7 +58,8 @@ def collect_comparisons(model, tokenizer, prompts, k: int | tuple[int, int], ran
     records = _records(prompts)
     rng = random.Random(seed)
     ks = [rng.randint(k_min, k_max) for _ in records]
-    rows = [(i, encode_prompt(tokenizer, r["prompt"], max_prompt_len)) for i, r in enumerate(records) for _ in range(ks[i])]
+    rows = [(i, encode_prompt(tokenizer, r["prompt"], max_prompt_len))
+            for i, r in enumerate(records) for _ in range(ks[i])]
     gen = torch.Generator(device=device).manual_seed(seed)
     model.to(device).eval()
     samples: list[list] = [[] for _ in records]

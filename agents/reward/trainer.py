@@ -45,7 +45,9 @@ def _load(config: RewardConfig, model, tokenizer) -> tuple[RewardModel, object]:
             raise ValueError("pass a tokenizer object when the model is not given by path")
         tokenizer = AutoTokenizer.from_pretrained(config.model)
     check_tokenizer(tokenizer)
-    rm = model if isinstance(model, RewardModel) else RewardModel.from_causal_lm(model if model is not None else config.model)
+    if not isinstance(model, RewardModel):
+        model = RewardModel.from_causal_lm(model if model is not None else config.model)
+    rm = model
     if config.dropout is not None:
         rm.trunk = with_dropout(rm.trunk, config.dropout)
     return rm, tokenizer
@@ -73,12 +75,13 @@ def train_reward_model(config: RewardConfig, model=None, tokenizer=None) -> str:
     rm, tokenizer = _load(config, model, tokenizer)
     rm.to(device).train()
     pad = tokenizer.pad_token_id
-    comps = encode_comparisons(load_comparisons(config.train), tokenizer, config.max_prompt_len, config.max_response_len)
+    lengths = (config.max_prompt_len, config.max_response_len)
+    comps = encode_comparisons(load_comparisons(config.train), tokenizer, *lengths)
     if not comps:
         raise ValueError(f"{config.train} holds no comparison with a non-tied pair")
     val = None
     if config.val:
-        val = encode_comparisons(load_comparisons(config.val), tokenizer, config.max_prompt_len, config.max_response_len)
+        val = encode_comparisons(load_comparisons(config.val), tokenizer, *lengths)
     if config.batching == "kwise":
         items, micro = comps, config.batch_size
     else:
@@ -98,8 +101,9 @@ def train_reward_model(config: RewardConfig, model=None, tokenizer=None) -> str:
         set_rng_state(ckpt["rng"])
 
     def checkpoint():
-        save_checkpoint_atomic({"model": rm.state_dict(), "optimizer": optimizer.state_dict(), "position": copy.deepcopy(pos),
-                                "rng": rng_state(), "config": config.to_dict()}, out / "checkpoint" / "state.pt")
+        state = {"model": rm.state_dict(), "optimizer": optimizer.state_dict(), "position": copy.deepcopy(pos),
+                 "rng": rng_state(), "config": config.to_dict()}
+        save_checkpoint_atomic(state, out / "checkpoint" / "state.pt")
 
     def validate(tag: dict) -> dict:
         m = evaluate(rm, val, pad, device, config.eval_batch_size)
@@ -161,7 +165,8 @@ def train_reward_model(config: RewardConfig, model=None, tokenizer=None) -> str:
         "batching": config.batching, "epochs": config.epochs, "steps": pos["step"], "comparisons": len(comps),
         # completions forwarded per comparison seen (K for 'kwise', 2 * C(K,2) for 'pairs'); a resumed run counts all
         "forwards_per_comparison": pos["rows"] / n_comparisons,
-        "normalize_offset": offset, "val_history": pos["history"], **({"val": pos["history"][-1]} if pos["history"] else {}),
+        "normalize_offset": offset, "val_history": pos["history"],
+        **({"val": pos["history"][-1]} if pos["history"] else {}),
     }
     rm.eval().save_pretrained(out, tokenizer)
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
