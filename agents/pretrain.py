@@ -1,6 +1,11 @@
 """Pretrain a GPT-2-style base model on the default task's corpus.
 
     python -m agents.pretrain --size small --out runs/base-small [--task DIR] [--steps N]
+    python -m agents.pretrain --size all --out runs/default --seed 0   # every artifact
+
+``--size all`` is the one seeded command that rebuilds everything: the task's files
+(``OUT/task``, corpus included, via :func:`textbandit.task.build.build`) and both base
+models (``OUT/base-small``, ``OUT/base-large``) pretrained on that corpus.
 
 The model is a plain ``GPT2LMHeadModel`` built from a local ``GPT2Config`` (nothing is
 downloaded), trained with AdamW and a cosine learning-rate schedule on the corpus texts
@@ -9,7 +14,9 @@ sees only corpus text, never an instruction, so it knows the language and not th
 GPT-3 before InstructGPT). Saved with ``save_pretrained`` next to the task's tokenizer, so
 ``AutoModelForCausalLM.from_pretrained(out)`` and ``AutoTokenizer.from_pretrained(out)`` work.
 
-Sizes (vocab 727, 64 positions): ``small`` about 0.9M parameters, ``large`` about 11M.
+Sizes (vocab 727, 64 positions): ``small`` 0.89M parameters, ``large`` 10.95M (12x).
+Measured on 2 shared, busy CPU cores: small, 600 steps x 32 blocks, 17 min, validation
+perplexity 14.3 (300 steps: 7 min, 14.8); large, 400 steps x 16 blocks, 22 min, 14.5.
 """
 
 from __future__ import annotations
@@ -30,7 +37,7 @@ SIZES = {"small": dict(n_embd=128, n_layer=4, n_head=4),
 @dataclass
 class PretrainArgs:
     size: str = "small"
-    """model size: small (about 1M parameters) or large (about 11M)"""
+    """model size: small (about 1M parameters), large (about 11M), or all (task + both)"""
     out: str = "runs/base-small"
     """output directory (model + tokenizer)"""
     task: str | None = None
@@ -51,8 +58,10 @@ class PretrainArgs:
     """torch threads (0: torch's default)"""
 
     def __post_init__(self):
-        if self.size not in SIZES:
-            raise ValueError(f"size={self.size!r}: use one of {sorted(SIZES)}")
+        if self.size not in SIZES and self.size != "all":
+            raise ValueError(f"size={self.size!r}: use one of {sorted(SIZES)} or 'all'")
+        if self.size == "all":
+            return
         if self.steps < 0 or self.batch_size < 0 or self.lr < 0:
             raise ValueError("steps, batch_size and lr must be >= 0 (0: the size's default)")
         self.steps = self.steps or {"small": 600, "large": 400}[self.size]
@@ -108,12 +117,30 @@ def pretrain(args: PretrainArgs) -> dict:
     return summary
 
 
+def rebuild_all(args: PretrainArgs) -> dict:
+    """Build the task into ``OUT/task`` and pretrain both sizes on it (seeded)."""
+    from textbandit.task import TaskConfig
+    from textbandit.task.build import build
+
+    out = Path(args.out)
+    build(out / "task", TaskConfig(seed=args.seed))
+    return {size: pretrain(PretrainArgs(size=size, out=str(out / f"base-{size}"),
+                                        task=str(out / "task"), seed=args.seed,
+                                        threads=args.threads))
+            for size in ("small", "large")}
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     for name, f in PretrainArgs.__dataclass_fields__.items():
         ap.add_argument(f"--{name.replace('_', '-')}", type=type(f.default)
                         if f.default is not None else str, default=f.default)
-    summary = pretrain(PretrainArgs(**vars(ap.parse_args(argv))))
+    args = PretrainArgs(**vars(ap.parse_args(argv)))
+    if args.size == "all":
+        for summary in rebuild_all(args).values():
+            print(json.dumps({k: v for k, v in summary.items() if k != "args"}))
+        return
+    summary = pretrain(args)
     print(json.dumps({k: v for k, v in summary.items() if k != "args"}))
 
 
