@@ -90,3 +90,10 @@ def test_fast():
     t = time.perf_counter()
     gold_scores(prompts, resps)
     assert len(prompts) / (time.perf_counter() - t) > 2000  # per second
+
+
+@pytest.mark.parametrize("prompt", ["instruction : response :", "instruction : list x y . response :",
+                                    "instruction : write 3 response :"])
+def test_malformed_prompts_raise_value_error(prompt):
+    with pytest.raises(ValueError, match="not a default-task prompt"):
+        gold_score(prompt, "the cat runs .")

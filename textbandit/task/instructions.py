@@ -81,6 +81,14 @@ def _render_fact(p: dict) -> str:
 
 def parse(prompt: str) -> Instruction:
     """Invert :func:`render`: the instruction a prompt text asks for."""
+    try:
+        return _parse(prompt)
+    except (IndexError, KeyError, ValueError) as e:
+        raise ValueError(f"not a default-task prompt ({e}): {prompt!r}; prompts come from "
+                         "instructions.render") from e
+
+
+def _parse(prompt: str) -> Instruction:
     words = prompt.split()
     if words[:2] != PREFIX.split() or words[-2:] != SUFFIX.split():
         raise ValueError(f"not a default-task prompt (want '{PREFIX} ... {SUFFIX}'): {prompt!r}")
