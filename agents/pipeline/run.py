@@ -258,8 +258,13 @@ def export_defaults(task_dir: Path, sft_dir: str, rm_dir: Path, kl_coef: float) 
             shutil.copytree(src, ASSETS / name, dirs_exist_ok=True)
         else:
             shutil.copy2(src, ASSETS / name)
-    AutoModelForCausalLM.from_pretrained(sft_dir, dtype=torch.float16).save_pretrained(str(ASSETS / "sft"))
-    RewardModel.from_pretrained(str(rm_dir), torch_dtype=torch.float16).save_pretrained(ASSETS / "reward_model")
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(Path(task_dir) / "tokenizer"))
+    sft = AutoModelForCausalLM.from_pretrained(sft_dir, dtype=torch.float16)
+    sft.save_pretrained(str(ASSETS / "sft"))
+    tokenizer.save_pretrained(str(ASSETS / "sft"))
+    RewardModel.from_pretrained(str(rm_dir), torch_dtype=torch.float16).save_pretrained(ASSETS / "reward_model", tokenizer)
     settings = {"kl_coef": kl_coef, "max_prompt_len": MAX_PROMPT_LEN, "max_new_tokens": MAX_NEW_TOKENS}
     (ASSETS / "env_config.json").write_text(json.dumps(settings, indent=1) + "\n")
     return ASSETS
