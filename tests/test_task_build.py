@@ -87,7 +87,7 @@ def test_shipped_assets_are_small_and_consistent():
     from textbandit.task import DEFAULT_DIR
 
     size = sum(p.stat().st_size for p in DEFAULT_DIR.rglob("*") if p.is_file())
-    assert size < 3_000_000
+    assert size < 10_000_000  # the bound for all shipped data, models included
     cfg = json.loads((DEFAULT_DIR / "task_config.json").read_text())
     assert TaskConfig.from_dict(cfg) == TaskConfig(**{**cfg})
 
