@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass
 PRESETS: dict[str, dict] = {
     "quick": dict(
         n_customers=200, prompts_per_customer=30, corpus_texts=40000,
-        sizes=("small",), large_size="large", pretrain_steps={"small": 300, "large": 100},
+        sizes=("small",), large_size="large", pretrain_steps={"small": 300, "large": 300},
         sft_epochs=4, comparison_prompts=600, validation_comparison_prompts=200, k=(4, 9),
         rm_epochs=1, ppo_iterations=30, ppo_batch=64, kl_sweep=(0.0,), eval_prompts=256,
         ppo=dict(learning_rate=1e-4, update_epochs=4),
