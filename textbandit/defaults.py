@@ -2,7 +2,7 @@
 
 ``textbandit/assets/default/`` holds the tokenizer, the prompts of each customer split and the
 trained SFT (reference) and reward models of the default task. They are rebuilt by the
-pipeline (``textbandit pipeline --preset quick --export-defaults``); see the README.
+pipeline (``textbandit pipeline --preset quick --export-defaults true``); see the README.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ def _require(path: Path, what: str) -> str:
     if not path.exists():
         raise FileNotFoundError(
             f"the default task's {what} is missing ({path}); rebuild the shipped artifacts with "
-            "`textbandit pipeline --preset quick --export-defaults`, or pass your own "
+            "`textbandit pipeline --preset quick --export-defaults true`, or pass your own "
             "reward_model=, reference_model=, tokenizer= and prompts= (with task=None)"
         )
     return str(path)
