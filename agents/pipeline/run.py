@@ -130,7 +130,7 @@ def run_pipeline(cfg: PipelineConfig) -> dict:
 
     # 5. reward model from the SFT model, normalised so that demonstrations score 0
     rm_cfg = RewardConfig(model=sft[main], train=comp_train, val=comp_val, normalize_with=demos_train,
-                          epochs=s["rm_epochs"], max_prompt_len=MAX_PROMPT_LEN, max_response_len=MAX_NEW_TOKENS,
+                          epochs=s["rm_epochs"], lr=s["rm_lr"], max_prompt_len=MAX_PROMPT_LEN, max_response_len=MAX_NEW_TOKENS,
                           seed=cfg.seed, device=device, progress=cfg.progress, out="-")
     rm_dir = stage("reward_model", lambda d: train_reward_model(_with_out(rm_cfg, d)))
 
