@@ -48,6 +48,16 @@ def make_reward_model(vocab_size: int, seed: int = 2) -> torch.nn.Module:
     return DuckRewardModel(tiny_lm(vocab_size, seed=seed)).eval()
 
 
+@pytest.fixture
+def one_thread():
+    """Tiny models gain nothing from intra-op threads, and on a shared machine OpenMP threads
+    spinning against other processes slow them down a hundredfold."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def tokenizer():
     return tiny_tokenizer()

@@ -17,14 +17,7 @@ from agents.examples.toy import KeywordReward  # noqa: E402
 
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models gain nothing from intra-op threads, and on a shared machine OpenMP threads
-    spinning against other processes slow them down a hundredfold."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see tests/conftest.py
 
 def test_rloo_advantages_leave_one_out():
     adv = rloo_advantages(torch.tensor([1.0, 2.0, 3.0, 0.0, 0.0, 4.0]), k=3)

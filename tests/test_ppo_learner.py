@@ -23,14 +23,7 @@ TARGET = TOK.convert_tokens_to_ids("fish")
 
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models gain nothing from intra-op threads, and on a shared machine OpenMP threads
-    spinning against other processes slow them down a hundredfold."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see tests/conftest.py
 
 def env_kwargs(lm):
     return dict(task=None, reward_model=KeywordReward(TARGET), reference_model=lm, tokenizer=TOK,
