@@ -25,8 +25,9 @@ def gold_lists(task, records: list[dict]) -> list[list[float]]:
             for r in records]
 
 
-def calibrated_pool(task, records: list[dict]) -> tuple[LabelerPool, dict]:
-    """The task's labelers with their noise rescaled to the task's agreement setting on ``records``.
+def calibrated_pool(task, golds: list[list[float]]) -> tuple[LabelerPool, dict]:
+    """The task's labelers with their noise rescaled to the task's agreement setting on the
+    comparisons whose gold scores are ``golds`` (see :func:`gold_lists`).
 
     Where ties in gold cap agreement below the setting even for noiseless labelers, the
     labelers are made nearly noiseless and the cap is reported.
@@ -34,7 +35,6 @@ def calibrated_pool(task, records: list[dict]) -> tuple[LabelerPool, dict]:
     base = json.loads((Path(task.path) / "labelers.json").read_text())
     multipliers = [n / base["noise_scale"] for n in base["noises"]]
     target = task.config.labeler_agreement
-    golds = gold_lists(task, records)
     try:
         scale, capped = calibrate(golds, target, multipliers), False
     except ValueError:
@@ -44,6 +44,7 @@ def calibrated_pool(task, records: list[dict]) -> tuple[LabelerPool, dict]:
     return LabelerPool(info["noises"]), info
 
 
-def rank_records(task, pool: LabelerPool, records: list[dict], rng: np.random.Generator) -> list[dict]:
+def rank_records(pool: LabelerPool, records: list[dict], golds: list[list[float]],
+                 rng: np.random.Generator) -> list[dict]:
     """Each record ranked by one labeler drawn at random (rank 0 = best), as the comparisons format says."""
-    return [{**r, "ranking": pool.rank(g, rng)} for r, g in zip(records, gold_lists(task, records))]
+    return [{**r, "ranking": pool.rank(g, rng)} for r, g in zip(records, golds)]

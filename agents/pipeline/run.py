@@ -26,7 +26,7 @@ import torch
 from agents.pipeline.config import PipelineConfig
 from agents.pipeline.evaluate import evaluate_models, labeler_agreement, pairwise_wins
 from agents.pipeline.findings import overoptimisation
-from agents.pipeline.labeling import calibrated_pool, rank_records
+from agents.pipeline.labeling import calibrated_pool, gold_lists, rank_records
 from agents.pipeline.report import write_report
 from textbandit.data import load_comparisons, write_jsonl
 from textbandit.task import LabelerPool
@@ -117,12 +117,13 @@ def run_pipeline(cfg: PipelineConfig) -> dict:
                                        seed=cfg.seed, device=device, progress=cfg.progress)
             for split, n in (("train", s["comparison_prompts"]), ("validation", s["validation_comparison_prompts"]))
         }
-        pool, info = calibrated_pool(task, records["train"])
+        golds = {split: gold_lists(task, recs) for split, recs in records.items()}
+        pool, info = calibrated_pool(task, golds["train"])
         d.mkdir(parents=True, exist_ok=True)
         (d / "labelers.json").write_text(json.dumps(info, indent=1))
         rng = np.random.default_rng([cfg.seed, 5])
         for split, recs in records.items():
-            write_jsonl(d / f"{split}.jsonl", rank_records(task, pool, recs, rng))
+            write_jsonl(d / f"{split}.jsonl", rank_records(pool, recs, golds[split], rng))
 
     comparisons = Path(cfg.comparisons).parent if cfg.comparisons else stage("comparisons", collect)
     comp_train = cfg.comparisons or str(comparisons / "train.jsonl")
