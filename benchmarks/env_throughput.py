@@ -100,6 +100,7 @@ def main(argv=None) -> None:
     parser.add_argument("--size", choices=sorted(SIZES), default="1m", help="size of the local models")
     parser.add_argument("--vocab", type=int, default=2000, help="words in the local models' vocabulary")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="cpu", help="where the models run (cpu, cuda)")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -107,6 +108,8 @@ def main(argv=None) -> None:
     use_default = args.models == "default" or (args.models == "auto" and (defaults.ASSETS / "reward_model").exists())
     kwargs = default_task_models() if use_default else local_models(args.size, args.vocab, 32 + args.max_new_tokens)
     kwargs["max_new_tokens"] = args.max_new_tokens
+    kwargs["device"] = args.device
+    kwargs["policy"] = kwargs["policy"].to(args.device)
     n = args.num_envs
 
     batched = gym.make_vec("TextBandit-v0", num_envs=n, **kwargs)
@@ -126,7 +129,8 @@ def main(argv=None) -> None:
     max_diff = float(np.abs(rewards["batched"] - rewards["sync"]).max())
     (wb, cb), (ws, cs) = best["batched"], best["sync"]
 
-    print(f"machine   : {platform.machine()} {platform.system()}, os.cpu_count()={os.cpu_count()}, "
+    gpu = f", {torch.cuda.get_device_name()}" if args.device.startswith("cuda") else ""
+    print(f"machine   : {platform.machine()} {platform.system()}{gpu}, os.cpu_count()={os.cpu_count()}, "
           f"torch {torch.__version__}, torch threads={torch.get_num_threads()}, "
           f"load average {os.getloadavg()[0]:.1f}")
     print(f"models    : {'default task' if use_default else f'local GPT-2 ({args.size})'} reference/policy/RM, "

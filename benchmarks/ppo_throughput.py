@@ -102,6 +102,8 @@ def run_ours(a, directory: Path, device: torch.device) -> dict:
 
     tok, lm, rm, prompts = load(directory, device)
     ref = AutoModelForCausalLM.from_pretrained(str(directory / "model"))
+    if device.type == "cuda":  # the frozen models need no fp32 master weights: run them in bf16
+        ref, rm = ref.to(torch.bfloat16), rm.to(torch.bfloat16)
     cfg = PPOConfig(batch_size=a.batch, minibatch_size=a.minibatch, update_epochs=a.epochs,
                     total_iterations=a.warmup + a.iterations, max_new_tokens=a.response_len, kl_coef=0.05,
                     learning_rate=1e-5, missing_eos_penalty=None, device=str(device), output_dir=str(directory / "ours"),
@@ -125,6 +127,8 @@ def run_trl(a, directory: Path, device: torch.device) -> dict:
     from textbandit.scoring import join, response_mask
 
     tok, _, rm, prompts = load(directory, device)
+    if device.type == "cuda":  # as for ours: the reward model in bf16
+        rm = rm.to(torch.bfloat16)
     lm = AutoModelForCausalLM.from_pretrained(str(directory / "model"))  # _name_or_path: TRL's reference copy
     tok.padding_side = "left"
     completion_tokens = []
@@ -224,7 +228,8 @@ def main(argv=None):
                 results[name] = r
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     # the best of several tries: a busy neighbour can only make a measurement slower
-    peak = max(matmul_peak(device, dtype, n) for n in (1024, 2048, 2048))
+    sizes = (4096, 8192, 8192) if device.type == "cuda" else (1024, 2048, 2048)  # a GPU needs big ones to peak
+    peak = max(matmul_peak(device, dtype, n) for n in sizes)
     for r in results.values():
         r["update_mfu"] = 6 * r["n_params"] * r["update_tokens"] / r["update_s"] / peak
     name = torch.cuda.get_device_name() if device.type == "cuda" else f"CPU x{torch.get_num_threads()} threads"
