@@ -155,3 +155,16 @@ def test_bad_actions_and_step_before_reset(vec_kwargs):
         envs.step(np.full((N, L), 28))
     with pytest.raises(ValueError, match="num_envs"):
         TextBanditVectorEnv(num_envs=0, **vec_kwargs)
+
+
+def test_forward_batch_size_splits_the_scoring_forwards_without_changing_the_numbers(vec_kwargs):
+    whole = gym.make_vec("TextBandit-v0", num_envs=N, **vec_kwargs)
+    split = gym.make_vec("TextBandit-v0", num_envs=N, forward_batch_size=3, **vec_kwargs)  # 3 + 1 rows
+    actions = make_actions(np.random.default_rng(1), N)
+    whole.reset(seed=5)
+    split.reset(seed=5)
+    a, b = whole.step(actions)[4]["final_info"], split.step(actions)[4]["final_info"]
+    for key in TOKEN_KEYS + ("score", "kl"):
+        np.testing.assert_allclose(a[key], b[key], **TOL, err_msg=key)
+    with pytest.raises(ValueError, match="forward_batch_size"):
+        gym.make_vec("TextBandit-v0", num_envs=N, forward_batch_size=0, **vec_kwargs)

@@ -104,7 +104,11 @@ class BanditCore:
         gold_fn: GoldFn | None = None,
         device: str | torch.device = "cpu",
         torch_dtype: torch.dtype | None = None,
+        forward_batch_size: int | None = None,
     ):
+        if forward_batch_size is not None and not (isinstance(forward_batch_size, int) and forward_batch_size > 0):
+            raise ValueError(f"forward_batch_size={forward_batch_size!r}; use a positive int, or None for whole batches")
+        self.forward_batch_size = forward_batch_size
         self.settings = settings
         self.device = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
                                    "cpu" if device == "auto" else device)
@@ -206,9 +210,9 @@ class BanditCore:
         mask = response_mask(response, self.eos_token_id)
         input_ids, attention_mask, pos = join(prompt_ids, prompt_mask, response, mask, self.pad_token_id)
 
-        ref_logprobs = response_logprobs(
-            self.reference_model, prompt_ids, prompt_mask, response, mask, s.temperature, self.pad_token_id
-        )
+        ref_logprobs = self._chunked(lambda r: response_logprobs(
+            self.reference_model, prompt_ids[r], prompt_mask[r], response[r], mask[r], s.temperature, self.pad_token_id
+        ), len(response))
         if self.policy is None:  # no policy: it is taken to be the reference, so KL = 0
             logprobs = ref_logprobs
         else:
@@ -220,7 +224,8 @@ class BanditCore:
                 )
             # where, not *: a policy may put -inf after the EOS, and -inf * 0 is NaN
             logprobs = torch.where(mask.bool(), logprobs.to(dev, torch.float32), 0.0)
-        score = self.reward_model.score(input_ids, attention_mask, pos).float().reshape(-1)
+        score = self._chunked(lambda r: self.reward_model.score(input_ids[r], attention_mask[r], pos[r]).float().reshape(-1),
+                              len(response))
         finished = ends_with_eos(response, self.eos_token_id)
         if s.missing_eos_penalty is not None:
             score = score - s.missing_eos_penalty * (~finished).float()
@@ -251,6 +256,11 @@ class BanditCore:
             gold = self.gold_fn(list(out["prompt"]), list(out["response"]), list(finished.cpu().numpy()))
             out["gold_score"] = np.asarray(gold, dtype=np.float32)
         return out
+
+    def _chunked(self, forward, n: int) -> torch.Tensor:
+        """``forward(rows)`` over slices of at most ``forward_batch_size`` of ``n`` rows, concatenated."""
+        step = self.forward_batch_size or n
+        return torch.cat([forward(slice(i, i + step)) for i in range(0, n, step)])
 
     def decode(self, actions: np.ndarray, mask: np.ndarray) -> list[str]:
         """Response texts: tokens before the first EOS, special tokens skipped."""

@@ -32,6 +32,7 @@ def build_core(
     gold_fn=None,
     device: str = "cpu",
     torch_dtype=None,
+    forward_batch_size: int | None = None,
 ) -> BanditCore:
     """Resolve the arguments of ``TextBanditEnv`` (what is not given comes from the task)."""
     if task not in ("default", None):
@@ -67,6 +68,7 @@ def build_core(
         gold_fn=gold_fn,
         device=device,
         torch_dtype=torch_dtype,
+        forward_batch_size=forward_batch_size,
     )
 
 
@@ -129,6 +131,8 @@ class TextBanditEnv(gym.Env, CoreAccess):
       ``max_prompt_len`` at construction; ``"left"`` keeps their last ``max_prompt_len`` tokens.
     - ``gold_fn``: ``gold_fn(prompts, responses, ended_with_eos) -> scores`` for evaluation.
     - ``device``, ``torch_dtype``: where and in what precision the models run.
+    - ``forward_batch_size``: rows per forward pass of the reference and reward models (None:
+      a whole batch at once); bounds the memory that the (rows, L, vocab) logits take.
 
     ## Example
     >>> import gymnasium as gym, textbandit

@@ -82,7 +82,8 @@ def build_policy(cfg: PPOConfig, tokenizer, device, source=None) -> PolicyWithVa
 def make_envs(cfg: PPOConfig, policy, device, **env_kwargs):
     """``gym.make_vec("TextBandit-v0")`` with this rank's share of the batch and the config's settings."""
     kwargs = dict(task=cfg.task, split=cfg.split, kl_coef=cfg.kl_coef, max_new_tokens=cfg.max_new_tokens,
-                  temperature=cfg.temperature, missing_eos_penalty=cfg.missing_eos_penalty, device=str(device))
+                  temperature=cfg.temperature, missing_eos_penalty=cfg.missing_eos_penalty, device=str(device),
+                  forward_batch_size=cfg.local_minibatch_size)  # the reference and RM forwards in minibatches too
     if cfg.reward_model is not None:
         kwargs["reward_model"] = cfg.reward_model
     kwargs.update(env_kwargs)
