@@ -30,6 +30,8 @@ from pathlib import Path
 
 import torch
 
+from agents.common.fused import fuse_gelu_
+
 SIZES = {"small": dict(n_embd=128, n_layer=4, n_head=4),
          "large": dict(n_embd=384, n_layer=6, n_head=6)}
 
@@ -86,7 +88,7 @@ def pretrain(args: PretrainArgs) -> dict:
     cfg = GPT2Config(vocab_size=len(tok), n_positions=args.n_positions,
                      bos_token_id=tok.eos_token_id, eos_token_id=tok.eos_token_id,
                      pad_token_id=tok.pad_token_id, **SIZES[args.size])
-    model = GPT2LMHeadModel(cfg)
+    model = fuse_gelu_(GPT2LMHeadModel(cfg))
     n_params = sum(p.numel() for p in model.parameters())
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.1,
                             betas=(0.9, 0.95))

@@ -54,6 +54,22 @@ def test_policy_protocol_and_generate():
     assert policy.config.vocab_size == len(TOK)
 
 
+def test_fuse_gelu_swaps_the_python_gelu_and_keeps_the_outputs():
+    from transformers.activations import NewGELUActivation
+
+    from agents.common import fuse_gelu_
+
+    lm = tiny_lm(len(TOK))
+    fused = fuse_gelu_(copy.deepcopy(lm))
+    assert any(isinstance(m, NewGELUActivation) for m in lm.modules())
+    assert not any(isinstance(m, NewGELUActivation) for m in fused.modules())
+    assert sum(isinstance(m, torch.nn.GELU) for m in fused.modules()) == lm.config.n_layer
+    ids = torch.randint(2, len(TOK), (3, 9))
+    with torch.no_grad():
+        torch.testing.assert_close(fused(ids).logits, lm(ids).logits, atol=1e-5, rtol=1e-5)
+    assert fused.config.activation_function == "gelu_new"  # a saved policy loads as before
+
+
 def test_save_pretrained_round_trip(tmp_path):
     from transformers import AutoModelForCausalLM
 

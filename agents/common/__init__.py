@@ -5,6 +5,7 @@
 - :func:`save_checkpoint_atomic` / :func:`load_checkpoint`, :func:`rng_state` /
   :func:`set_rng_state`, :func:`seed_everything`: exact stop-and-resume.
 - :func:`set_dropout` / :func:`with_dropout`: residual dropout on a Hugging Face config/model.
+- :func:`fuse_gelu_`: GPT-2's Python GELU swapped for torch's fused kernel (same formula).
 - :func:`resolve_device` / :func:`autocast`: 'auto' device choice, bf16 autocast on GPU only.
 - :mod:`agents.common.cli`: an argparse command line generated from a config dataclass.
 - :mod:`agents.common.text`: the ``prompt ++ response`` batch layout of docs/architecture.md.
@@ -13,6 +14,7 @@
 from agents.common.checkpoint import load_checkpoint, rng_state, save_checkpoint_atomic, seed_everything, set_rng_state
 from agents.common.device import autocast, resolve_device
 from agents.common.dropout import set_dropout, with_dropout
+from agents.common.fused import fuse_gelu_
 from agents.common.metrics import MetricLogger
 from agents.common.schedule import cosine_with_warmup, set_lr
 
@@ -27,6 +29,7 @@ __all__ = [
     "seed_everything",
     "set_dropout",
     "with_dropout",
+    "fuse_gelu_",
     "resolve_device",
     "autocast",
 ]

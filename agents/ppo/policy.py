@@ -29,6 +29,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from agents.common.fused import fuse_gelu_
 from agents.sampling import sample
 from textbandit.scoring import gather_logprobs, join
 
@@ -67,7 +68,7 @@ class PolicyWithValueHead(nn.Module):
     def __init__(self, lm: nn.Module, value_model: nn.Module | None = None, pad_token_id: int = 0,
                  forward_batch_size: int | None = None, autocast_dtype: torch.dtype | None = None):
         super().__init__()
-        self.lm = set_dropout(lm, 0.0)  # N-details: dropout off, else log-probs depend on the mask drawn
+        self.lm = fuse_gelu_(set_dropout(lm, 0.0))  # N-details: dropout off, else log-probs depend on the mask drawn
         self.value_model = set_dropout(value_model, 0.0) if value_model is not None else None
         if value_model is None:
             hidden = lm.config.hidden_size if hasattr(lm.config, "hidden_size") else lm.config.n_embd

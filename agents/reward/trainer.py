@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from agents.common import (MetricLogger, cosine_with_warmup, load_checkpoint, rng_state, save_checkpoint_atomic,
-                           seed_everything, set_lr, set_rng_state, with_dropout)
+                           fuse_gelu_, seed_everything, set_lr, set_rng_state, with_dropout)
 from agents.common.device import autocast, resolve_device
 from agents.common.text import check_tokenizer, encode_prompt, encode_response
 from agents.reward.config import RewardConfig
@@ -50,6 +50,7 @@ def _load(config: RewardConfig, model, tokenizer) -> tuple[RewardModel, object]:
     rm = model
     if config.dropout is not None:
         rm.trunk = with_dropout(rm.trunk, config.dropout)
+    fuse_gelu_(rm.trunk)
     return rm, tokenizer
 
 

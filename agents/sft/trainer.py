@@ -19,7 +19,7 @@ import torch
 from tqdm.auto import tqdm
 
 from agents.common import (MetricLogger, cosine_with_warmup, load_checkpoint, rng_state, save_checkpoint_atomic,
-                           seed_everything, set_lr, set_rng_state, with_dropout)
+                           fuse_gelu_, seed_everything, set_lr, set_rng_state, with_dropout)
 from agents.common.device import autocast, resolve_device
 from agents.common.text import check_tokenizer, collate, encode_prompt, encode_response, left_pad
 from agents.sampling import sample
@@ -89,7 +89,7 @@ def _load(config: SFTConfig, model, tokenizer):
     check_tokenizer(tokenizer)
     if config.dropout is not None:
         model = with_dropout(model, config.dropout)
-    return model, tokenizer
+    return fuse_gelu_(model), tokenizer
 
 
 def train_sft(config: SFTConfig, model=None, tokenizer=None) -> str:
