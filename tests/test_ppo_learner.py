@@ -70,6 +70,17 @@ def test_fuse_gelu_swaps_the_python_gelu_and_keeps_the_outputs():
     assert fused.config.activation_function == "gelu_new"  # a saved policy loads as before
 
 
+def test_entropy_is_logged_without_a_graph_unless_it_enters_the_loss():
+    policy = PolicyWithValueHead.from_pretrained(tiny_lm(len(TOK)), pad_token_id=TOK.pad_token_id)
+    ids, resp = torch.tensor([[0, 5, 6], [7, 8, 9]]), torch.tensor([[4, 5, 1], [6, 1, 0]])
+    mask, rmask = (ids != 0).long(), torch.tensor([[1, 1, 1], [1, 1, 0]])
+    lp, _, ent = policy.forward_logprobs_and_values(ids, mask, resp, rmask, 0.7, entropy_grad=False)
+    lp2, _, ent2 = policy.forward_logprobs_and_values(ids, mask, resp, rmask, 0.7)
+    assert lp.requires_grad and not ent.requires_grad and ent2.requires_grad
+    torch.testing.assert_close(ent, ent2.detach())
+    torch.testing.assert_close(lp, lp2)
+
+
 def test_save_pretrained_round_trip(tmp_path):
     from transformers import AutoModelForCausalLM
 

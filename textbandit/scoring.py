@@ -57,8 +57,13 @@ def join(
 
 def gather_logprobs(logits: torch.Tensor, tokens: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
     """log softmax(logits / temperature) at ``tokens``: (N, T, V), (N, T) -> (N, T)."""
-    logp = F.log_softmax(logits.float() / temperature, dim=-1)
-    return torch.gather(logp, 2, tokens.unsqueeze(-1)).squeeze(-1)
+    logits = logits.float()
+    if temperature != 1.0:
+        logits = logits / temperature
+    # picked logit - logsumexp: the same number as log_softmax, without keeping an (N, T, V)
+    # log-prob tensor for the backward pass (logsumexp saves only its (N, T) output)
+    picked = torch.gather(logits, 2, tokens.unsqueeze(-1)).squeeze(-1)
+    return picked - torch.logsumexp(logits, dim=-1)
 
 
 @functools.lru_cache(maxsize=None)

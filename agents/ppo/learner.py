@@ -126,7 +126,8 @@ def ppo_update(policy, optimizer, scheduler, batch: Rollout, values, advantages,
             idx = order[start:start + mb]
             mask = batch.mask[idx]
             logprobs, new_values, entropy = policy.forward_logprobs_and_values(
-                batch.prompt_ids[idx], batch.prompt_mask[idx], batch.responses[idx], mask, cfg.temperature)
+                batch.prompt_ids[idx], batch.prompt_mask[idx], batch.responses[idx], mask, cfg.temperature,
+                entropy_grad=cfg.ent_coef > 0)  # else the entropy is only logged
             pg = core.policy_loss(logprobs, batch.logprobs[idx], advantages[idx], mask, cfg.clip_coef)
             vf_loss, vf_clip = core.value_loss(new_values, values[idx], returns[idx], mask, cfg.value_clip)
             ent = core.masked_mean(entropy, mask)

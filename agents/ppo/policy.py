@@ -129,12 +129,13 @@ class PolicyWithValueHead(nn.Module):
         return torch.autocast(device_type=device.type, dtype=self.autocast_dtype)
 
     def forward_logprobs_and_values(self, prompt_ids, prompt_mask, response_ids, response_mask,
-                                    temperature: float, with_values: bool = True):
+                                    temperature: float, with_values: bool = True, entropy_grad: bool = True):
         """One forward over ``prompt ++ response``: per-token log-probs, values and entropies.
 
         Returns three (N, L) float32 tensors, 0 where ``response_mask`` is 0. The value for token
         ``t`` is read at the position whose logits predict it (``P + t - 1``): V of the state
-        before the token is chosen.
+        before the token is chosen. ``entropy_grad=False`` computes the entropy for logging only
+        (no graph: the (N, L, V) tensors it needs are freed at once).
         """
         P = prompt_ids.shape[1]
         input_ids, attention_mask, pos = join(prompt_ids, prompt_mask, response_ids, response_mask, self.pad_token_id)
@@ -150,9 +151,10 @@ class PolicyWithValueHead(nn.Module):
                     values = self.value_model(input_ids, attention_mask, pos)[:, P - 1 : -1]
         mask = response_mask.to(torch.float32)
         # N-details: logits divided by the sampling temperature, as the sampler and env did.
-        logits = logits.float() / temperature
+        logits = logits.float() if temperature == 1.0 else logits.float() / temperature
         logprobs = gather_logprobs(logits, input_ids[:, P:]) * mask
-        entropy = entropy_from_logits(logits) * mask
+        with torch.set_grad_enabled(entropy_grad and torch.is_grad_enabled()):
+            entropy = entropy_from_logits(logits) * mask
         values = values.float() * mask if with_values else None
         return logprobs, values, entropy
 
