@@ -180,3 +180,16 @@ def test_top_p_filtering_by_hand():
     assert torch.isfinite(top2)[0].tolist() == [False, True, False, True]
     kept_logits = filter_logits(logits, top_p=0.6)
     assert kept_logits[0, 1] == logits[0, 1]  # survivors keep their logits
+
+
+def test_draw_follows_the_probabilities_and_never_draws_a_zero():
+    from agents.sampling import draw
+
+    g = torch.Generator().manual_seed(0)
+    probs = torch.tensor([[0.1, 0.0, 0.6, 0.3], [0.0, 0.0, 0.0, 1.0], [2.0, 0.0, 0.0, 2.0]])  # row 3 unnormalised
+    draws = torch.stack([draw(probs, g) for _ in range(20000)])  # (20000, 3)
+    freq = torch.stack([torch.bincount(draws[:, r], minlength=4) for r in range(3)]).double() / len(draws)
+    expected = probs / probs.sum(dim=1, keepdim=True)
+    assert (freq[expected == 0] == 0).all()
+    # binomial standard error at p=0.5, n=20000 is 0.0035: 5 sigma
+    torch.testing.assert_close(freq, expected.double(), atol=0.018, rtol=0)
