@@ -30,6 +30,7 @@ from pathlib import Path
 
 import torch
 
+from agents.common.device import adamw
 from agents.common.fused import fuse_gelu_
 
 SIZES = {"small": dict(n_embd=128, n_layer=4, n_head=4),
@@ -90,8 +91,7 @@ def pretrain(args: PretrainArgs) -> dict:
                      pad_token_id=tok.pad_token_id, **SIZES[args.size])
     model = fuse_gelu_(GPT2LMHeadModel(cfg))
     n_params = sum(p.numel() for p in model.parameters())
-    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.1,
-                            betas=(0.9, 0.95))
+    opt = adamw(model.parameters(), "cpu", lr=args.lr, weight_decay=0.1, betas=(0.9, 0.95))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / args.warmup)
                                               * 0.5 * (1 + math.cos(math.pi * s / args.steps)))
     g = torch.Generator().manual_seed(args.seed)

@@ -29,6 +29,7 @@ from agents.ppo.config import PPOConfig
 from agents.ppo.policy import PolicyWithValueHead
 from agents.ppo.ptx import PretrainingBatches, load_texts
 from agents.common import MetricLogger
+from agents.common.device import adamw
 from agents.ppo.utils import find_checkpoint, log_samples, lr_lambda, rng_state, save_checkpoint, set_rng_state
 
 
@@ -193,9 +194,7 @@ def train(cfg: PPOConfig, policy=None, env_kwargs: dict | None = None, ptx_texts
     tokenizer = envs.unwrapped.tokenizer
     policy = build_policy(cfg, tokenizer, device, source=str(resume_from) if resume_from else policy)
     envs.unwrapped.set_policy(policy)  # refuses a policy whose vocabulary differs from the reference's
-    use_cuda = device.type == "cuda"
-    optimizer = torch.optim.AdamW(policy.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay,
-                                  eps=1e-5, fused=use_cuda or None, foreach=None if use_cuda else True)
+    optimizer = adamw(policy.parameters(), device, lr=cfg.learning_rate, weight_decay=cfg.weight_decay, eps=1e-5)
     steps = cfg.total_iterations * cfg.update_epochs * cfg.num_minibatches
     warmup = cfg.warmup_iterations * cfg.update_epochs * cfg.num_minibatches
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg.lr_schedule, steps, warmup))

@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 
 from agents.common import (MetricLogger, cosine_with_warmup, load_checkpoint, rng_state, save_checkpoint_atomic,
                            fuse_gelu_, seed_everything, set_lr, set_rng_state, with_dropout)
-from agents.common.device import autocast, resolve_device
+from agents.common.device import adamw, autocast, resolve_device
 from agents.common.text import check_tokenizer, encode_prompt, encode_response
 from agents.reward.config import RewardConfig
 from agents.reward.data import encode_comparisons, evaluate, expand_to_pairs, mean_score, score_comparisons, score_pairs
@@ -92,7 +92,7 @@ def train_reward_model(config: RewardConfig, model=None, tokenizer=None) -> str:
     steps_per_epoch = math.ceil(len(items) / group)
     total = steps_per_epoch * config.epochs
     warmup = int(config.warmup_ratio * total)
-    optimizer = torch.optim.AdamW(rm.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    optimizer = adamw(rm.parameters(), device, lr=config.lr, weight_decay=config.weight_decay)
     pos = {"step": 0, "epoch": 0, "group": 0, "rows": 0, "history": []}
     if config.resume_from is not None:
         ckpt = load_checkpoint(config.resume_from)

@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from agents.common import (MetricLogger, cosine_with_warmup, load_checkpoint, rng_state, save_checkpoint_atomic,
                            fuse_gelu_, seed_everything, set_lr, set_rng_state, with_dropout)
-from agents.common.device import autocast, resolve_device
+from agents.common.device import adamw, autocast, resolve_device
 from agents.common.text import check_tokenizer, collate, encode_prompt, encode_response, left_pad
 from agents.sampling import sample
 from agents.sft.config import SFTConfig
@@ -117,8 +117,8 @@ def train_sft(config: SFTConfig, model=None, tokenizer=None) -> str:
     decay, no_decay = [], []
     for name, p in model.named_parameters():
         (no_decay if p.ndim < 2 else decay).append(p)
-    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
-                                   {"params": no_decay, "weight_decay": 0.0}], lr=config.lr)
+    optimizer = adamw([{"params": decay, "weight_decay": config.weight_decay},
+                       {"params": no_decay, "weight_decay": 0.0}], device, lr=config.lr)
     reward_model = None
     if config.select_by_rm is not None:
         from textbandit.reward_model import RewardModel
