@@ -36,7 +36,12 @@ def test_report_holds_every_key(tiny_run):
         assert MODEL_KEYS <= set(m)
     assert {"ppo_vs_sft", "ppo_ptx_vs_sft", "sft_vs_base", "ppo_vs_large_base"} <= set(report["win_rates"])
     assert {"accuracy", "labeler_agreement", "forwards_per_comparison"} <= set(report["reward_model"])
-    assert {"no_kl", "default", "curves"} <= set(report["kl_sweep"])
+    assert {"no_kl", "default", "curves", "training_curves"} <= set(report["kl_sweep"])
+    for label, curve in report["kl_sweep"]["curves"].items():  # held out: point 0 (SFT), then every iteration
+        assert curve["iteration"] == [0, 1, 2], label
+        assert curve["kl"][0] == pytest.approx(0.0, abs=1e-4)  # point 0 is the reference model itself
+        assert all(0 <= g <= 1 for g in curve["gold"])
+    assert "## Over-optimisation: the KL sweep" in (out / "report.md").read_text()
     assert {"ppo", "ppo_ptx"} == set(report["alignment_tax"])
     assert len(report["findings"]) == 5 and all(isinstance(f["reproduced"], bool) for f in report["findings"])
     assert "## The paper's findings" in (out / "report.md").read_text()

@@ -12,7 +12,7 @@ PRESETS: dict[str, dict] = {
         sizes=("small",), large_size="large", pretrain_steps={"small": 300, "large": 300},
         sft_epochs=4, comparison_prompts=2000, validation_comparison_prompts=200, k=(4, 9),
         rm_epochs=1, rm_lr=3e-4, ppo_iterations=30, ppo_batch=64, kl_sweep=(0.0,), eval_prompts=256,
-        ppo=dict(learning_rate=1e-4, update_epochs=4),
+        curve_every=3, curve_prompts=192, ppo=dict(learning_rate=1e-4, update_epochs=4),
     ),
     "full": dict(
         n_customers=400, prompts_per_customer=40, corpus_texts=80000,
@@ -20,13 +20,14 @@ PRESETS: dict[str, dict] = {
         pretrain_steps={"small": 1200, "large": 800},
         sft_epochs=16, comparison_prompts=3000, validation_comparison_prompts=600, k=(4, 9),
         rm_epochs=1, rm_lr=3e-4, ppo_iterations=80, ppo_batch=64, kl_sweep=(0.0, 0.02, 0.2), eval_prompts=600,
-        ppo=dict(learning_rate=1e-4, update_epochs=4),
+        curve_every=5, curve_prompts=256, ppo=dict(learning_rate=1e-4, update_epochs=4),
     ),
     "tiny": dict(
         n_customers=20, prompts_per_customer=6, corpus_texts=400,
         sizes=("small",), large_size="large", pretrain_steps={"small": 4, "large": 2},
         sft_epochs=1, comparison_prompts=12, validation_comparison_prompts=8, k=(4, 5),
         rm_epochs=1, rm_lr=3e-4, ppo_iterations=2, ppo_batch=8, kl_sweep=(0.0,), eval_prompts=8,
+        curve_every=1, curve_prompts=8,
     ),
 }
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from agents.pipeline.findings import check_findings
+from agents.pipeline.findings import check_findings, overoptimisation
 
 MODEL_COLUMNS = ("params", "gold", "rm_score", "kl_from_sft", "eos_rate", "corpus_loss", "bleu", "rouge_l", "elo")
 
@@ -46,6 +46,8 @@ def markdown(r: dict) -> str:
         "rating from the simulated labelers' rankings.",
         "## Win rates",
         _table(["comparison", "win rate"], [[k.replace("_", " "), v] for k, v in r["win_rates"].items()]),
+        "## Over-optimisation: the KL sweep",
+        _sweep_text(r),
         "## Gold score per instruction kind",
         _per_kind_table(r),
         "## N-gram metrics against intent",
@@ -55,6 +57,20 @@ def markdown(r: dict) -> str:
         "![gold vs KL](gold_vs_kl.png) ![RM accuracy](rm_accuracy.png)",
     ]
     return "\n\n".join(parts) + "\n"
+
+
+def _sweep_text(r: dict) -> str:
+    sweep = r["kl_sweep"]
+    rows = []
+    for label, c in sweep["curves"].items():
+        o = overoptimisation(c["score"], c["gold"])
+        rows.append([label, ", ".join(f"{g:.3f}" for g in c["gold"]), o["gold_peak"], int(c["iteration"][o["gold_peak_iteration"]]),
+                     o["gold_final"], o["gold_drop"], o["proxy_rise_after_peak"], o["overoptimised"]])
+    every, n = sweep.get("curve_every", "a few"), sweep.get("curve_prompts", "fixed")
+    return (f"Measured every {every} PPO iterations on the same {n} prompts of validation customers with the same "
+            "sampling seed (point 0 is the SFT model); peak, final and drop are of the 3-point moving average.\n\n"
+            + _table(["run", "gold at each point", "peak", "at iteration", "final", "drop", "proxy rise after peak",
+                      "over-optimised"], rows))
 
 
 def _per_kind_table(r: dict) -> str:
@@ -86,14 +102,18 @@ def plot(r: dict, out: Path) -> list[str]:
     ax.legend(fontsize=8)
     names.append(_save(fig, out, "figure1_win_rate_by_size.png"))
 
-    curves = r["kl_sweep"]["curves"]
+    curves = r["kl_sweep"]["curves"]  # held-out prompts, every few iterations
+    training = r["kl_sweep"].get("training_curves", {})  # each iteration's own rollout batch
     fig, axes = plt.subplots(1, 3, figsize=(11, 3.2))
-    for label, c in curves.items():
+    for i, (label, c) in enumerate(curves.items()):
+        color = f"C{i}"
         for ax, key in zip(axes, ("score", "kl", "gold")):
-            ax.plot(c["iteration"], c[key], label=label)
+            if label in training:
+                ax.plot(training[label]["iteration"], training[label][key], color=color, alpha=0.3, lw=0.8)
+            ax.plot(c["iteration"], c[key], color=color, marker=".", label=f"{label} (held out)")
     for ax, title in zip(axes, ("reward-model score", "KL from SFT", "gold score")):
         ax.set(xlabel="PPO iteration", title=title)
-    axes[0].legend(fontsize=8)
+    axes[0].legend(fontsize=8, title="faint: rollout batches", title_fontsize=7)
     names.append(_save(fig, out, "ppo_training.png"))
 
     fig, ax = plt.subplots(figsize=(5, 3.5))

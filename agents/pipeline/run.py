@@ -144,7 +144,9 @@ def run_pipeline(cfg: PipelineConfig) -> dict:
     runs.update({f"ppo_{size}": (size, cfg.kl_coef, 0.0) for size in sizes[1:]})  # the size sweep
     ppo = {}
     for name, (size, kl, ptx) in runs.items():
-        ppo[name] = stage(name, lambda d, a=(sft[size], kl, ptx): _ppo(d, cfg, a[0], rm_dir, env_kwargs, a[1], a[2], task))
+        curve = size == main and not ptx  # the KL sweep: its gold curve is measured on held-out prompts
+        ppo[name] = stage(name, lambda d, a=(sft[size], kl, ptx, curve): _ppo(d, cfg, a[0], rm_dir, env_kwargs, *a[1:],
+                                                                            task, device))
 
     # 7. evaluation on held-out customers
     labelers = comparisons / "labelers.json"
@@ -165,7 +167,9 @@ def _with_out(config, d: Path):
     return dataclasses.replace(config, **{field: str(d)})
 
 
-def _ppo(d: Path, cfg: PipelineConfig, sft_dir: str, rm_dir: Path, env_kwargs: dict, kl: float, ptx: float, task):
+def _ppo(d: Path, cfg: PipelineConfig, sft_dir: str, rm_dir: Path, env_kwargs: dict, kl: float, ptx: float,
+         curve: bool, task, device: str):
+    from agents.pipeline.curves import HeldOutCurve
     from agents.ppo.config import PPOConfig
     from agents.ppo.learner import train
 
@@ -177,9 +181,20 @@ def _ppo(d: Path, cfg: PipelineConfig, sft_dir: str, rm_dir: Path, env_kwargs: d
         output_dir=str(d), progress=cfg.progress, **s.get("ppo", {}),
     )
     ptx_texts = task.corpus()["train"] if ptx > 0 else None
-    result = train(ppo_cfg, env_kwargs={**env_kwargs, "reference_model": sft_dir}, ptx_texts=ptx_texts)
+    held_out = None
+    if curve:  # validation customers' prompts, scored against the SFT model as reference
+        from transformers import AutoModelForCausalLM
+
+        held_out = HeldOutCurve({**env_kwargs, "prompts": str(task.prompts_file("validation")),
+                                 "reference_model": sft_dir, "device": device},
+                                s["curve_prompts"], s["curve_every"], s["ppo_iterations"], cfg.seed)
+        held_out.measure(0, AutoModelForCausalLM.from_pretrained(sft_dir).to(device))
+    result = train(ppo_cfg, env_kwargs={**env_kwargs, "reference_model": sft_dir}, ptx_texts=ptx_texts,
+                   callback=held_out)
     result["policy"].save_pretrained(d / "final")
     (d / "history.json").write_text(json.dumps(result["history"]))
+    if held_out is not None:
+        (d / "curve.json").write_text(json.dumps(held_out.points))
 
 
 def _evaluate(cfg, task, bases, sft, main, s, rm_dir, ppo, runs, env_kwargs, comp_val, pool, device) -> dict:
@@ -206,13 +221,14 @@ def _evaluate(cfg, task, bases, sft, main, s, rm_dir, ppo, runs, env_kwargs, com
         method = "PPO-ptx" if name == "ppo_ptx" else {"base": "base", "sft": "SFT"}.get(name.split("_")[0], "PPO")
         figure1[method].append((m["params"], pairwise_wins(samples, {"w": (name, "sft")})["w"]))
 
-    curves, sweep = {}, {}
+    curves, training, sweep = {}, {}, {}
     for name, (size, kl, ptx) in runs.items():
         if ptx or size != main:
             continue
         h = json.loads((ppo[name] / "history.json").read_text())
-        curves[f"kl_coef={kl:g}"] = {"iteration": [r["iteration"] for r in h], "score": [r["env/score"] for r in h],
-                                     "kl": [r["env/kl"] for r in h], "gold": [r["eval/gold_score"] for r in h]}
+        training[f"kl_coef={kl:g}"] = {"iteration": [r["iteration"] for r in h], "score": [r["env/score"] for r in h],
+                                       "kl": [r["env/kl"] for r in h], "gold": [r["eval/gold_score"] for r in h]}
+        curves[f"kl_coef={kl:g}"] = json.loads((ppo[name] / "curve.json").read_text())
     for label, c in curves.items():
         sweep[label] = overoptimisation(c["score"], c["gold"])
     rm_summary = json.loads((rm_dir / "summary.json").read_text())
@@ -226,7 +242,8 @@ def _evaluate(cfg, task, bases, sft, main, s, rm_dir, ppo, runs, env_kwargs, com
             "forwards_per_comparison": rm_summary["forwards_per_comparison"],
         },
         "kl_sweep": {"no_kl": sweep["kl_coef=0"], "default": sweep[f"kl_coef={cfg.kl_coef:g}"], "all": sweep,
-                     "curves": curves},
+                     "curves": curves, "training_curves": training,
+                     "curve_prompts": s["curve_prompts"], "curve_every": s["curve_every"]},
         "alignment_tax": {m: per_model[m]["corpus_loss"] - per_model["sft"]["corpus_loss"] for m in ("ppo", "ppo_ptx")},
         "per_kind": ev["per_kind"], "undemonstrated_kinds": list(task.config.undemonstrated_kinds),
         "figure1": figure1, "ngram": ev["ngram"],
