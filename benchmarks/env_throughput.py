@@ -101,6 +101,8 @@ def main(argv=None) -> None:
     parser.add_argument("--vocab", type=int, default=2000, help="words in the local models' vocabulary")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu", help="where the models run (cpu, cuda)")
+    parser.add_argument("--forward-batch-size", default="auto", type=lambda v: v if v == "auto" else None if v == "none" else int(v),
+                        help="the batched env's rows per forward pass: an int, 'none' (the whole batch) or 'auto' (the env's default)")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -112,7 +114,7 @@ def main(argv=None) -> None:
     kwargs["policy"] = kwargs["policy"].to(args.device)
     n = args.num_envs
 
-    batched = gym.make_vec("TextBandit-v0", num_envs=n, **kwargs)
+    batched = gym.make_vec("TextBandit-v0", num_envs=n, forward_batch_size=args.forward_batch_size, **kwargs)
     core = batched.unwrapped.core
     sync = SyncVectorEnv([lambda: gym.make("TextBandit-v0", **kwargs)] * n, autoreset_mode=AutoresetMode.SAME_STEP)
     n_params = sum(p.numel() for p in core.reference_model.parameters())
@@ -136,7 +138,8 @@ def main(argv=None) -> None:
     print(f"models    : {'default task' if use_default else f'local GPT-2 ({args.size})'} reference/policy/RM, "
           f"{n_params / 1e6:.2f}M params each, vocab {core.vocab_size}; "
           f"prompts <= {core.settings.max_prompt_len} tokens, responses <= {args.max_new_tokens} tokens")
-    print(f"workload  : {n} envs x {args.steps} timed steps = {responses} responses per run, best of {args.repeats}")
+    print(f"workload  : {n} envs x {args.steps} timed steps = {responses} responses per run, best of {args.repeats}; "
+          f"batched env forward_batch_size={args.forward_batch_size}")
     print(f"batched   : gym.make_vec('TextBandit-v0', num_envs={n})  {responses / wb:8.1f} responses/s "
           f"(wall {wb:.2f} s, cpu {cb:.2f} s)")
     print(f"sync      : SyncVectorEnv({n} x gym.make, SAME_STEP)     {responses / ws:8.1f} responses/s "

@@ -158,7 +158,7 @@ def test_bad_actions_and_step_before_reset(vec_kwargs):
 
 
 def test_forward_batch_size_splits_the_scoring_forwards_without_changing_the_numbers(vec_kwargs):
-    whole = gym.make_vec("TextBandit-v0", num_envs=N, **vec_kwargs)
+    whole = gym.make_vec("TextBandit-v0", num_envs=N, forward_batch_size=None, **vec_kwargs)
     split = gym.make_vec("TextBandit-v0", num_envs=N, forward_batch_size=3, **vec_kwargs)  # 3 + 1 rows
     actions = make_actions(np.random.default_rng(1), N)
     whole.reset(seed=5)
@@ -166,5 +166,32 @@ def test_forward_batch_size_splits_the_scoring_forwards_without_changing_the_num
     a, b = whole.step(actions)[4]["final_info"], split.step(actions)[4]["final_info"]
     for key in TOKEN_KEYS + ("score", "kl"):
         np.testing.assert_allclose(a[key], b[key], **TOL, err_msg=key)
-    with pytest.raises(ValueError, match="forward_batch_size"):
-        gym.make_vec("TextBandit-v0", num_envs=N, forward_batch_size=0, **vec_kwargs)
+    for bad in (0, -2, 1.5, "16", True):
+        with pytest.raises(ValueError, match="forward_batch_size"):
+            gym.make_vec("TextBandit-v0", num_envs=N, forward_batch_size=bad, **vec_kwargs)
+
+
+def test_scoring_chunks_are_length_sorted_and_cut_to_their_longest_row(vec_kwargs):
+    envs = gym.make_vec("TextBandit-v0", num_envs=N, forward_batch_size=2, **vec_kwargs)
+    core = envs.unwrapped.core
+    widths = {"reference": [], "policy": [], "reward": []}
+    hooks = [model.register_forward_pre_hook(lambda m, args, kw, k=key: widths[k].append(kw["input_ids"].shape), with_kwargs=True)
+             for key, model in (("reference", core.reference_model), ("policy", core.policy.model),
+                                ("reward", core.reward_model.trunk))]
+    actions = make_actions(np.random.default_rng(1), N)  # responses of 3, 1 and L tokens
+    obs, _ = envs.reset(seed=5)
+    info = envs.step(actions)[4]["final_info"]
+    for h in hooks:
+        h.remove()
+    lengths = obs["attention_mask"].sum(1) + info["response_mask"].sum(1)
+    short = np.argsort(lengths, kind="stable")[:2]  # the first chunk: the two shortest rows
+    P = int(obs["attention_mask"][short].sum(1).max())
+    R = int(info["response_mask"][short].sum(1).max())
+    for key, shapes in widths.items():
+        assert [tuple(x) for x in shapes][0] == (2, P + R), key  # no column of padding in every row
+        assert len(shapes) == 2, key
+    whole = gym.make_vec("TextBandit-v0", num_envs=N, forward_batch_size=None, **vec_kwargs)
+    whole.reset(seed=5)
+    ref = whole.step(actions)[4]["final_info"]
+    for key in TOKEN_KEYS + ("score", "kl"):
+        np.testing.assert_allclose(info[key], ref[key], **TOL, err_msg=key)

@@ -32,7 +32,7 @@ def build_core(
     gold_fn=None,
     device: str = "cpu",
     torch_dtype=None,
-    forward_batch_size: int | None = None,
+    forward_batch_size: int | str | None = "auto",
 ) -> BanditCore:
     """Resolve the arguments of ``TextBanditEnv`` (what is not given comes from the task)."""
     if task not in ("default", None):
@@ -131,8 +131,11 @@ class TextBanditEnv(gym.Env, CoreAccess):
       ``max_prompt_len`` at construction; ``"left"`` keeps their last ``max_prompt_len`` tokens.
     - ``gold_fn``: ``gold_fn(prompts, responses, ended_with_eos) -> scores`` for evaluation.
     - ``device``, ``torch_dtype``: where and in what precision the models run.
-    - ``forward_batch_size``: rows per forward pass of the reference and reward models (None:
-      a whole batch at once); bounds the memory that the (rows, L, vocab) logits take.
+    - ``forward_batch_size``: rows per forward pass of the reference and reward models (and of
+      a plain causal-LM policy). Rows are sorted by length and each chunk is cut to its own
+      longest prompt and response, so smaller chunks compute less padding; they also bound the
+      memory of the (rows, L, vocab) logits. ``None``: the whole batch in one pass; ``"auto"``
+      (default): 16 rows on a CPU, the whole batch elsewhere.
 
     ## Example
     >>> import gymnasium as gym, textbandit

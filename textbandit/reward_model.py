@@ -105,11 +105,11 @@ class RewardModel(nn.Module):
                 f"{path} has no {HEAD_FILE}: not a textbandit reward model (build one with "
                 "RewardModel.from_causal_lm, or train one with `python -m agents.reward`)"
             )
-        trunk = AutoModel.from_pretrained(str(path), dtype=torch_dtype)
+        # no dtype: the config's (as AutoModel does), not the dtype the tensors happen to be stored in
+        trunk = AutoModel.from_pretrained(str(path), **({} if torch_dtype is None else {"dtype": torch_dtype}))
         state = load_file(str(path / HEAD_FILE))
         head = nn.Linear(state["weight"].shape[1], 1)
         head.load_state_dict(state)
         rm = cls(trunk, head)
-        if torch_dtype is not None:
-            rm.head.to(torch_dtype)
+        rm.head.to(next(trunk.parameters()).dtype)
         return rm.eval()

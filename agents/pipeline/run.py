@@ -283,6 +283,10 @@ def export_defaults(task_dir: Path, sft_dir: str, rm_dir: Path, kl_coef: float) 
     sft.save_pretrained(str(ASSETS / "sft"))
     tokenizer.save_pretrained(str(ASSETS / "sft"))
     RewardModel.from_pretrained(str(rm_dir), torch_dtype=torch.float16).save_pretrained(ASSETS / "reward_model", tokenizer)
+    for name in ("sft", "reward_model"):  # stored in fp16 to stay small, but load as float32 by default:
+        config = json.loads((ASSETS / name / "config.json").read_text())  # fp16 matmuls on a CPU are slow and coarse
+        config["dtype"] = "float32"
+        (ASSETS / name / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
     settings = {"kl_coef": kl_coef, "max_prompt_len": MAX_PROMPT_LEN, "max_new_tokens": MAX_NEW_TOKENS}
     (ASSETS / "env_config.json").write_text(json.dumps(settings, indent=1) + "\n")
     return ASSETS
