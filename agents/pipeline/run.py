@@ -93,7 +93,8 @@ def run_pipeline(cfg: PipelineConfig) -> dict:
         if size == sizes[0] and cfg.base_model:
             bases[size] = cfg.base_model
             continue
-        args = PretrainArgs(size=size, task=str(task_dir), steps=s["pretrain_steps"][size], seed=cfg.seed)
+        args = PretrainArgs(size=size, task=str(task_dir), steps=s["pretrain_steps"][size], seed=cfg.seed,
+                            device=device)
         bases[size] = str(stage(f"base_{size}", lambda d, a=args: pretrain(_with_out(a, d))))
 
     # 3. SFT at each size
