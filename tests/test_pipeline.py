@@ -74,3 +74,22 @@ def test_cli_help_and_bad_options(capsys):
     with pytest.raises(SystemExit):
         cli_main(["pipeline", "--help"])
     assert "--export-defaults" in capsys.readouterr().out
+
+
+def test_a_stage_missing_an_output_that_later_code_requires_runs_again(tmp_path):
+    from agents.pipeline.run import Stages
+
+    calls = []
+
+    def write_curve(d, tag):
+        d.mkdir(parents=True, exist_ok=True)
+        (d / "curve.json").write_text("{}")
+        calls.append(tag)
+
+    stages = Stages(tmp_path)
+    stages("ppo", lambda d: calls.append("old"))  # a run by code that wrote no curve.json
+    stages("ppo", lambda d: calls.append("reused?"))  # complete as far as it knows: reused
+    stages("ppo", lambda d: write_curve(d, "new"), requires=("curve.json",))  # now required: runs again
+    stages("ppo", lambda d: calls.append("again?"), requires=("curve.json",))  # and is then reused
+    assert calls == ["old", "new"]
+    assert set(stages.seconds) == {"ppo"}

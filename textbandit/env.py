@@ -135,7 +135,10 @@ class TextBanditEnv(gym.Env, CoreAccess):
       a plain causal-LM policy). Rows are sorted by length and each chunk is cut to its own
       longest prompt and response, so smaller chunks compute less padding; they also bound the
       memory of the (rows, L, vocab) logits. ``None``: the whole batch in one pass; ``"auto"``
-      (default): 16 rows on a CPU, the whole batch elsewhere.
+      (default): 16 rows on a CPU, the whole batch elsewhere. Trimming changes results only by
+      float rounding (about 1e-7); a policy object with ``response_logprobs`` is always given
+      the batch exactly as the observation and action lay it out, so a learner that scores
+      with the same code gets bit-identical log-probs (``agents.ppo`` relies on this).
 
     ## Example
     >>> import gymnasium as gym, textbandit

@@ -111,5 +111,6 @@ class RewardModel(nn.Module):
         head = nn.Linear(state["weight"].shape[1], 1)
         head.load_state_dict(state)
         rm = cls(trunk, head)
-        rm.head.to(next(trunk.parameters()).dtype)
+        if torch_dtype is not None:  # else the head stays float32 (PPO may train it as a value head)
+            rm.head.to(torch_dtype)
         return rm.eval()

@@ -36,15 +36,17 @@ MAX_NEW_TOKENS = 24  # its demonstrations at most 22 words, plus EOS
 
 
 class Stages:
-    """Runs each stage once: a stage folder with a ``.done`` file is complete and reused."""
+    """Runs each stage once: a stage folder with a ``.done`` file (and every file in ``requires``,
+    for outputs that later versions added) is complete and reused. ``seconds`` holds what each
+    stage run by this call took (its ``.done`` file keeps it for later)."""
 
     def __init__(self, out: Path):
         self.out = out
         self.seconds: dict[str, float] = {}
 
-    def __call__(self, name: str, fn) -> Path:
+    def __call__(self, name: str, fn, requires: tuple[str, ...] = ()) -> Path:
         path = self.out / name
-        if (path / ".done").exists():
+        if (path / ".done").exists() and all((path / f).exists() for f in requires):
             return path
         if path.exists():  # an interrupted stage: start it again from scratch
             shutil.rmtree(path)
@@ -139,7 +141,7 @@ def run_pipeline(cfg: PipelineConfig) -> dict:
     # 6. PPO runs: the default KL coefficient, PPO-ptx, and the KL sweep
     env_kwargs = dict(task=None, reward_model=str(rm_dir), tokenizer=str(task.tokenizer_path),
                       prompts=str(task.prompts_file("train")), max_prompt_len=MAX_PROMPT_LEN,
-                      gold_fn=task.gold_scores)
+                      max_new_tokens=MAX_NEW_TOKENS, gold_fn=task.gold_scores)
     runs = {"ppo": (main, cfg.kl_coef, 0.0), "ppo_ptx": (main, cfg.kl_coef, cfg.ptx_coef)}
     runs.update({f"ppo_kl{c:g}": (main, c, 0.0) for c in s["kl_sweep"]})
     runs.update({f"ppo_{size}": (size, cfg.kl_coef, 0.0) for size in sizes[1:]})  # the size sweep
@@ -147,7 +149,8 @@ def run_pipeline(cfg: PipelineConfig) -> dict:
     for name, (size, kl, ptx) in runs.items():
         curve = size == main and not ptx  # the KL sweep: its gold curve is measured on held-out prompts
         ppo[name] = stage(name, lambda d, a=(sft[size], kl, ptx, curve): _ppo(d, cfg, a[0], rm_dir, env_kwargs, *a[1:],
-                                                                            task, device))
+                                                                            task, device),
+                          requires=("curve.json",) if curve else ())
 
     # 7. evaluation on held-out customers
     labelers = comparisons / "labelers.json"
@@ -187,8 +190,10 @@ def _ppo(d: Path, cfg: PipelineConfig, sft_dir: str, rm_dir: Path, env_kwargs: d
         from transformers import AutoModelForCausalLM
 
         held_out = HeldOutCurve({**env_kwargs, "prompts": str(task.prompts_file("validation")),
-                                 "reference_model": sft_dir, "device": device},
-                                s["curve_prompts"], s["curve_every"], s["ppo_iterations"], cfg.seed)
+                                 "reference_model": sft_dir, "device": device, "temperature": ppo_cfg.temperature,
+                                 "missing_eos_penalty": ppo_cfg.missing_eos_penalty},  # the proxy PPO maximises
+                                s["curve_prompts"], s["curve_every"], s["ppo_iterations"], cfg.seed,
+                                temperature=ppo_cfg.temperature)
         held_out.measure(0, AutoModelForCausalLM.from_pretrained(sft_dir).to(device))
     result = train(ppo_cfg, env_kwargs={**env_kwargs, "reference_model": sft_dir}, ptx_texts=ptx_texts,
                    callback=held_out)
