@@ -6,6 +6,8 @@ from dataclasses import asdict, dataclass
 
 # Sizes and lengths of each preset. `quick` must finish within 10 minutes on 2 CPU cores;
 # `full` (a model-size sweep, more data) within 60; `tiny` is for the test suite only.
+# `sft_epochs` and `ppo_iterations` may be a number or {size: number}: on 2 CPU cores the 11M
+# model's 16 SFT epochs alone take over half an hour, so `full` gives it fewer (see per_size).
 PRESETS: dict[str, dict] = {
     "quick": dict(
         n_customers=200, prompts_per_customer=30, corpus_texts=40000,
@@ -18,8 +20,8 @@ PRESETS: dict[str, dict] = {
         n_customers=400, prompts_per_customer=40, corpus_texts=80000,
         sizes=("small", "large"), large_size="large",
         pretrain_steps={"small": 1200, "large": 800},
-        sft_epochs=16, comparison_prompts=3000, validation_comparison_prompts=600, k=(4, 9),
-        rm_epochs=1, rm_lr=3e-4, ppo_iterations=80, ppo_batch=64, kl_sweep=(0.0, 0.02, 0.2), eval_prompts=600,
+        sft_epochs={"small": 16, "large": 4}, comparison_prompts=3000, validation_comparison_prompts=600, k=(4, 9),
+        rm_epochs=1, rm_lr=3e-4, ppo_iterations={"small": 80, "large": 30}, ppo_batch=64, kl_sweep=(0.0, 0.02, 0.2), eval_prompts=600,
         curve_every=5, curve_prompts=256, ppo=dict(learning_rate=1e-4, update_epochs=4),
     ),
     "tiny": dict(
@@ -30,6 +32,11 @@ PRESETS: dict[str, dict] = {
         curve_every=1, curve_prompts=8,
     ),
 }
+
+
+def per_size(value, size: str):
+    """A preset setting for one model size: ``value[size]`` if it is a dict, else ``value``."""
+    return value[size] if isinstance(value, dict) else value
 
 
 @dataclass

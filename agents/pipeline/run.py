@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from agents.pipeline.config import PipelineConfig
+from agents.pipeline.config import PipelineConfig, per_size
 from agents.pipeline.evaluate import evaluate_models, labeler_agreement, pairwise_wins
 from agents.pipeline.findings import overoptimisation
 from agents.pipeline.labeling import calibrated_pool, gold_lists, rank_records
@@ -102,7 +102,7 @@ def run_pipeline(cfg: PipelineConfig) -> dict:
     # 3. SFT at each size
     sft = {}
     for size in sizes:
-        sft_cfg = SFTConfig(model=bases[size], train=demos_train, val=demos_val, epochs=s["sft_epochs"],
+        sft_cfg = SFTConfig(model=bases[size], train=demos_train, val=demos_val, epochs=per_size(s["sft_epochs"], size),
                             lr=3e-4, batch_size=32, max_prompt_len=MAX_PROMPT_LEN, max_response_len=MAX_NEW_TOKENS,
                             seed=cfg.seed, device=device, progress=cfg.progress, out="-")
         sft[size] = str(stage(f"sft_{size}", lambda d, c=sft_cfg: train_sft(_with_out(c, d))))
@@ -148,8 +148,9 @@ def run_pipeline(cfg: PipelineConfig) -> dict:
     ppo = {}
     for name, (size, kl, ptx) in runs.items():
         curve = size == main and not ptx  # the KL sweep: its gold curve is measured on held-out prompts
-        ppo[name] = stage(name, lambda d, a=(sft[size], kl, ptx, curve): _ppo(d, cfg, a[0], rm_dir, env_kwargs, *a[1:],
-                                                                            task, device),
+        its = per_size(s["ppo_iterations"], size)
+        ppo[name] = stage(name, lambda d, a=(sft[size], kl, ptx, curve, its): _ppo(d, cfg, a[0], rm_dir, env_kwargs,
+                                                                                 *a[1:], task, device),
                           requires=("curve.json",) if curve else ())
 
     # 7. evaluation on held-out customers
@@ -172,7 +173,7 @@ def _with_out(config, d: Path):
 
 
 def _ppo(d: Path, cfg: PipelineConfig, sft_dir: str, rm_dir: Path, env_kwargs: dict, kl: float, ptx: float,
-         curve: bool, task, device: str):
+         curve: bool, iterations: int, task, device: str):
     from agents.pipeline.curves import HeldOutCurve
     from agents.ppo.config import PPOConfig
     from agents.ppo.learner import train
@@ -180,7 +181,7 @@ def _ppo(d: Path, cfg: PipelineConfig, sft_dir: str, rm_dir: Path, env_kwargs: d
     s = cfg.settings
     ppo_cfg = PPOConfig(
         sft_model=sft_dir, reward_model=str(rm_dir), task=None, batch_size=s["ppo_batch"],
-        minibatch_size=max(1, s["ppo_batch"] // 4), total_iterations=s["ppo_iterations"],
+        minibatch_size=max(1, s["ppo_batch"] // 4), total_iterations=iterations,
         max_new_tokens=MAX_NEW_TOKENS, kl_coef=kl, ptx_coef=ptx, seed=cfg.seed + 1, device=cfg.device,
         output_dir=str(d), progress=cfg.progress, **s.get("ppo", {}),
     )
@@ -192,7 +193,7 @@ def _ppo(d: Path, cfg: PipelineConfig, sft_dir: str, rm_dir: Path, env_kwargs: d
         held_out = HeldOutCurve({**env_kwargs, "prompts": str(task.prompts_file("validation")),
                                  "reference_model": sft_dir, "device": device, "temperature": ppo_cfg.temperature,
                                  "missing_eos_penalty": ppo_cfg.missing_eos_penalty},  # the proxy PPO maximises
-                                s["curve_prompts"], s["curve_every"], s["ppo_iterations"], cfg.seed,
+                                s["curve_prompts"], s["curve_every"], iterations, cfg.seed,
                                 temperature=ppo_cfg.temperature)
         held_out.measure(0, AutoModelForCausalLM.from_pretrained(sft_dir).to(device))
     result = train(ppo_cfg, env_kwargs={**env_kwargs, "reference_model": sft_dir}, ptx_texts=ptx_texts,
