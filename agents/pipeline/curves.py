@@ -24,8 +24,7 @@ class HeldOutCurve:
     ``points`` holds ``{"iteration", "score", "kl", "gold"}`` lists, one entry per measurement.
     """
 
-    def __init__(self, env_kwargs: dict, n_prompts: int, every: int, last: int, seed: int,
-                 temperature: float = 1.0, batch_size: int = 64):
+    def __init__(self, env_kwargs: dict, n_prompts: int, every: int, last: int, seed: int, batch_size: int = 64):
         if every < 1 or n_prompts < 1:
             raise ValueError(f"every={every}, n_prompts={n_prompts}: both must be >= 1")
         self.envs = TextBanditVectorEnv(num_envs=min(batch_size, n_prompts), **env_kwargs)
@@ -34,12 +33,13 @@ class HeldOutCurve:
         n_available = len(self.envs.core.prompts)
         rng = np.random.default_rng([seed, 81])
         self.indices = np.sort(rng.choice(n_available, size=min(n_prompts, n_available), replace=False))
-        self.every, self.last, self.seed, self.temperature = every, last, seed, temperature
+        self.every, self.last, self.seed = every, last, seed
         self.points: dict[str, list[float]] = {"iteration": [], "score": [], "kl": [], "gold": []}
 
     def measure(self, iteration: int, model) -> None:
         """Record one point for ``model`` (a causal LM) at ``iteration``."""
-        s = sample_and_score(self.envs, model, self.indices, self.temperature, seed=self.seed)
+        temperature = self.envs.core.settings.temperature  # the env scores at it, so sample at it
+        s = sample_and_score(self.envs, model, self.indices, temperature, seed=self.seed)
         for key, value in (("iteration", iteration), ("score", s.score.mean()), ("kl", s.kl.mean()),
                            ("gold", s.gold.mean())):
             self.points[key].append(float(value))

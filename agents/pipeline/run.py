@@ -193,8 +193,7 @@ def _ppo(d: Path, cfg: PipelineConfig, sft_dir: str, rm_dir: Path, env_kwargs: d
         held_out = HeldOutCurve({**env_kwargs, "prompts": str(task.prompts_file("validation")),
                                  "reference_model": sft_dir, "device": device, "temperature": ppo_cfg.temperature,
                                  "missing_eos_penalty": ppo_cfg.missing_eos_penalty},  # the proxy PPO maximises
-                                s["curve_prompts"], s["curve_every"], iterations, cfg.seed,
-                                temperature=ppo_cfg.temperature)
+                                s["curve_prompts"], s["curve_every"], iterations, cfg.seed)
         held_out.measure(0, AutoModelForCausalLM.from_pretrained(sft_dir).to(device))
     result = train(ppo_cfg, env_kwargs={**env_kwargs, "reference_model": sft_dir}, ptx_texts=ptx_texts,
                    callback=held_out)
