@@ -21,7 +21,6 @@ a step, 41 s; large, 16 blocks a step, 120 s.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import time
@@ -61,6 +60,8 @@ class PretrainArgs:
     """torch threads (0: torch's default)"""
     device: str = "auto"
     """'auto' (CUDA when available), 'cpu' or 'cuda' (bf16 autocast there)"""
+    progress: bool = True
+    """show a tqdm progress bar"""
 
     def __post_init__(self):
         if self.size not in SIZES and self.size != "all":
@@ -100,7 +101,7 @@ def pretrain(args: PretrainArgs) -> dict:
     g = torch.Generator().manual_seed(args.seed)
     t0 = time.time()
     model.train()
-    bar = tqdm(range(args.steps), desc=f"pretrain {args.size} ({n_params / 1e6:.2f}M)")
+    bar = tqdm(range(args.steps), desc=f"pretrain {args.size} ({n_params / 1e6:.2f}M)", disable=not args.progress)
     for step in bar:
         x = train[torch.randint(len(train), (args.batch_size,), generator=g)].to(device)
         with autocast(device, bf16=True):
@@ -138,11 +139,9 @@ def rebuild_all(args: PretrainArgs) -> dict:
 
 
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    for name, f in PretrainArgs.__dataclass_fields__.items():
-        ap.add_argument(f"--{name.replace('_', '-')}", type=type(f.default)
-                        if f.default is not None else str, default=f.default)
-    args = PretrainArgs(**vars(ap.parse_args(argv)))
+    from agents.common.cli import parse_config
+
+    args = parse_config(PretrainArgs, argv, description=__doc__.split("\n\n")[0])
     if args.size == "all":
         for summary in rebuild_all(args).values():
             print(json.dumps({k: v for k, v in summary.items() if k != "args"}))

@@ -9,13 +9,16 @@ from textbandit.task.build import build
 from textbandit.task.lm import sample
 
 
-def test_pretrain_command_saves_a_loadable_model(tmp_path):
+def test_pretrain_command_saves_a_loadable_model(tmp_path, capsys):
     from agents.pretrain import main
 
     build(tmp_path / "task", TaskConfig(n_customers=6, prompts_per_customer=3, corpus_texts=300))
     out = tmp_path / "base"
-    main(["--size", "small", "--out", str(out), "--task", str(tmp_path / "task"),
-          "--steps", "3", "--batch-size", "4", "--warmup", "1"])
+    args = ["--size", "small", "--task", str(tmp_path / "task"), "--steps", "3", "--batch-size", "4", "--warmup", "1"]
+    main(args + ["--out", str(tmp_path / "quiet"), "--progress", "false"])
+    assert "pretrain small" not in capsys.readouterr().err  # --progress false: no bar
+    main(args + ["--out", str(out)])
+    assert "pretrain small" in capsys.readouterr().err
     summary = json.loads((out / "pretrain_summary.json").read_text())
     assert 0.5e6 < summary["parameters"] < 1.5e6 and summary["validation_perplexity"] > 1
     model = AutoModelForCausalLM.from_pretrained(str(out))

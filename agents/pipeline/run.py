@@ -75,6 +75,10 @@ def run_pipeline(cfg: PipelineConfig) -> dict:
     from textbandit.task.build import build
 
     t_start = time.time()
+    if not cfg.progress:  # also the bars transformers draws when it loads and saves models
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
     s, out = cfg.settings, Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "pipeline_config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
@@ -96,7 +100,7 @@ def run_pipeline(cfg: PipelineConfig) -> dict:
             bases[size] = cfg.base_model
             continue
         args = PretrainArgs(size=size, task=str(task_dir), steps=s["pretrain_steps"][size], seed=cfg.seed,
-                            device=device)
+                            device=device, progress=cfg.progress)
         bases[size] = str(stage(f"base_{size}", lambda d, a=args: pretrain(_with_out(a, d))))
 
     # 3. SFT at each size
