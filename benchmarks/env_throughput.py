@@ -88,6 +88,18 @@ def run(envs, actions: np.ndarray, seed: int) -> tuple[float, float, np.ndarray]
     return time.perf_counter() - wall, time.process_time() - cpu, np.stack(rewards)
 
 
+def timed_tokens(envs, actions: np.ndarray, seed: int, eos: int) -> int:
+    """Real (unpadded) prompt + response tokens of the timed steps of :func:`run` (same seed, same prompts)."""
+    obs, _ = envs.reset(seed=seed)
+    total = 0
+    for i, a in enumerate(actions):
+        if i:
+            is_eos = a == eos
+            total += int(obs["attention_mask"].sum()) + int(np.where(is_eos.any(1), is_eos.argmax(1) + 1, a.shape[1]).sum())
+        obs = envs.step(a)[0]
+    return total
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--num-envs", type=int, default=64)
@@ -145,6 +157,18 @@ def main(argv=None) -> None:
     print(f"sync      : SyncVectorEnv({n} x gym.make, SAME_STEP)     {responses / ws:8.1f} responses/s "
           f"(wall {ws:.2f} s, cpu {cs:.2f} s)")
     print(f"ratio     : {ws / wb:.1f}x wall, {cs / cb:.1f}x cpu   (max |reward difference| {max_diff:.2e})")
+    # Is the batched env bound by arithmetic? Model FLOPs ~ 2 * params * tokens for each of the three
+    # forwards (reference, policy, reward model; attention's own FLOPs left out), against the
+    # machine's fp32 matmul peak measured the way ppo_throughput.py measures it.
+    from ppo_throughput import matmul_peak
+
+    flops = 3 * 2 * n_params * timed_tokens(batched, actions, args.seed, core.eos_token_id)
+    device = torch.device(args.device)
+    peak = max(matmul_peak(device, torch.float32, size) for size in ((1024, 2048, 2048) if device.type == "cpu"
+                                                                     else (4096, 8192, 8192)))
+    print(f"arithmetic: batched env {flops / wb / 1e9:.1f} GFLOP/s of model FLOPs = {flops / wb / peak:.0%} of the "
+          f"fp32 matmul peak ({peak / 1e9:.0f} GFLOP/s); 8x the single envs would need "
+          f"{8 * flops / ws / 1e9:.1f} GFLOP/s = {8 * flops / ws / peak:.0%} of it")
 
 
 if __name__ == "__main__":

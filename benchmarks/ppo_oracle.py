@@ -1,0 +1,143 @@
+"""What holds PPO back on the default task: the reward model, or the RL budget?
+
+Trains PPO from a pipeline run's SFT model with the run's PPO settings against two rewards, and
+every ``--every`` iterations measures the pipeline's headline number, the gold labeler's win rate
+over the SFT model on held-out (test) customers' prompts (ties count half):
+
+- ``reward model``: the run's reward model, as ``textbandit pipeline`` trains;
+- ``gold (oracle)``: the task's hidden gold labeler itself as the reward model
+  (:class:`GoldRewardModel`), rescaled so that on the SFT model's samples it has the reward
+  model's mean and spread, so that the KL coefficient weighs the same. A perfect reward model.
+
+If the oracle is also far from the paper's 70% after the pipeline's number of iterations, the
+reward model is not the only limit: the number of RL samples is. Run after the pipeline::
+
+    python benchmarks/ppo_oracle.py --run runs/quick --iterations 300 --every 30    # ~12 min on 2 cores
+
+Measured 2026-11-28 on the 2-core CPU machine (quick preset run, seed 0, 64 responses per
+iteration, 512 test prompts): see benchmarks/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+class GoldRewardModel(torch.nn.Module):
+    """A reward model that is the task's gold labeler: ``score`` decodes each ``prompt ++ response``
+    row (the default task's prompts end with ``response :``) and returns ``scale * gold + shift``."""
+
+    def __init__(self, task, tokenizer, scale: float = 1.0, shift: float = 0.0):
+        super().__init__()
+        self.task, self.tokenizer, self.scale, self.shift = task, tokenizer, scale, shift
+
+    def gold(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> list[float]:
+        from textbandit.task.instructions import SUFFIX
+
+        prompts, responses, ended = [], [], []
+        for ids, mask in zip(input_ids.tolist(), attention_mask.tolist()):
+            tokens = [t for t, m in zip(ids, mask) if m]
+            text = self.tokenizer.decode(tokens, skip_special_tokens=True)
+            prompt, _, response = text.partition(SUFFIX)
+            prompts.append(f"{prompt}{SUFFIX}")
+            responses.append(response.strip())
+            ended.append(tokens[-1] == self.tokenizer.eos_token_id)
+        return self.task.gold_scores(prompts, responses, ended)
+
+    def score(self, input_ids, attention_mask, position_ids=None) -> torch.Tensor:
+        gold = torch.tensor(self.gold(input_ids, attention_mask), dtype=torch.float32, device=input_ids.device)
+        return self.scale * gold + self.shift
+
+
+def run_ppo(label: str, reward_model, run: Path, settings: dict, eval_env, prompts, iterations: int, every: int,
+            sft_gold: np.ndarray, seed: int, out: Path) -> list[dict]:
+    from agents.pipeline.metrics import win_rate
+    from agents.pipeline.run import MAX_NEW_TOKENS, MAX_PROMPT_LEN
+    from agents.pipeline.samples import sample_and_score
+    from agents.ppo.config import PPOConfig
+    from agents.ppo.learner import train
+
+    task_dir, sft = run / "task", str(run / "sft_small")
+    cfg = PPOConfig(sft_model=sft, reward_model=str(run / "reward_model"), task=None, batch_size=settings["ppo_batch"],
+                    minibatch_size=max(1, settings["ppo_batch"] // 4), total_iterations=iterations,
+                    max_new_tokens=MAX_NEW_TOKENS, kl_coef=0.05, seed=seed + 1, device="cpu", output_dir=str(out),
+                    progress=False, tensorboard=False, samples_every=0, **settings.get("ppo", {}))
+    env_kwargs = dict(task=None, reward_model=reward_model, reference_model=sft, tokenizer=str(task_dir / "tokenizer"),
+                      prompts=str(task_dir / "prompts_train.jsonl"), max_prompt_len=MAX_PROMPT_LEN,
+                      max_new_tokens=MAX_NEW_TOKENS)
+    rows = []
+
+    def measure(iteration, stats, policy):
+        if iteration % every and iteration != iterations:
+            return
+        s = sample_and_score(eval_env, policy.lm, prompts, eval_env.core.settings.temperature, seed=seed)
+        rows.append({"reward": label, "iteration": iteration, "samples": iteration * settings["ppo_batch"],
+                     "gold": float(s.gold.mean()), "kl_from_sft": float(s.kl.mean()),
+                     "win_rate_over_sft": win_rate(s.gold, sft_gold)})
+        print(json.dumps(rows[-1]), flush=True)
+
+    train(cfg, env_kwargs=env_kwargs, callback=measure)
+    return rows
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--run", default="runs/quick", help="a finished `textbandit pipeline` output folder")
+    p.add_argument("--iterations", type=int, default=300)
+    p.add_argument("--every", type=int, default=30)
+    p.add_argument("--eval-prompts", type=int, default=512)
+    p.add_argument("--rewards", nargs="+", choices=["rm", "gold"], default=["rm", "gold"])
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", help="write the rows here too")
+    a = p.parse_args(argv)
+    from agents.pipeline.config import PRESETS
+    from agents.pipeline.run import MAX_NEW_TOKENS, MAX_PROMPT_LEN
+    from agents.pipeline.samples import sample_and_score
+    from textbandit.reward_model import RewardModel
+    from textbandit.task import load_default_task
+    from textbandit.vector_env import TextBanditVectorEnv
+    from transformers import AutoModelForCausalLM
+
+    run = Path(a.run)
+    if not (run / "reward_model" / ".done").exists():
+        raise SystemExit(f"{run} has no finished reward_model/: run `textbandit pipeline --out {run}` first")
+    settings = PRESETS[json.loads((run / "pipeline_config.json").read_text())["preset"]]
+    task = load_default_task(run / "task")
+    tok, sft = task.tokenizer(), AutoModelForCausalLM.from_pretrained(str(run / "sft_small"))
+    eval_env = TextBanditVectorEnv(num_envs=64, task=None, reward_model=str(run / "reward_model"),
+                                   reference_model=str(run / "sft_small"), tokenizer=str(task.tokenizer_path),
+                                   prompts=str(task.prompts_file("test")), max_prompt_len=MAX_PROMPT_LEN,
+                                   max_new_tokens=MAX_NEW_TOKENS, gold_fn=task.gold_scores)
+    prompts = np.arange(min(a.eval_prompts, len(eval_env.core.prompts)))
+    base = sample_and_score(eval_env, sft, prompts, eval_env.core.settings.temperature, seed=a.seed)
+    # the oracle on the reward model's scale: same mean and spread over the SFT model's samples
+    scale = float(base.score.std() / max(base.gold.std(), 1e-6))
+    shift = float(base.score.mean() - scale * base.gold.mean())
+    rewards = {"rm": ("reward model", RewardModel.from_pretrained(str(run / "reward_model"))),
+               "gold": ("gold (oracle)", GoldRewardModel(task, tok, scale, shift))}
+    print(f"SFT on {len(prompts)} test prompts: gold {base.gold.mean():.3f}, RM score {base.score.mean():.3f} "
+          f"+- {base.score.std():.3f}; oracle = {scale:.3f} * gold + {shift:.3f}", flush=True)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for key in a.rewards:
+            label, rm = rewards[key]
+            rows += run_ppo(label, rm, run, settings, eval_env, prompts, a.iterations, a.every, base.gold, a.seed,
+                            Path(tmp) / key)
+    print(f"\nPPO from {run}/sft_small, {settings['ppo_batch']} responses per iteration; SFT gold {base.gold.mean():.3f}")
+    print(f"{'reward':16}{'iteration':>10}{'samples':>9}{'gold':>8}{'KL':>7}{'win over SFT':>14}")
+    for r in rows:
+        print(f"{r['reward']:16}{r['iteration']:>10}{r['samples']:>9}{r['gold']:>8.3f}{r['kl_from_sft']:>7.2f}"
+              f"{r['win_rate_over_sft']:>14.3f}")
+    if a.json:
+        Path(a.json).write_text(json.dumps(rows, indent=1))
+    return rows
+
+
+if __name__ == "__main__":
+    main()
