@@ -12,10 +12,10 @@ over the SFT model on held-out (test) customers' prompts (ties count half):
 If the oracle is also far from the paper's 70% after the pipeline's number of iterations, the
 reward model is not the only limit: the number of RL samples is. Run after the pipeline::
 
-    python benchmarks/ppo_oracle.py --run runs/quick --iterations 300 --every 30    # ~12 min on 2 cores
+    python benchmarks/ppo_oracle.py --run runs/quick --iterations 300 --every 30    # ~10 min on 2 cores
 
 Measured 2026-11-28 on the 2-core CPU machine (quick preset run, seed 0, 64 responses per
-iteration, 512 test prompts): see benchmarks/README.md.
+iteration, 512 test prompts): see the table in benchmarks/README.md.
 """
 
 from __future__ import annotations
