@@ -48,6 +48,16 @@ def test_findings_follow_the_bars():
     assert all(rows.values())
     rows = check_findings(fake_results(acc=0.80, ppo_vs_sft=0.6))
     assert not rows[0]["reproduced"] and not rows[1]["reproduced"]
+    assert "rm_probes.py" in rows[0]["diagnose"] and "ppo_oracle.py" in rows[1]["diagnose"]
+    assert not any("diagnose" in row for row in rows[2:])  # reproduced: nothing to diagnose
+
+
+def test_report_says_what_to_run_where_a_finding_did_not_reproduce(tmp_path):
+    write_report(fake_results(ppo_vs_sft=0.6), tmp_path)
+    md = (tmp_path / "report.md").read_text()
+    assert f"benchmarks/ppo_oracle.py --run {tmp_path}" in md and "rm_probes.py" not in md
+    write_report(fake_results(), tmp_path)
+    assert "Every finding reproduced." in (tmp_path / "report.md").read_text()
 
 
 def test_write_report_writes_json_markdown_and_plots(tmp_path):

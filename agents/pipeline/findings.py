@@ -44,8 +44,20 @@ def overoptimisation(proxy: Sequence[float], gold: Sequence[float], window: int 
     }
 
 
+# What to run when a finding does not reproduce (``{out}`` is the pipeline's output folder).
+DIAGNOSES = {
+    "reward model agrees with held-out rankings about as often as labelers agree":
+        "what the reward model learns and what not (retrained on probe labels): "
+        "`python benchmarks/rm_probes.py --run {out}`",
+    "PPO is preferred over its SFT start":
+        "reward-model error or RL budget? PPO against the gold labeler itself: "
+        "`python benchmarks/ppo_oracle.py --run {out}`",
+}
+
+
 def check_findings(r: dict) -> list[dict]:
-    """One row per finding: ``{"finding", "measured", "bar", "reproduced"}`` from the results."""
+    """One row per finding: ``{"finding", "measured", "bar", "reproduced"}`` from the results
+    (plus ``"diagnose"``, what to run next, on a finding that did not reproduce and has one)."""
     rows = []
     acc, agree = r["reward_model"]["accuracy"], r["reward_model"]["labeler_agreement"]
     rows.append({
@@ -86,4 +98,7 @@ def check_findings(r: dict) -> list[dict]:
         "bar": "PPO-ptx's rise < PPO's",
         "reproduced": tax["ppo_ptx"] < tax["ppo"],
     })
+    for row in rows:
+        if not row["reproduced"] and row["finding"] in DIAGNOSES:
+            row["diagnose"] = DIAGNOSES[row["finding"]]
     return rows

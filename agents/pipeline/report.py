@@ -26,7 +26,15 @@ def _table(header: list[str], rows: list[list]) -> str:
     return "\n".join(lines)
 
 
-def markdown(r: dict) -> str:
+def _diagnoses(r: dict, out: str) -> str:
+    """What to run next for each finding that did not reproduce (``out``: the run's folder)."""
+    lines = [f"- {f['finding']}: {f['diagnose'].format(out=out)}" for f in r["findings"] if f.get("diagnose")]
+    if not lines:
+        return "Every finding reproduced."
+    return "Where a finding did not reproduce, these show why:\n\n" + "\n".join(lines)
+
+
+def markdown(r: dict, out: str = "OUT") -> str:
     """The report as Markdown: the findings table first, then the numbers behind it."""
     parts = [
         f"# textbandit report: preset `{r['preset']}`",
@@ -36,6 +44,7 @@ def markdown(r: dict) -> str:
         "## The paper's findings",
         _table(["finding", "measured", "bar", "reproduced"],
                [[f["finding"], f["measured"], f["bar"], f["reproduced"]] for f in r["findings"]]),
+        _diagnoses(r, out),
         "## Models",
         _table(["model", *MODEL_COLUMNS],
                [[name, *[m.get(c, "") for c in MODEL_COLUMNS]] for name, m in r["models"].items()]),
@@ -149,5 +158,5 @@ def write_report(results: dict, out_dir) -> dict:
     results["findings"] = check_findings(results)
     results["plots"] = plot(results, out)
     (out / "report.json").write_text(json.dumps(results, indent=2, default=float))
-    (out / "report.md").write_text(markdown(results))
+    (out / "report.md").write_text(markdown(results, str(out)))
     return results
