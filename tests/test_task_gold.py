@@ -93,7 +93,9 @@ def test_fast():
 
 
 @pytest.mark.parametrize("prompt", ["instruction : response :", "instruction : list x y . response :",
-                                    "instruction : write 3 response :"])
+                                    "instruction : write 3 response :",
+                                    "instruction : list 3 foods . response :",  # no such category
+                                    "instruction : write about cars . include the word cat . response :"])  # no such topic
 def test_malformed_prompts_raise_value_error(prompt):
     with pytest.raises(ValueError, match="not a default-task prompt"):
         gold_score(prompt, "the cat runs .")

@@ -89,6 +89,16 @@ def parse(prompt: str) -> Instruction:
 
 
 def _parse(prompt: str) -> Instruction:
+    ins = _parse_fields(prompt)
+    p = ins.params
+    if "topic" in p and p["topic"] not in TOPIC_WORDS:
+        raise ValueError(f"unknown topic {p['topic']!r} (topics: {sorted(TOPIC_WORDS)})")
+    if ins.kind == "list_category" and p["category"] not in L.CATEGORIES:
+        raise ValueError(f"unknown category {p['category']!r} (categories: {sorted(L.CATEGORIES)})")
+    return ins
+
+
+def _parse_fields(prompt: str) -> Instruction:
     words = prompt.split()
     if words[:2] != PREFIX.split() or words[-2:] != SUFFIX.split():
         raise ValueError(f"not a default-task prompt (want '{PREFIX} ... {SUFFIX}'): {prompt!r}")
