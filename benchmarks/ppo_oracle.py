@@ -56,7 +56,7 @@ class GoldRewardModel(torch.nn.Module):
 
 
 def run_ppo(label: str, reward_model, run: Path, settings: dict, eval_env, prompts, iterations: int, every: int,
-            sft_gold: np.ndarray, seed: int, out: Path, value_model: str = "shared") -> list[dict]:
+            sft_gold: np.ndarray, seed: int, out: Path, value_model: str = "shared", kl_coef: float = 0.05) -> list[dict]:
     from agents.pipeline.metrics import win_rate
     from agents.pipeline.run import MAX_NEW_TOKENS, MAX_PROMPT_LEN
     from agents.pipeline.samples import sample_and_score
@@ -66,7 +66,7 @@ def run_ppo(label: str, reward_model, run: Path, settings: dict, eval_env, promp
     task_dir, sft = run / "task", str(run / "sft_small")
     cfg = PPOConfig(sft_model=sft, reward_model=str(run / "reward_model"), task=None, batch_size=settings["ppo_batch"],
                     minibatch_size=max(1, settings["ppo_batch"] // 4), total_iterations=iterations,
-                    max_new_tokens=MAX_NEW_TOKENS, kl_coef=0.05, seed=seed + 1, device="cpu", output_dir=str(out),
+                    max_new_tokens=MAX_NEW_TOKENS, kl_coef=kl_coef, seed=seed + 1, device="cpu", output_dir=str(out),
                     value_model=value_model,
                     progress=False, tensorboard=False, samples_every=0, **settings.get("ppo", {}))
     env_kwargs = dict(task=None, reward_model=reward_model, reference_model=sft, tokenizer=str(task_dir / "tokenizer"),
@@ -95,6 +95,7 @@ def main(argv=None):
     p.add_argument("--eval-prompts", type=int, default=512)
     p.add_argument("--rewards", nargs="+", choices=["rm", "gold"], default=["rm", "gold"])
     p.add_argument("--seed", type=int, default=0, help="PPO runs with seed + 1; the evaluation samples with seed")
+    p.add_argument("--kl-coef", type=float, default=0.05, help="PPO's KL coefficient (the pipeline's default: 0.05)")
     p.add_argument("--value-model", choices=["shared", "reward"], default="shared",
                    help="PPO's value function: a head on the policy's trunk (the pipeline's), or the paper's separate "
                         "value model initialised from the reward model")
@@ -132,9 +133,9 @@ def main(argv=None):
         for key in a.rewards:
             label, rm = rewards[key]
             rows += run_ppo(label, rm, run, settings, eval_env, prompts, a.iterations, a.every, base.gold, a.seed,
-                            Path(tmp) / key, a.value_model)
+                            Path(tmp) / key, a.value_model, a.kl_coef)
     print(f"\nPPO from {run}/sft_small, {settings['ppo_batch']} responses per iteration, value model "
-          f"{a.value_model!r}, seed {a.seed}; SFT gold {base.gold.mean():.3f}")
+          f"{a.value_model!r}, kl_coef {a.kl_coef:g}, seed {a.seed}; SFT gold {base.gold.mean():.3f}")
     print(f"{'reward':16}{'iteration':>10}{'samples':>9}{'gold':>8}{'KL':>7}{'win over SFT':>14}")
     for r in rows:
         print(f"{r['reward']:16}{r['iteration']:>10}{r['samples']:>9}{r['gold']:>8.3f}{r['kl_from_sft']:>7.2f}"
