@@ -78,26 +78,21 @@ def make_actions(rng: np.random.Generator, steps: int, n: int, L: int, V: int, e
     return actions
 
 
-def run(envs, actions: np.ndarray, seed: int) -> tuple[float, float, np.ndarray]:
-    """Wall and process-CPU seconds of ``len(actions) - 1`` timed steps (the first is a warm-up), and the rewards."""
-    envs.reset(seed=seed)
-    rewards = [envs.step(actions[0])[1]]
+def run(envs, actions: np.ndarray, seed: int, eos: int) -> tuple[float, float, np.ndarray, int]:
+    """Wall and process-CPU seconds of ``len(actions) - 1`` timed steps (the first is a warm-up), the
+    rewards, and the real (unpadded) prompt + response tokens the timed steps scored."""
+    obs, _ = envs.reset(seed=seed)
+    obs, reward = envs.step(actions[0])[:2]
+    rewards, prompt_tokens = [reward], 0
     wall, cpu = time.perf_counter(), time.process_time()
     for a in actions[1:]:
-        rewards.append(envs.step(a)[1])
-    return time.perf_counter() - wall, time.process_time() - cpu, np.stack(rewards)
-
-
-def timed_tokens(envs, actions: np.ndarray, seed: int, eos: int) -> int:
-    """Real (unpadded) prompt + response tokens of the timed steps of :func:`run` (same seed, same prompts)."""
-    obs, _ = envs.reset(seed=seed)
-    total = 0
-    for i, a in enumerate(actions):
-        if i:
-            is_eos = a == eos
-            total += int(obs["attention_mask"].sum()) + int(np.where(is_eos.any(1), is_eos.argmax(1) + 1, a.shape[1]).sum())
-        obs = envs.step(a)[0]
-    return total
+        prompt_tokens += int(obs["attention_mask"].sum())  # SAME_STEP autoreset: the prompts this step scores
+        obs, reward = envs.step(a)[:2]
+        rewards.append(reward)
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    is_eos = actions[1:] == eos
+    response_tokens = np.where(is_eos.any(2), is_eos.argmax(2) + 1, actions.shape[2]).sum()
+    return wall, cpu, np.stack(rewards), prompt_tokens + int(response_tokens)
 
 
 def main(argv=None) -> None:
@@ -137,7 +132,7 @@ def main(argv=None) -> None:
     rewards = {}
     for _ in range(args.repeats):  # alternate, so that a burst of other load hits both alike
         for name, envs in (("batched", batched), ("sync", sync)):
-            wall, cpu, rewards[name] = run(envs, actions, args.seed)
+            wall, cpu, rewards[name], tokens = run(envs, actions, args.seed, core.eos_token_id)
             best[name] = min(best[name], (wall, cpu))
     responses = n * args.steps
     max_diff = float(np.abs(rewards["batched"] - rewards["sync"]).max())
@@ -162,7 +157,7 @@ def main(argv=None) -> None:
     # machine's fp32 matmul peak measured the way ppo_throughput.py measures it.
     from ppo_throughput import matmul_peak
 
-    flops = 3 * 2 * n_params * timed_tokens(batched, actions, args.seed, core.eos_token_id)
+    flops = 3 * 2 * n_params * tokens  # the same prompts and actions for both envs
     device = torch.device(args.device)
     peak = max(matmul_peak(device, torch.float32, size) for size in ((1024, 2048, 2048) if device.type == "cpu"
                                                                      else (4096, 8192, 8192)))

@@ -58,17 +58,13 @@ class GoldRewardModel(torch.nn.Module):
 def run_ppo(label: str, reward_model, run: Path, settings: dict, eval_env, prompts, iterations: int, every: int,
             sft_gold: np.ndarray, seed: int, out: Path, value_model: str = "shared", kl_coef: float = 0.05) -> list[dict]:
     from agents.pipeline.metrics import win_rate
-    from agents.pipeline.run import MAX_NEW_TOKENS, MAX_PROMPT_LEN
+    from agents.pipeline.run import MAX_NEW_TOKENS, MAX_PROMPT_LEN, ppo_config
     from agents.pipeline.samples import sample_and_score
-    from agents.ppo.config import PPOConfig
     from agents.ppo.learner import train
 
     task_dir, sft = run / "task", str(run / "sft_small")
-    cfg = PPOConfig(sft_model=sft, reward_model=str(run / "reward_model"), task=None, batch_size=settings["ppo_batch"],
-                    minibatch_size=max(1, settings["ppo_batch"] // 4), total_iterations=iterations,
-                    max_new_tokens=MAX_NEW_TOKENS, kl_coef=kl_coef, seed=seed + 1, device="cpu", output_dir=str(out),
-                    value_model=value_model,
-                    progress=False, tensorboard=False, samples_every=0, **settings.get("ppo", {}))
+    cfg = ppo_config(settings, sft, run / "reward_model", out, iterations, kl_coef, seed, value_model=value_model,
+                     device="cpu", progress=False, tensorboard=False, samples_every=0)
     env_kwargs = dict(task=None, reward_model=reward_model, reference_model=sft, tokenizer=str(task_dir / "tokenizer"),
                       prompts=str(task_dir / "prompts_train.jsonl"), max_prompt_len=MAX_PROMPT_LEN,
                       max_new_tokens=MAX_NEW_TOKENS)

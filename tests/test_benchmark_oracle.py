@@ -3,7 +3,6 @@
 import importlib.util
 from pathlib import Path
 
-import pytest
 import torch
 
 from agents.common.text import collate, encode_prompt, encode_response

@@ -44,17 +44,6 @@ def overoptimisation(proxy: Sequence[float], gold: Sequence[float], window: int 
     }
 
 
-# What to run when a finding does not reproduce (``{out}`` is the pipeline's output folder).
-DIAGNOSES = {
-    "reward model agrees with held-out rankings about as often as labelers agree":
-        "what the reward model learns and what not (retrained on probe labels): "
-        "`python benchmarks/rm_probes.py --run {out}`",
-    "PPO is preferred over its SFT start":
-        "reward-model error or RL budget? PPO against the gold labeler itself: "
-        "`python benchmarks/ppo_oracle.py --run {out}`",
-}
-
-
 def check_findings(r: dict) -> list[dict]:
     """One row per finding: ``{"finding", "measured", "bar", "reproduced"}`` from the results
     (plus ``"diagnose"``, what to run next, on a finding that did not reproduce and has one)."""
@@ -65,6 +54,8 @@ def check_findings(r: dict) -> list[dict]:
         "measured": f"RM accuracy {100 * acc:.1f}% vs labeler agreement {100 * agree:.1f}%",
         "bar": f"within {RM_AGREEMENT_POINTS:.0f} points",
         "reproduced": abs(acc - agree) * 100 <= RM_AGREEMENT_POINTS,
+        "diagnose": "what the reward model learns and what not (retrained on probe labels): "
+                    "`python benchmarks/rm_probes.py --run {out}`",
     })
     w = r["win_rates"]
     rows.append({
@@ -72,6 +63,8 @@ def check_findings(r: dict) -> list[dict]:
         "measured": f"{100 * w['ppo_vs_sft']:.1f}% of held-out prompts (mean KL from SFT {r['models']['ppo']['kl_from_sft']:.2f} nats)",
         "bar": f">= {100 * PPO_OVER_SFT:.0f}%",
         "reproduced": w["ppo_vs_sft"] >= PPO_OVER_SFT,
+        "diagnose": "reward-model error or RL budget? PPO against the gold labeler itself: "
+                    "`python benchmarks/ppo_oracle.py --run {out}`",
     })
     rows.append({
         "finding": "the small PPO model is preferred over a much larger base model",
@@ -98,7 +91,7 @@ def check_findings(r: dict) -> list[dict]:
         "bar": "PPO-ptx's rise < PPO's",
         "reproduced": tax["ppo_ptx"] < tax["ppo"],
     })
-    for row in rows:
-        if not row["reproduced"] and row["finding"] in DIAGNOSES:
-            row["diagnose"] = DIAGNOSES[row["finding"]]
+    for row in rows:  # what to run next (``{out}``: the run's folder) only where the finding failed
+        if row["reproduced"]:
+            row.pop("diagnose", None)
     return rows

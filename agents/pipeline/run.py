@@ -176,19 +176,26 @@ def _with_out(config, d: Path):
     return dataclasses.replace(config, **{field: str(d)})
 
 
+def ppo_config(settings: dict, sft_dir: str, rm_dir, out, iterations: int, kl: float, seed: int, **overrides):
+    """The pipeline's PPO settings for a preset's ``settings`` (``overrides``: any other PPOConfig field)."""
+    from agents.ppo.config import PPOConfig
+
+    return PPOConfig(
+        sft_model=sft_dir, reward_model=str(rm_dir), task=None, batch_size=settings["ppo_batch"],
+        minibatch_size=max(1, settings["ppo_batch"] // 4), total_iterations=iterations,
+        max_new_tokens=MAX_NEW_TOKENS, kl_coef=kl, seed=seed + 1, output_dir=str(out),
+        **{**settings.get("ppo", {}), **overrides},
+    )
+
+
 def _ppo(d: Path, cfg: PipelineConfig, sft_dir: str, rm_dir: Path, env_kwargs: dict, kl: float, ptx: float,
          curve: bool, iterations: int, task, device: str):
     from agents.pipeline.curves import HeldOutCurve
-    from agents.ppo.config import PPOConfig
     from agents.ppo.learner import train
 
     s = cfg.settings
-    ppo_cfg = PPOConfig(
-        sft_model=sft_dir, reward_model=str(rm_dir), task=None, batch_size=s["ppo_batch"],
-        minibatch_size=max(1, s["ppo_batch"] // 4), total_iterations=iterations,
-        max_new_tokens=MAX_NEW_TOKENS, kl_coef=kl, ptx_coef=ptx, seed=cfg.seed + 1, device=cfg.device,
-        output_dir=str(d), progress=cfg.progress, **s.get("ppo", {}),
-    )
+    ppo_cfg = ppo_config(s, sft_dir, rm_dir, d, iterations, kl, cfg.seed, ptx_coef=ptx, device=cfg.device,
+                         progress=cfg.progress)
     ptx_texts = task.corpus()["train"] if ptx > 0 else None
     held_out = None
     if curve:  # validation customers' prompts, scored against the SFT model as reference
