@@ -56,7 +56,8 @@ class GoldRewardModel(torch.nn.Module):
 
 
 def run_ppo(label: str, reward_model, run: Path, settings: dict, eval_env, prompts, iterations: int, every: int,
-            sft_gold: np.ndarray, seed: int, out: Path, value_model: str = "shared", kl_coef: float = 0.05) -> list[dict]:
+            sft_gold: np.ndarray, seed: int, out: Path, value_model: str = "shared", kl_coef: float = 0.05,
+            **overrides) -> list[dict]:
     from agents.pipeline.metrics import win_rate
     from agents.pipeline.run import MAX_NEW_TOKENS, MAX_PROMPT_LEN, ppo_config
     from agents.pipeline.samples import sample_and_score
@@ -64,7 +65,7 @@ def run_ppo(label: str, reward_model, run: Path, settings: dict, eval_env, promp
 
     task_dir, sft = run / "task", str(run / "sft_small")
     cfg = ppo_config(settings, sft, run / "reward_model", out, iterations, kl_coef, seed, value_model=value_model,
-                     device="cpu", progress=False, tensorboard=False, samples_every=0)
+                     device="cpu", progress=False, tensorboard=False, samples_every=0, **overrides)
     env_kwargs = dict(task=None, reward_model=reward_model, reference_model=sft, tokenizer=str(task_dir / "tokenizer"),
                       prompts=str(task_dir / "prompts_train.jsonl"), max_prompt_len=MAX_PROMPT_LEN,
                       max_new_tokens=MAX_NEW_TOKENS)
@@ -95,6 +96,7 @@ def main(argv=None):
     p.add_argument("--value-model", choices=["shared", "reward"], default="shared",
                    help="PPO's value function: a head on the policy's trunk (the pipeline's), or the paper's separate "
                         "value model initialised from the reward model")
+    p.add_argument("--lr", type=float, help="PPO's learning rate (default: the preset's)")
     p.add_argument("--json", help="write the rows here too")
     a = p.parse_args(argv)
     from agents.pipeline.config import PRESETS
@@ -129,9 +131,10 @@ def main(argv=None):
         for key in a.rewards:
             label, rm = rewards[key]
             rows += run_ppo(label, rm, run, settings, eval_env, prompts, a.iterations, a.every, base.gold, a.seed,
-                            Path(tmp) / key, a.value_model, a.kl_coef)
+                            Path(tmp) / key, a.value_model, a.kl_coef,
+                            **({"learning_rate": a.lr} if a.lr is not None else {}))
     print(f"\nPPO from {run}/sft_small, {settings['ppo_batch']} responses per iteration, value model "
-          f"{a.value_model!r}, kl_coef {a.kl_coef:g}, seed {a.seed}; SFT gold {base.gold.mean():.3f}")
+          f"{a.value_model!r}, kl_coef {a.kl_coef:g}, lr {a.lr or settings['ppo']['learning_rate']:g}, seed {a.seed}; SFT gold {base.gold.mean():.3f}")
     print(f"{'reward':16}{'iteration':>10}{'samples':>9}{'gold':>8}{'KL':>7}{'win over SFT':>14}")
     for r in rows:
         print(f"{r['reward']:16}{r['iteration']:>10}{r['samples']:>9}{r['gold']:>8.3f}{r['kl_from_sft']:>7.2f}"
