@@ -79,7 +79,7 @@ def pipeline(argv) -> None:
     cfg = parse_config(PipelineConfig, argv, description=PipelineConfig.__doc__.splitlines()[0])
     results = run_pipeline(cfg)
     print((__import__("pathlib").Path(cfg.out) / "report.md").read_text())
-    failed = [f["finding"] for f in results["findings"] if not f["reproduced"]]
+    failed = [f["finding"] for f in results["findings"] if f["reproduced"] is False]
     if failed:
         print("not reproduced: " + "; ".join(failed))
 

@@ -45,16 +45,24 @@ def test_report_holds_every_key(tiny_run):
     assert {"ppo", "ppo_ptx"} == set(report["alignment_tax"])
     assert len(report["findings"]) == 5 and all(isinstance(f["reproduced"], bool) for f in report["findings"])
     assert "## The paper's findings" in (out / "report.md").read_text()
+    assert set(report["plots"]) == {"figure1_win_rate_by_size.png", "ppo_training.png", "gold_vs_kl.png",
+                                    "rm_accuracy.png"}
     for name in report["plots"]:
         assert (out / name).stat().st_size > 1000
+    assert {"labelers"} <= set(report) and report["labelers"]["noises"]
+    assert {"corr_bleu_gold", "corr_rouge_gold"} <= set(report["ngram"])
+    # the per-kind breakdown keeps the kinds without demonstrations apart
+    assert set(report["undemonstrated_kinds"]) == {"avoid_word", "end_with"}
 
 
 def test_every_stage_output_loads_with_auto_classes(tiny_run):
     out, _ = tiny_run
     AutoTokenizer.from_pretrained(out / "task" / "tokenizer")
+    task_vocab = AutoTokenizer.from_pretrained(out / "task" / "tokenizer").get_vocab()
+    for d in ("base_small", "base_large", "sft_small", "ppo/final", "ppo_ptx/final", "ppo_kl0/final", "reward_model"):
+        assert AutoTokenizer.from_pretrained(out / d).get_vocab() == task_vocab, d
     for d in ("base_small", "base_large", "sft_small", "ppo/final", "ppo_ptx/final", "ppo_kl0/final"):
-        assert AutoModelForCausalLM.from_pretrained(out / d).config.vocab_size > 0
-        AutoTokenizer.from_pretrained(out / d) if (out / d / "tokenizer.json").exists() else None
+        assert AutoModelForCausalLM.from_pretrained(out / d).config.vocab_size >= len(task_vocab)
     AutoModel.from_pretrained(out / "reward_model")  # the trunk; the scalar head is reward_head.safetensors
     RewardModel.from_pretrained(out / "reward_model")
     assert (out / "comparisons" / "train.jsonl").stat().st_size > 0
@@ -93,3 +101,55 @@ def test_a_stage_missing_an_output_that_later_code_requires_runs_again(tmp_path)
     stages("ppo", lambda d: calls.append("again?"), requires=("curve.json",))  # and is then reused
     assert calls == ["old", "new"]
     assert set(stages.seconds) == {"ppo"}
+
+
+def test_own_comparisons_are_split_by_prompt_and_leave_agreement_unjudged(tiny_run, tmp_path):
+    out, _ = tiny_run
+    own = out / "comparisons" / "train.jsonl"  # any K-wise file in the documented schema
+    results = run_pipeline(PipelineConfig(out=str(tmp_path), preset="tiny", progress=False, device="cpu",
+                                          comparisons=str(own)))
+    train = [json.loads(line) for line in (tmp_path / "comparisons_given" / "train.jsonl").read_text().splitlines()]
+    val = [json.loads(line) for line in (tmp_path / "comparisons_given" / "validation.jsonl").read_text().splitlines()]
+    assert val and train and len(train) + len(val) == len(own.read_text().splitlines())
+    assert not {r["prompt"] for r in train} & {r["prompt"] for r in val}  # held out by prompt
+    summary = json.loads((tmp_path / "reward_model" / "summary.json").read_text())
+    assert summary["val"]["pairs"] > 0  # the accuracy is measured on the held-out part
+    assert results["reward_model"]["labeler_agreement"] is None
+    rm_row = results["findings"][0]
+    assert rm_row["reproduced"] is None and "not measured" in rm_row["measured"]
+    assert "not judged" in (tmp_path / "report.md").read_text()
+
+
+def test_split_by_prompt():
+    from agents.pipeline.run import split_by_prompt
+
+    records = [{"prompt": f"p{i % 20}", "responses": ["a", "b"], "ranking": [0, 1]} for i in range(60)]
+    train, held = split_by_prompt(records, 0.1, seed=0)
+    assert len({r["prompt"] for r in held}) == 2 and len(held) == 6 and len(train) == 54
+    assert not {r["prompt"] for r in train} & {r["prompt"] for r in held}
+    assert split_by_prompt(records, 0.1, seed=0) == (train, held)  # seeded
+    with pytest.raises(ValueError, match="comparisons-val"):
+        split_by_prompt(records[:1], 0.1, seed=0)
+    with pytest.raises(ValueError, match="--comparisons too"):
+        PipelineConfig(comparisons_val="val.jsonl")
+
+
+def test_a_base_model_with_another_tokenizer_is_refused_before_any_training(tiny_run, tmp_path):
+    from tiny import tiny_lm, tiny_tokenizer
+
+    from agents.pipeline.run import check_base_model
+
+    out, _ = tiny_run
+    task_tok = AutoTokenizer.from_pretrained(out / "task" / "tokenizer")
+    check_base_model(str(out / "base_small"), task_tok, out / "task" / "tokenizer")  # the task's own: accepted
+    other = tiny_tokenizer()
+    tiny_lm(len(other)).save_pretrained(tmp_path / "other")
+    with pytest.raises(ValueError, match="no tokenizer"):  # weights alone: SFT could not tokenize
+        check_base_model(str(tmp_path / "other"), task_tok, out / "task" / "tokenizer")
+    other.save_pretrained(tmp_path / "other")
+    with pytest.raises(ValueError, match="task's tokenizer"):
+        check_base_model(str(tmp_path / "other"), task_tok, out / "task" / "tokenizer")
+    with pytest.raises(ValueError, match="task's tokenizer"):  # wired in: refused before the base stage
+        run_pipeline(PipelineConfig(out=str(tmp_path / "run"), preset="tiny", progress=False, device="cpu",
+                                    base_model=str(tmp_path / "other")))
+    assert not (tmp_path / "run" / "sft_small").exists()

@@ -50,7 +50,7 @@ def build_parser(cls, description: str = "") -> argparse.ArgumentParser:
     docs, hints = field_docs(cls), typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
         tp, optional = _base_type(hints[f.name])
-        kwargs = {"help": docs.get(f.name, " "), "dest": f.name}
+        kwargs = {"help": docs.get(f.name, " ").replace("%", "%%"), "dest": f.name}  # argparse formats help with %
         if f.default is not dataclasses.MISSING:
             kwargs["default"] = f.default
         elif f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]

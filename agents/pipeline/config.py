@@ -55,12 +55,18 @@ class PipelineConfig:
     """seed of the task, the models and the samples"""
     base_model: str | None = None
     """your own base causal LM (a local path or a hub name) instead of pretraining the small one; it
-    must use the task's tokenizer or bring its own data (--demonstrations etc.)"""
+    must use the task's tokenizer (every model of the report is sampled and judged in one environment),
+    which is checked at start; to fine-tune a model with another tokenizer on your own data, run the
+    stages one by one (textbandit sft, collect, rm, ppo)"""
     demonstrations: str | None = None
     """your own demonstrations JSONL ({"prompt", "response"}) instead of the task's"""
     comparisons: str | None = None
     """your own K-wise comparisons JSONL ({"prompt", "responses", "ranking"}) instead of sampling
-    and ranking with the task's simulated labelers"""
+    and ranking with the task's simulated labelers; 10% of its prompts (seeded) are held out for the
+    reward model's accuracy unless --comparisons-val is given. Labeler agreement needs a second
+    labeler's ranking, which such a file does not hold, so the report leaves that finding unjudged"""
+    comparisons_val: str | None = None
+    """held-out comparisons JSONL for the reward model's accuracy (goes with --comparisons)"""
     kl_coef: float = 0.05
     """the default KL coefficient of PPO (the sweep adds kl_coef=0)"""
     ptx_coef: float = 1.0
@@ -78,6 +84,8 @@ class PipelineConfig:
             raise ValueError(f"preset={self.preset!r}; use one of {sorted(PRESETS)}")
         if not self.kl_coef > 0:
             raise ValueError(f"kl_coef={self.kl_coef}; the default KL coefficient must be > 0 (0 is in the sweep)")
+        if self.comparisons_val and not self.comparisons:
+            raise ValueError("comparisons_val is the held-out part of your own comparisons: pass --comparisons too")
         if self.ptx_coef < 0:
             raise ValueError(f"ptx_coef={self.ptx_coef}; use >= 0")
 

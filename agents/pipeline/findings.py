@@ -49,14 +49,23 @@ def check_findings(r: dict) -> list[dict]:
     (plus ``"diagnose"``, what to run next, on a finding that did not reproduce and has one)."""
     rows = []
     acc, agree = r["reward_model"]["accuracy"], r["reward_model"]["labeler_agreement"]
-    rows.append({
-        "finding": "reward model agrees with held-out rankings about as often as labelers agree",
-        "measured": f"RM accuracy {100 * acc:.1f}% vs labeler agreement {100 * agree:.1f}%",
-        "bar": f"within {RM_AGREEMENT_POINTS:.0f} points",
-        "reproduced": abs(acc - agree) * 100 <= RM_AGREEMENT_POINTS,
-        "diagnose": "what the reward model learns and what not (retrained on probe labels): "
-                    "`python benchmarks/rm_probes.py --run {out}`",
-    })
+    if agree is None:  # the user's own comparisons: one ranking per prompt, so no agreement to measure
+        rows.append({
+            "finding": "reward model agrees with held-out rankings about as often as labelers agree",
+            "measured": f"RM accuracy {100 * acc:.1f}% on your held-out comparisons; labeler agreement not "
+                        "measured (your file holds one ranking per prompt)",
+            "bar": f"within {RM_AGREEMENT_POINTS:.0f} points",
+            "reproduced": None,
+        })
+    else:
+        rows.append({
+            "finding": "reward model agrees with held-out rankings about as often as labelers agree",
+            "measured": f"RM accuracy {100 * acc:.1f}% vs labeler agreement {100 * agree:.1f}%",
+            "bar": f"within {RM_AGREEMENT_POINTS:.0f} points",
+            "reproduced": abs(acc - agree) * 100 <= RM_AGREEMENT_POINTS,
+            "diagnose": "what the reward model learns and what not (retrained on probe labels): "
+                        "`python benchmarks/rm_probes.py --run {out}`",
+        })
     w = r["win_rates"]
     rows.append({
         "finding": "PPO is preferred over its SFT start",

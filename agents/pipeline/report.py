@@ -11,6 +11,8 @@ MODEL_COLUMNS = ("params", "gold", "rm_score", "kl_from_sft", "eos_rate", "corpu
 
 
 def _fmt(v) -> str:
+    if v is None:
+        return "not judged"
     if isinstance(v, bool):
         return "yes" if v else "**no**"
     if isinstance(v, int):
@@ -134,7 +136,8 @@ def plot(r: dict, out: Path) -> list[str]:
 
     fig, ax = plt.subplots(figsize=(5, 3.5))
     rm = r["reward_model"]
-    bars = {"labeler agreement": rm["labeler_agreement"], "RM accuracy": rm["accuracy"]}
+    bars = {"labeler agreement": rm["labeler_agreement"]} if rm["labeler_agreement"] is not None else {}
+    bars["RM accuracy"] = rm["accuracy"]
     bars.update({f"RM, {k}": v for k, v in rm.get("ablation", {}).items()})
     ax.barh(list(bars), list(bars.values()), color="tab:blue")
     ax.set(xlim=(0.5, 1), xlabel="agreement on held-out pairs", title="Reward model vs labelers")

@@ -33,6 +33,7 @@ from textbandit.task import LabelerPool
 
 MAX_PROMPT_LEN = 32  # the task's prompts have at most 23 tokens
 MAX_NEW_TOKENS = 24  # its demonstrations at most 22 words, plus EOS
+VAL_FRACTION = 0.1  # of the prompts of a user's comparisons, held out when no validation file is given
 
 
 class Stages:
@@ -89,6 +90,8 @@ def run_pipeline(cfg: PipelineConfig) -> dict:
                           prompts_per_customer=s["prompts_per_customer"], corpus_texts=s["corpus_texts"])
     task_dir = stage("task", lambda d: build(d, task_cfg))
     task = load_default_task(task_dir)
+    if cfg.base_model:
+        check_base_model(cfg.base_model, task.tokenizer(), task.tokenizer_path)
     demos_train = cfg.demonstrations or str(task.demonstrations_file("train"))
     demos_val = str(task.demonstrations_file("validation"))
 
@@ -132,9 +135,17 @@ def run_pipeline(cfg: PipelineConfig) -> dict:
         for split, recs in records.items():
             write_jsonl(d / f"{split}.jsonl", rank_records(pool, recs, golds[split], rng))
 
-    comparisons = Path(cfg.comparisons).parent if cfg.comparisons else stage("comparisons", collect)
-    comp_train = cfg.comparisons or str(comparisons / "train.jsonl")
-    comp_val = str(comparisons / "validation.jsonl") if not cfg.comparisons else comp_train
+    def given(d: Path):  # the user's comparisons, with a held-out part for the reward model's accuracy
+        train = load_comparisons(cfg.comparisons)
+        val = load_comparisons(cfg.comparisons_val) if cfg.comparisons_val else None
+        if val is None:
+            train, val = split_by_prompt(train, VAL_FRACTION, cfg.seed)
+        d.mkdir(parents=True, exist_ok=True)
+        write_jsonl(d / "train.jsonl", train)
+        write_jsonl(d / "validation.jsonl", val)
+
+    comparisons = stage("comparisons_given", given) if cfg.comparisons else stage("comparisons", collect)
+    comp_train, comp_val = str(comparisons / "train.jsonl"), str(comparisons / "validation.jsonl")
 
     # 5. reward model from the SFT model, normalised so that demonstrations score 0
     rm_cfg = RewardConfig(model=sft[main], train=comp_train, val=comp_val, normalize_with=demos_train,
@@ -166,6 +177,41 @@ def run_pipeline(cfg: PipelineConfig) -> dict:
     if cfg.export_defaults:
         export_defaults(task_dir, sft[main], rm_dir, cfg.kl_coef)
     return results
+
+
+def check_base_model(name: str, tokenizer, tokenizer_path) -> None:
+    """Refuse, before any stage runs, a base model that does not use the task's tokenizer: every
+    model of the report is sampled and judged in one environment, with the task's tokenizer."""
+    from transformers import AutoConfig, AutoTokenizer
+
+    fix = (f"SFT reads it from the model's folder: save the task's there with "
+           f"AutoTokenizer.from_pretrained({str(tokenizer_path)!r}).save_pretrained(PATH)")
+    files = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "tokenizer.model")
+    if Path(name).is_dir() and not any((Path(name) / f).exists() for f in files):
+        raise ValueError(f"base_model={name!r} holds no tokenizer; {fix}")
+    try:
+        theirs = AutoTokenizer.from_pretrained(name)
+    except (OSError, ValueError, TypeError) as e:
+        raise ValueError(f"base_model={name!r} has no tokenizer that loads ({e}); {fix}") from e
+    vocab = getattr(AutoConfig.from_pretrained(name), "vocab_size", None)
+    if theirs.get_vocab() != tokenizer.get_vocab() or vocab is None or vocab < len(tokenizer):
+        raise ValueError(
+            f"base_model={name!r} does not use the task's tokenizer (its tokenizer has {len(theirs)} tokens and its "
+            f"embedding {vocab} rows; the task's has {len(tokenizer)} tokens): the pipeline compares every model "
+            "in one environment with the task's tokenizer. Pretrain on the task's tokenizer, or fine-tune your "
+            "model on your own data stage by stage (textbandit sft, collect, rm, ppo)")
+
+
+def split_by_prompt(records: list[dict], fraction: float, seed: int) -> tuple[list[dict], list[dict]]:
+    """``(train, held_out)``: about ``fraction`` of the distinct prompts (at least one), all their
+    records held out together, chosen with ``seed``; the order of records is kept."""
+    prompts = sorted({r["prompt"] for r in records})
+    if len(prompts) < 2:
+        raise ValueError(f"your comparisons hold {len(prompts)} distinct prompt(s); a held-out part needs at "
+                         "least 2, or pass --comparisons-val with held-out comparisons")
+    rng = np.random.default_rng([seed, 81])
+    held = set(rng.choice(prompts, size=max(1, round(fraction * len(prompts))), replace=False).tolist())
+    return [r for r in records if r["prompt"] not in held], [r for r in records if r["prompt"] in held]
 
 
 def _with_out(config, d: Path):
@@ -209,6 +255,9 @@ def _ppo(d: Path, cfg: PipelineConfig, sft_dir: str, rm_dir: Path, env_kwargs: d
     result = train(ppo_cfg, env_kwargs={**env_kwargs, "reference_model": sft_dir}, ptx_texts=ptx_texts,
                    callback=held_out)
     result["policy"].save_pretrained(d / "final")
+    from transformers import AutoTokenizer
+
+    AutoTokenizer.from_pretrained(env_kwargs["tokenizer"]).save_pretrained(str(d / "final"))  # loads like the rest
     (d / "history.json").write_text(json.dumps(result["history"]))
     if held_out is not None:
         (d / "curve.json").write_text(json.dumps(held_out.points))
@@ -255,7 +304,9 @@ def _evaluate(cfg, task, bases, sft, main, s, rm_dir, ppo, runs, env_kwargs, com
         "size_ratio": per_model[f"base_{large}"]["params"] / per_model["base"]["params"],
         "reward_model": {
             "accuracy": rm_summary["val"]["accuracy"], "loss": rm_summary["val"]["loss"],
-            "labeler_agreement": labeler_agreement(task, pool, load_comparisons(comp_val), cfg.seed),
+            # one ranking per prompt in a user's file: no second labeler to agree with
+            "labeler_agreement": None if cfg.comparisons else labeler_agreement(task, pool, load_comparisons(comp_val),
+                                                                                cfg.seed),
             "forwards_per_comparison": rm_summary["forwards_per_comparison"],
         },
         "kl_sweep": {"no_kl": sweep["kl_coef=0"], "default": sweep[f"kl_coef={cfg.kl_coef:g}"], "all": sweep,
