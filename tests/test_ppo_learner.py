@@ -133,21 +133,35 @@ def test_learns_keyword_bandit(tmp_path):
     assert start < 1.0 and end > 3.0, (start, end)
 
 
-def test_resume_equals_unbroken_run(tmp_path):
-    lm = tiny_lm(len(TOK))
-    kw = dict(total_iterations=4, save_every=1, adaptive_kl=True, target_kl=0.5, kl_horizon=100)
-    full = train(config(tmp_path / "a", **kw), policy=lm, env_kwargs=env_kwargs(lm))
+class Stop(Exception):
+    pass
 
-    class Stop(Exception):
-        pass
 
-    def stop_at_2(iteration, stats, policy):
-        if iteration == 2:
+def stop_at(n):
+    def callback(iteration, stats, policy):
+        if iteration == n:
             raise Stop
+    return callback
 
+
+def reward_model_kwargs(lm):
+    from textbandit.reward_model import RewardModel
+
+    return {**env_kwargs(lm), "reward_model": RewardModel.from_causal_lm(tiny_lm(len(TOK), seed=2, n_embd=16))}
+
+
+@pytest.mark.parametrize("value_model", ["shared", "reward"])
+def test_resume_equals_unbroken_run(tmp_path, value_model):
+    lm = tiny_lm(len(TOK))
+    kws = reward_model_kwargs(lm) if value_model == "reward" else env_kwargs(lm)
+    kw = dict(total_iterations=4, save_every=1, adaptive_kl=True, target_kl=0.5, kl_horizon=100,
+              value_model=value_model)
+    full = train(config(tmp_path / "a", **kw), policy=lm, env_kwargs=kws)
     with pytest.raises(Stop):
-        train(config(tmp_path / "b", **kw), policy=lm, env_kwargs=env_kwargs(lm), callback=stop_at_2)
-    resumed = train(config(tmp_path / "b", resume=True, **kw), policy=lm, env_kwargs=env_kwargs(lm))
+        train(config(tmp_path / "b", **kw), policy=lm, env_kwargs=kws, callback=stop_at(2))
+    resumed = train(config(tmp_path / "b", resume=True, **kw), policy=lm, env_kwargs=kws)
+    assert full["policy"].state_dict().keys() == resumed["policy"].state_dict().keys()
+    assert any(k.startswith("value_model.") for k in full["policy"].state_dict()) == (value_model == "reward")
     for (k, a), b in zip(full["policy"].state_dict().items(), resumed["policy"].state_dict().values()):
         assert torch.equal(a, b), k
     drop = [k for k in full["history"][0] if k.startswith("time/") and k != "time/update_tokens"]
@@ -221,3 +235,81 @@ def test_value_model_from_reward_model_round_trip(tmp_path):
     ids, resp = torch.tensor([[5, 6]]), torch.tensor([[7, 8, 1]])
     args = (ids, torch.ones_like(ids), resp, torch.ones_like(resp), 1.0)
     torch.testing.assert_close(policy.forward_logprobs_and_values(*args)[1], again.forward_logprobs_and_values(*args)[1])
+
+
+def test_value_model_starts_from_the_envs_reward_model(tmp_path):
+    from textbandit.reward_model import RewardModel
+
+    lm = tiny_lm(len(TOK))
+    kws = reward_model_kwargs(lm)
+    env_rm = copy.deepcopy(kws["reward_model"].state_dict())
+    policy = train(config(tmp_path, value_model="reward"), policy=lm, env_kwargs=kws)["policy"]
+    assert isinstance(policy.value_model, RewardModel) and policy.value_model.config.n_embd == 16  # the env's
+    trained = policy.value_model.state_dict()
+    assert all(torch.equal(v, kws["reward_model"].state_dict()[k]) for k, v in env_rm.items())  # a copy is trained
+    assert any(not torch.equal(v, trained[k]) for k, v in env_rm.items())
+    with pytest.raises(ValueError, match="value_model='shared'"):  # KeywordReward is not a RewardModel
+        train(config(tmp_path, value_model="reward"), policy=lm, env_kwargs=env_kwargs(lm))
+
+
+def test_resume_without_a_checkpoint_warns(tmp_path):
+    lm = tiny_lm(len(TOK))
+    with pytest.warns(UserWarning, match="no checkpoint"):
+        history = train(config(tmp_path, resume=True, total_iterations=1), policy=lm, env_kwargs=env_kwargs(lm))["history"]
+    assert [h["iteration"] for h in history] == [1]
+
+
+def test_resume_drops_the_logged_iterations_after_the_checkpoint(tmp_path):
+    import json
+
+    lm = tiny_lm(len(TOK))
+    kw = dict(total_iterations=4, save_every=2)
+    with pytest.raises(Stop):  # checkpoint at 2, logs of 3 written
+        train(config(tmp_path, **kw), policy=lm, env_kwargs=env_kwargs(lm), callback=stop_at(3))
+    with open(tmp_path / "metrics.jsonl", "a") as f:
+        f.write('{"step": 4, "env/sc')  # a line torn by the kill
+    train(config(tmp_path, resume=True, **kw), policy=lm, env_kwargs=env_kwargs(lm))
+    for name in ("metrics.jsonl", "samples.jsonl"):
+        steps = [json.loads(line)["step"] for line in (tmp_path / name).read_text().splitlines()]
+        assert steps == [1, 2, 3, 4], name
+
+
+def test_ptx_autocast_follows_the_policy():
+    from agents.ppo.ptx import PretrainingBatches
+
+    lm, seen = tiny_lm(len(TOK)), []
+    lm.register_forward_hook(lambda *_: seen.append(torch.is_autocast_enabled("cpu")))
+    for dtype in (None, torch.bfloat16):
+        PretrainingBatches(["the cat sees a dog ."], TOK, 2, 16, "cpu", dtype).loss(lm, np.random.default_rng(0))
+    assert seen == [False, True]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="bf16 autocast is only chosen on CUDA")
+def test_ptx_runs_without_autocast_when_bf16_is_off(tmp_path, monkeypatch):
+    from agents.ppo.ptx import PretrainingBatches
+
+    seen, original = [], PretrainingBatches.loss
+
+    def loss(self, lm, np_rng, rows=None):
+        hook = lm.register_forward_hook(lambda *_: seen.append(torch.is_autocast_enabled("cuda")))
+        try:
+            return original(self, lm, np_rng, rows)
+        finally:
+            hook.remove()
+
+    monkeypatch.setattr(PretrainingBatches, "loss", loss)
+    lm = tiny_lm(len(TOK))
+    train(config(tmp_path, device="cuda", bf16=False, ptx_coef=0.5, total_iterations=1), policy=lm,
+          env_kwargs=env_kwargs(lm), ptx_texts=["the cat sees a dog ."] * 4)
+    assert seen and not any(seen)
+
+
+def test_saved_policy_folders_hold_the_tokenizer(tmp_path):
+    from transformers import AutoTokenizer
+
+    lm = tiny_lm(len(TOK))
+    result = train(config(tmp_path, total_iterations=1), policy=lm, env_kwargs=env_kwargs(lm))
+    result["policy"].save_pretrained(tmp_path / "final")  # as python -m agents.ppo and the pipeline do
+    for folder in ("final", "checkpoint"):
+        tok = AutoTokenizer.from_pretrained(str(tmp_path / folder))
+        assert tok.get_vocab() == TOK.get_vocab() and tok.pad_token_id == TOK.pad_token_id, folder

@@ -22,7 +22,8 @@ class PPOConfig:
     """a RewardModel directory; None: the default task's reward model"""
     value_model: str = "shared"
     """'shared': a zero-initialised value head on the policy's trunk; 'reward': a separate value
-    network initialised from the reward model (as the InstructGPT paper did)"""
+    network initialised from a copy of the environment's reward model, which must then be a
+    textbandit RewardModel (as the InstructGPT paper did)"""
     task: str | None = "default"
     """the environment's task ('default', or None with your own models and prompts)"""
     split: str = "train"
@@ -109,7 +110,8 @@ class PPOConfig:
     save_every: int = 0
     """save a checkpoint every this many iterations (0: only at the end)"""
     resume: bool = False
-    """continue the run in output_dir from its checkpoint (RNG state included)"""
+    """continue the run in output_dir from its checkpoint (RNG state included; a warning and a fresh
+    start when there is none); logged lines past the checkpoint's iteration are dropped"""
     log_every: int = 1
     """log scalars every this many iterations"""
     samples_every: int = 10

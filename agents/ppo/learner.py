@@ -16,7 +16,11 @@ N-details where they happen.
 
 from __future__ import annotations
 
+import copy
+import os
 import time
+import warnings
+from pathlib import Path
 from typing import NamedTuple
 
 import gymnasium as gym
@@ -26,9 +30,10 @@ import torch
 import textbandit  # noqa: F401  (registers TextBandit-v0)
 from agents.ppo import core
 from agents.ppo.config import PPOConfig
-from agents.ppo.policy import PolicyWithValueHead
+from agents.ppo.policy import VALUE_MODEL_DIR, PolicyWithValueHead
 from agents.ppo.ptx import PretrainingBatches, load_texts
 from agents.common import MetricLogger
+from agents.common.metrics import drop_steps_after
 from agents.common.device import adamw
 from agents.ppo.utils import find_checkpoint, log_samples, lr_lambda, rng_state, save_checkpoint, set_rng_state
 
@@ -54,16 +59,19 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def build_policy(cfg: PPOConfig, tokenizer, device, source=None) -> PolicyWithValueHead:
-    """The policy from ``source`` (a model, a path) or the config's SFT model, on ``device``."""
+def build_policy(cfg: PPOConfig, tokenizer, device, source=None, reward_model=None) -> PolicyWithValueHead:
+    """The policy from ``source`` (a model, a path) or the config's SFT model, on ``device``.
+
+    ``value_model='reward'``: the value model starts as a trainable copy of ``reward_model`` (the
+    environment's), unless ``source`` is a saved policy with its own (a checkpoint: its trained one).
+    """
     from textbandit import defaults
 
     source = source if source is not None else (cfg.sft_model or defaults.reference_path())
     value_model = None
-    if cfg.value_model == "reward":
-        from textbandit.reward_model import RewardModel
-
-        value_model = RewardModel.from_pretrained(cfg.reward_model or defaults.reward_model_path())
+    saved_value_model = isinstance(source, (str, os.PathLike)) and (Path(source) / VALUE_MODEL_DIR).is_dir()
+    if cfg.value_model == "reward" and not isinstance(source, PolicyWithValueHead) and not saved_value_model:
+        value_model = value_model_from(reward_model)
     autocast = torch.bfloat16 if (device.type == "cuda" and cfg.bf16) else None
     if isinstance(source, PolicyWithValueHead):
         policy = source
@@ -73,11 +81,23 @@ def build_policy(cfg: PPOConfig, tokenizer, device, source=None) -> PolicyWithVa
                                                      pad_token_id=tokenizer.pad_token_id,
                                                      forward_batch_size=cfg.local_minibatch_size,
                                                      autocast_dtype=autocast)
+    policy.tokenizer = tokenizer  # saved with the policy: its folders load with AutoTokenizer too
     vocab = policy.config.vocab_size
     if vocab < len(tokenizer):
         raise ValueError(f"the policy's vocabulary ({vocab}) is smaller than the environment tokenizer's "
                          f"({len(tokenizer)}); start the policy from the SFT model trained with that tokenizer")
     return policy.to(device)
+
+
+def value_model_from(reward_model) -> torch.nn.Module:
+    """A trainable float32 copy of the environment's reward model (the paper's value initialisation)."""
+    from textbandit.reward_model import RewardModel
+
+    if not isinstance(reward_model, RewardModel):
+        raise ValueError(f"value_model='reward' initialises the value model from the environment's reward model, "
+                         f"which must be a textbandit.reward_model.RewardModel (got {type(reward_model).__name__}); "
+                         "pass one (or a path to one) as reward_model, or use value_model='shared'")
+    return copy.deepcopy(reward_model).float().requires_grad_(True)  # never train the env's reward
 
 
 def make_envs(cfg: PPOConfig, policy, device, **env_kwargs):
@@ -189,10 +209,13 @@ def train(cfg: PPOConfig, policy=None, env_kwargs: dict | None = None, ptx_texts
     np_rng = np.random.default_rng(cfg.rank_seed)
     ckpt_dir = f"{cfg.output_dir}/checkpoint"
     resume_from = find_checkpoint(ckpt_dir) if cfg.resume else None
+    if cfg.resume and resume_from is None:  # a warning, not an error: a restarted job may not have saved yet
+        warnings.warn(f"resume=True but {ckpt_dir} holds no checkpoint; starting from iteration 0")
 
     envs = make_envs(cfg, None, device, **(env_kwargs or {}))
     tokenizer = envs.unwrapped.tokenizer
-    policy = build_policy(cfg, tokenizer, device, source=str(resume_from) if resume_from else policy)
+    policy = build_policy(cfg, tokenizer, device, source=str(resume_from) if resume_from else policy,
+                          reward_model=envs.unwrapped.core.reward_model)
     envs.unwrapped.set_policy(policy)  # refuses a policy whose vocabulary differs from the reference's
     optimizer = adamw(policy.parameters(), device, lr=cfg.learning_rate, weight_decay=cfg.weight_decay, eps=1e-5)
     steps = cfg.total_iterations * cfg.update_epochs * cfg.num_minibatches
@@ -206,8 +229,8 @@ def train(cfg: PPOConfig, policy=None, env_kwargs: dict | None = None, ptx_texts
             raise ValueError("ptx_coef > 0 needs a pretraining corpus: set ptx_data (a .txt, or .jsonl with "
                              "'text') or pass ptx_texts= to train()")
         ptx_texts = load_texts(cfg.ptx_data)
-    ptx = PretrainingBatches(ptx_texts, tokenizer, cfg.ptx_batch_size, cfg.ptx_max_len, device) if (
-        cfg.ptx_coef > 0) else None
+    ptx = PretrainingBatches(ptx_texts, tokenizer, cfg.ptx_batch_size, cfg.ptx_max_len, device,
+                             policy.autocast_dtype) if cfg.ptx_coef > 0 else None
 
     start, history = 0, []
     if resume_from is not None:
@@ -218,7 +241,11 @@ def train(cfg: PPOConfig, policy=None, env_kwargs: dict | None = None, ptx_texts
         set_rng_state(state["rng"], generator, np_rng)
         start, history = state["iteration"], state["history"]
 
-    logger = MetricLogger(cfg.output_dir, cfg.tensorboard) if cfg.rank == 0 else None
+    logger = None
+    if cfg.rank == 0:
+        if resume_from is not None:  # the iterations after the checkpoint are logged again
+            drop_steps_after(Path(cfg.output_dir) / "samples.jsonl", start)
+        logger = MetricLogger(cfg.output_dir, cfg.tensorboard, resume_step=start if resume_from is not None else None)
     bar = None
     if cfg.progress and cfg.rank == 0:
         from tqdm.auto import tqdm

@@ -63,10 +63,12 @@ class PolicyWithValueHead(nn.Module):
         forward_batch_size: rows per forward pass in ``response_logprobs``; the learner sets it
             to its minibatch size so that rollout scoring and the update see identical shapes.
         autocast_dtype: e.g. ``torch.bfloat16`` on CUDA; ``None`` runs in the weights' dtype.
+        tokenizer: saved next to the LM by ``save_pretrained`` when given (the learner sets the
+            environment's), so a saved policy loads with ``AutoTokenizer`` too.
     """
 
     def __init__(self, lm: nn.Module, value_model: nn.Module | None = None, pad_token_id: int = 0,
-                 forward_batch_size: int | None = None, autocast_dtype: torch.dtype | None = None):
+                 forward_batch_size: int | None = None, autocast_dtype: torch.dtype | None = None, tokenizer=None):
         super().__init__()
         self.lm = fuse_gelu_(set_dropout(lm, 0.0))  # N-details: dropout off, else log-probs depend on the mask drawn
         self.value_model = set_dropout(value_model, 0.0) if value_model is not None else None
@@ -80,6 +82,7 @@ class PolicyWithValueHead(nn.Module):
         self.pad_token_id = pad_token_id
         self.forward_batch_size = forward_batch_size
         self.autocast_dtype = autocast_dtype
+        self.tokenizer = tokenizer
         self._value_cache = None  # values from the env's scoring forward; see values()
 
     @property
@@ -112,9 +115,11 @@ class PolicyWithValueHead(nn.Module):
         return policy
 
     def save_pretrained(self, directory) -> None:
-        """The LM in Hugging Face format (``AutoModelForCausalLM`` loads it) plus the value function."""
+        """The LM in Hugging Face format (``AutoModelForCausalLM`` loads it), the value function and the tokenizer."""
         directory = Path(directory)
         self.lm.save_pretrained(str(directory))
+        if self.tokenizer is not None:
+            self.tokenizer.save_pretrained(str(directory))
         if self.value_head is not None:
             from safetensors.torch import save_file
 

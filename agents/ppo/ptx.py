@@ -11,12 +11,14 @@ import torch
 class PretrainingBatches:
     """The PPO-ptx corpus: random batches of right-padded documents and their LM loss."""
 
-    def __init__(self, texts: list[str], tokenizer, batch_size: int, max_len: int, device):
+    def __init__(self, texts: list[str], tokenizer, batch_size: int, max_len: int, device,
+                 autocast_dtype: torch.dtype | None = None):
         if not texts:
             raise ValueError("the pretraining corpus is empty; pass ptx_data with at least one document")
         ids = tokenizer(list(texts), add_special_tokens=False)["input_ids"]
         self.docs = [(d + [tokenizer.eos_token_id])[:max_len] for d in ids if d]
         self.pad, self.batch_size, self.device = tokenizer.pad_token_id, batch_size, device
+        self.autocast_dtype = autocast_dtype  # the policy's (bf16 on CUDA only when the config asks)
 
     def batch(self, rows) -> tuple[torch.Tensor, torch.Tensor]:
         width = max(len(self.docs[i]) for i in rows)
@@ -32,7 +34,7 @@ class PretrainingBatches:
         rows = np_rng.integers(len(self.docs), size=self.batch_size) if rows is None else rows
         ids, mask = self.batch(rows)
         labels = ids.masked_fill(mask == 0, -100)
-        with torch.autocast(ids.device.type, dtype=torch.bfloat16, enabled=ids.device.type == "cuda"):
+        with torch.autocast(ids.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None):
             return lm(input_ids=ids, attention_mask=mask, labels=labels).loss
 
 
