@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -21,6 +22,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import textbandit  # noqa: F401  (registers TextBandit-v0)
+from textbandit.core import Settings
 from textbandit.data import DataFormatError
 from textbandit.env import TOKEN_KEYS, TextBanditEnv
 from textbandit.scoring import response_logprobs
@@ -340,13 +342,83 @@ def test_step_before_reset_raises(env_kwargs):
 # --- bad construction arguments -----------------------------------------------------------------
 
 
-def test_a_policy_that_is_not_one_raises_type_error(env_kwargs):
-    for bad in (42, "not a policy", object()):
-        with pytest.raises(TypeError, match="response_logprobs"):
+class _ProtocolPolicy:  # the protocol: its class (not an instance) is not a policy
+    def response_logprobs(self, prompt_ids, prompt_mask, response_ids, response_mask, temperature):
+        return torch.zeros(response_ids.shape)
+
+
+def test_a_policy_that_is_not_one_raises_type_error(env_kwargs, vocab_size):
+    not_policies = (42, "not a policy", object(), torch.nn.Linear(4, 4), lambda *args: None, _ProtocolPolicy,
+                    tiny_lm(vocab_size).transformer)  # a module but not a causal LM (no LM head)
+    for bad in not_policies:
+        with pytest.raises(TypeError, match=rf"response_logprobs.*got {type(bad).__name__}"):
             TextBanditEnv(**env_kwargs(policy=bad))
     env = TextBanditEnv(**env_kwargs())
-    with pytest.raises(TypeError, match="response_logprobs"):
-        env.set_policy(3.5)
+    for bad in (3.5, torch.nn.Linear(4, 4)):
+        with pytest.raises(TypeError, match="response_logprobs"):
+            env.set_policy(bad)
+
+
+def test_a_reward_model_passed_as_the_policy_raises_type_error(env_kwargs, reward_model):
+    # it takes the inputs of a causal LM (input_ids, attention_mask, position_ids) but returns scores
+    with pytest.raises(TypeError, match="got RewardModel.*reward model scores responses"):
+        TextBanditEnv(**env_kwargs(policy=reward_model))
+
+
+def test_a_module_with_a_causal_lm_forward_is_accepted_as_a_policy(env_kwargs, vocab_size):
+    class Wrapped(torch.nn.Module):  # not a transformers model, but called like one
+        def __init__(self):
+            super().__init__()
+            self.lm = tiny_lm(vocab_size, seed=1)
+
+        def forward(self, input_ids, attention_mask, position_ids, **kwargs):
+            return self.lm(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, **kwargs)
+
+    env = TextBanditEnv(**env_kwargs(policy=Wrapped()))
+    env.reset(seed=0)
+    assert np.isfinite(env.step(np.array([5, 6, EOS, 0, 0, 0]))[1])
+
+
+def test_a_reference_model_that_is_not_a_causal_lm_raises_type_error(env_kwargs):
+    with pytest.raises(TypeError, match="reference_model.*Linear"):
+        TextBanditEnv(**env_kwargs(reference_model=torch.nn.Linear(4, 4)))
+
+
+SETTINGS = dict(kl_coef=0.1, max_prompt_len=12, max_new_tokens=L, temperature=1.0, missing_eos_penalty=None,
+                prompt_truncation="error")
+NOT_A_FINITE_NUMBER = st.one_of(
+    st.sampled_from([math.nan, math.inf, -math.inf, True, False, np.float32("nan"), torch.tensor(1.0)]),
+    st.text(max_size=3), st.lists(st.integers(), max_size=2),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(name=st.sampled_from(["kl_coef", "temperature", "missing_eos_penalty"]),
+       value=st.one_of(NOT_A_FINITE_NUMBER, st.floats(max_value=0, exclude_max=True, allow_infinity=False)))
+def test_settings_refuse_what_is_not_a_finite_number_in_range(name, value):
+    with pytest.raises(ValueError, match=rf"{name}=.*finite number"):
+        Settings(**{**SETTINGS, name: value})
+
+
+@settings(max_examples=40, deadline=None)
+@given(name=st.sampled_from(["kl_coef", "temperature", "missing_eos_penalty"]),
+       value=st.one_of(st.floats(min_value=0, max_value=1e6, exclude_min=True), st.integers(1, 10**6),
+                       st.sampled_from([np.float32(0.5), np.float64(2.0)])))
+def test_settings_accept_finite_positive_numbers(name, value):
+    assert getattr(Settings(**{**SETTINGS, name: value}), name) == value
+
+
+def test_bad_settings_are_refused_at_construction_and_by_the_kl_coef_setter(env_kwargs):
+    for name, value in (("missing_eos_penalty", "1.0"), ("missing_eos_penalty", math.nan),
+                        ("missing_eos_penalty", -1.0), ("temperature", math.inf), ("kl_coef", math.inf)):
+        with pytest.raises(ValueError, match=name):
+            TextBanditEnv(**env_kwargs(**{name: value}))
+    assert TextBanditEnv(**env_kwargs(missing_eos_penalty=0)).core.settings.missing_eos_penalty == 0
+    env = TextBanditEnv(**env_kwargs())
+    for bad in (math.inf, math.nan, "0.1", -1.0):
+        with pytest.raises(ValueError, match="kl_coef"):
+            env.kl_coef = bad
+    assert env.kl_coef == 0.1
 
 
 def test_policy_with_another_vocabulary_raises(env_kwargs, vocab_size):
@@ -382,6 +454,12 @@ def test_long_prompt_raises_unless_truncated_left(env_kwargs, tokenizer):
         TextBanditEnv(**env_kwargs(prompt_truncation="right"))
 
 
+@pytest.mark.parametrize("bad", [3, 2.5, object(), ["<pad>", "<eos>"]])
+def test_a_tokenizer_that_is_not_one_raises_type_error(env_kwargs, bad):
+    with pytest.raises(TypeError, match=r"tokenizer must be a Hugging Face tokenizer or a local path.*got"):
+        TextBanditEnv(**env_kwargs(tokenizer=bad))
+
+
 def test_tokenizer_whose_pad_is_eos_raises(env_kwargs):
     tok = tiny_tokenizer()
     tok.pad_token = tok.eos_token
@@ -400,6 +478,10 @@ def test_bad_reset_option_raises(env_kwargs):
     env = TextBanditEnv(**env_kwargs())
     with pytest.raises(ValueError, match="prompt_index"):
         env.reset(options={"prompt_index": len(PROMPTS)})
+    for bad in (1.7, 1.0, "1", True, None):  # never rounded or parsed into some other prompt
+        with pytest.raises(TypeError, match="prompt_index"):
+            env.reset(options={"prompt_index": bad})
+    assert env.reset(options={"prompt_index": np.int64(2)})[1]["prompt_index"] == 2
 
 
 # --- where the prompts and the env come from ----------------------------------------------------

@@ -7,10 +7,13 @@ import numpy as np
 import pytest
 from gymnasium.error import ResetNeeded
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import textbandit  # noqa: F401  (registers TextBandit-v0)
 from textbandit.env import TOKEN_KEYS
 from textbandit.vector_env import TextBanditVectorEnv
+from tiny import PROMPTS
 
 N, L, EOS = 4, 6, 1
 TOL = dict(rtol=1e-5, atol=1e-5)
@@ -153,8 +156,24 @@ def test_bad_actions_and_step_before_reset(vec_kwargs):
         envs.step(np.zeros((N, L)))
     with pytest.raises(ValueError, match=r"\[0, 28\)"):
         envs.step(np.full((N, L), 28))
-    with pytest.raises(ValueError, match="num_envs"):
-        TextBanditVectorEnv(num_envs=0, **vec_kwargs)
+    for bad in (0, -1, True, 2.0, "4"):
+        with pytest.raises(ValueError, match="num_envs"):
+            TextBanditVectorEnv(num_envs=bad, **vec_kwargs)
+
+
+@pytest.fixture(scope="module")
+def raw_vec_env(tokenizer, reference, reward_model):
+    return TextBanditVectorEnv(num_envs=N, task=None, tokenizer=tokenizer, reference_model=reference,
+                               reward_model=reward_model, prompts=list(PROMPTS), max_prompt_len=12, max_new_tokens=L)
+
+
+@settings(max_examples=30, deadline=None)
+@given(indices=st.lists(st.floats(0, 4), min_size=N, max_size=N))
+def test_float_prompt_indices_are_refused_not_truncated(raw_vec_env, indices):
+    with pytest.raises(TypeError, match="prompt_indices"):
+        raw_vec_env.reset(options={"prompt_indices": indices})
+    with pytest.raises(TypeError, match="prompt_indices"):
+        raw_vec_env.reset(options={"prompt_indices": np.array(indices)})
 
 
 def test_forward_batch_size_splits_the_scoring_forwards_without_changing_the_numbers(vec_kwargs):
@@ -195,3 +214,14 @@ def test_scoring_chunks_are_length_sorted_and_cut_to_their_longest_row(vec_kwarg
     ref = whole.step(actions)[4]["final_info"]
     for key in TOKEN_KEYS + ("score", "kl"):
         np.testing.assert_allclose(info[key], ref[key], **TOL, err_msg=key)
+
+
+def test_docstrings_say_the_scoring_runs_in_chunks_not_one_pass():
+    import textbandit.core
+    import textbandit.vector_env
+
+    for doc in (textbandit.__doc__, textbandit.core.__doc__, textbandit.vector_env.__doc__,
+                TextBanditVectorEnv.__doc__):
+        assert "one forward pass" not in doc and "one batched forward" not in doc
+        assert "forward_batch_size" in doc
+    assert "by construction" not in textbandit.core.__doc__ and "rounding" in textbandit.core.__doc__

@@ -6,7 +6,8 @@
     import textbandit
 
     env = gym.make("TextBandit-v0")                      # the embedded default task
-    envs = gym.make_vec("TextBandit-v0", num_envs=64)    # one batched forward per model
+    envs = gym.make_vec("TextBandit-v0", num_envs=64)    # batched forward passes, in chunks
+                                                         # of forward_batch_size rows
 
 See ``textbandit.env.TextBanditEnv`` for the contract.
 """

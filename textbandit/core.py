@@ -1,12 +1,15 @@
 """The batched engine behind ``TextBanditEnv`` and ``TextBanditVectorEnv``.
 
 ``BanditCore`` holds the models, the tokenizer and the tokenized prompts, and scores a batch
-of responses with one forward pass per model. The single env uses it with N = 1 and the vector
-env with N = num_envs, so both compute the same numbers by construction.
+of responses with batched forward passes (in chunks of ``forward_batch_size`` rows). The single
+env uses it with N = 1 and the vector env with N = num_envs: the same code path, so both give the
+same numbers up to the float rounding of different batch shapes (about 1e-7).
 """
 
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -15,11 +18,16 @@ import torch
 from gymnasium import spaces
 
 from textbandit.data import load_prompts
-from textbandit.policy import CausalLMPolicy, as_policy, vocab_size_of
+from textbandit.policy import CausalLMPolicy, as_policy, is_causal_lm, vocab_size_of
 from textbandit.scoring import ends_with_eos, join, response_logprobs, response_mask
 
 GoldFn = Callable[[list, list, list], list]
 """``gold_fn(prompts, responses, ended_with_eos) -> scores``: a task's hidden judge, for evaluation."""
+
+
+def is_finite_number(value) -> bool:
+    """A real number (int, float, numpy scalar; not a bool) that is neither NaN nor infinite."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
 
 
 @dataclass
@@ -34,14 +42,22 @@ class Settings:
     prompt_truncation: str
 
     def __post_init__(self):
-        if not (isinstance(self.kl_coef, (int, float)) and self.kl_coef >= 0):
-            raise ValueError(f"kl_coef={self.kl_coef!r}; it must be a number >= 0 (0 disables the KL penalty)")
+        if not (is_finite_number(self.kl_coef) and self.kl_coef >= 0):
+            raise ValueError(f"kl_coef={self.kl_coef!r}; it must be a finite number >= 0 (0 disables the KL penalty)")
         for name in ("max_prompt_len", "max_new_tokens"):
             value = getattr(self, name)
             if not (isinstance(value, int) and not isinstance(value, bool) and value > 0):
                 raise ValueError(f"{name}={value!r}; it must be a positive int")
-        if not (isinstance(self.temperature, (int, float)) and self.temperature > 0):
-            raise ValueError(f"temperature={self.temperature!r}; it must be > 0 (use the sampler's temperature)")
+        if not (is_finite_number(self.temperature) and self.temperature > 0):
+            raise ValueError(
+                f"temperature={self.temperature!r}; it must be a finite number > 0 (use the sampler's temperature)"
+            )
+        if self.missing_eos_penalty is not None and not (
+                is_finite_number(self.missing_eos_penalty) and self.missing_eos_penalty >= 0):
+            raise ValueError(
+                f"missing_eos_penalty={self.missing_eos_penalty!r}; it must be None (no penalty) or a finite number "
+                ">= 0, subtracted from the score of a response without EOS"
+            )
         if self.prompt_truncation not in ("error", "left"):
             raise ValueError(
                 f"prompt_truncation={self.prompt_truncation!r}; use 'error' (refuse long prompts) "
@@ -54,6 +70,11 @@ def _load_tokenizer(tokenizer):
         from transformers import AutoTokenizer
 
         tokenizer = AutoTokenizer.from_pretrained(str(tokenizer))
+    if not (callable(tokenizer) and hasattr(tokenizer, "eos_token_id") and hasattr(tokenizer, "pad_token_id")):
+        raise TypeError(
+            "tokenizer must be a Hugging Face tokenizer or a local path to one (loadable with "
+            f"transformers.AutoTokenizer), got {type(tokenizer).__name__}"
+        )
     pad, eos = tokenizer.pad_token_id, tokenizer.eos_token_id
     if eos is None:
         raise ValueError("the tokenizer has no EOS token; set tokenizer.eos_token (responses end at EOS)")
@@ -71,8 +92,11 @@ def _load_causal_lm(model, device, dtype):
         from transformers import AutoModelForCausalLM
 
         model = AutoModelForCausalLM.from_pretrained(str(model), dtype=dtype)
-    if not isinstance(model, torch.nn.Module):
-        raise TypeError(f"reference_model must be a causal LM module or a local path, got {type(model).__name__}")
+    if not is_causal_lm(model):
+        raise TypeError(
+            "reference_model must be a Hugging Face causal LM (e.g. AutoModelForCausalLM) or a local path to one, "
+            f"got {type(model).__name__}"
+        )
     return model.to(device).eval()
 
 
@@ -308,8 +332,8 @@ class CoreAccess:
 
     @kl_coef.setter
     def kl_coef(self, value: float) -> None:
-        if not value >= 0:
-            raise ValueError(f"kl_coef={value!r}; it must be >= 0")
+        if not (is_finite_number(value) and value >= 0):
+            raise ValueError(f"kl_coef={value!r}; it must be a finite number >= 0 (0 disables the KL penalty)")
         self.core.settings.kl_coef = float(value)
 
     @property

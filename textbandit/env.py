@@ -126,7 +126,8 @@ class TextBanditEnv(gym.Env, CoreAccess):
     - ``policy``: a causal LM or any object with ``response_logprobs`` (``textbandit.policy``).
     - ``kl_coef``, ``max_prompt_len``, ``max_new_tokens``: task defaults when None.
     - ``temperature``: the sampling temperature; policy and reference logits are divided by it.
-    - ``missing_eos_penalty``: subtracted from the score of a response without EOS.
+    - ``missing_eos_penalty``: subtracted from the score of a response without EOS (``None``,
+      the default: no penalty; otherwise a finite number >= 0).
     - ``prompt_truncation``: ``"error"`` (default) refuses prompts longer than
       ``max_prompt_len`` at construction; ``"left"`` keeps their last ``max_prompt_len`` tokens.
     - ``gold_fn``: ``gold_fn(prompts, responses, ended_with_eos) -> scores`` for evaluation.
@@ -168,7 +169,11 @@ class TextBanditEnv(gym.Env, CoreAccess):
         super().reset(seed=seed)
         options = options or {}
         if "prompt_index" in options:
-            index = int(options["prompt_index"])
+            index = options["prompt_index"]
+            if not isinstance(index, (int, np.integer)) or isinstance(index, bool):
+                raise TypeError(f"prompt_index={index!r}; it must be an int (the index of a prompt), "
+                                f"got {type(index).__name__}")
+            index = int(index)
             if not 0 <= index < len(self.core.prompts):
                 raise ValueError(f"prompt_index={index} is outside [0, {len(self.core.prompts)})")
         else:

@@ -13,10 +13,13 @@ All inputs are ``(N, P)`` / ``(N, L)`` int64 tensors on the environment's device
 docs/architecture.md says (left-padded prompts; responses ending at their first EOS). A plain
 Hugging Face causal LM (anything whose forward takes ``input_ids, attention_mask,
 position_ids`` and returns ``.logits``) is accepted as is: :func:`as_policy` wraps it.
+Anything else (a module without an LM head, a function, the policy's class) is refused with a
+``TypeError`` when it is attached, not at the first step.
 """
 
 from __future__ import annotations
 
+import inspect
 from typing import Protocol, runtime_checkable
 
 import torch
@@ -61,17 +64,43 @@ class CausalLMPolicy:
             self.model.train(was_training)
 
 
+def is_causal_lm(model) -> bool:
+    """Whether ``model`` is a module that can be called as a causal LM: a transformers model with
+    an LM head (``get_output_embeddings()`` is a module), or a module whose forward takes
+    ``input_ids``, ``attention_mask`` and ``position_ids`` (or ``**kwargs``)."""
+    from textbandit.reward_model import RewardModel
+
+    if not isinstance(model, torch.nn.Module) or isinstance(model, RewardModel):
+        return False  # a reward model takes the same inputs but returns scores, not logits
+    if callable(getattr(model, "get_output_embeddings", None)):  # a transformers model: trust it
+        return isinstance(model.get_output_embeddings(), torch.nn.Module)
+    try:
+        params = inspect.signature(model.forward).parameters
+    except (TypeError, ValueError):
+        return False
+    return {"input_ids", "attention_mask", "position_ids"} <= params.keys() or any(
+        p.kind is p.VAR_KEYWORD for p in params.values())
+
+
 def as_policy(policy, pad_token_id: int) -> Policy | None:
     """``policy`` as a :class:`Policy`: as is if it has ``response_logprobs``, wrapped if it is a
-    causal LM module, ``None`` for ``None``. Anything else raises ``TypeError``."""
-    if policy is None or isinstance(policy, Policy):
+    causal LM module (:func:`is_causal_lm`), ``None`` for ``None``. Anything else raises ``TypeError``."""
+    if policy is None or (not isinstance(policy, type) and callable(getattr(policy, "response_logprobs", None))):
         return policy
-    if isinstance(policy, torch.nn.Module):
+    if is_causal_lm(policy):
         return CausalLMPolicy(policy, pad_token_id)
+    what = type(policy).__name__
+    if isinstance(policy, type):
+        what = f"type (the class {policy.__name__}; pass an instance)"
+    elif type(policy).__name__ == "RewardModel":
+        what += " (a reward model scores responses; the policy is the causal LM that writes them)"
+    elif isinstance(policy, torch.nn.Module):
+        what += " (a module, but not a causal LM: no LM head, and its forward does not take input_ids, " \
+                "attention_mask, position_ids)"
     raise TypeError(
-        f"policy must be a Hugging Face causal LM or an object with a "
+        f"policy must be a Hugging Face causal LM (e.g. AutoModelForCausalLM) or an object with a "
         f"response_logprobs(prompt_ids, prompt_mask, response_ids, response_mask, temperature) "
-        f"method (see textbandit.policy), got {type(policy).__name__}"
+        f"method (see textbandit.policy), got {what}"
     )
 
 

@@ -1,4 +1,5 @@
-"""``gym.make_vec("TextBandit-v0", num_envs=N)``: N bandits scored in one batched forward pass."""
+"""``gym.make_vec("TextBandit-v0", num_envs=N)``: N bandits scored together in batched forward passes
+(in chunks of ``forward_batch_size`` rows)."""
 
 from __future__ import annotations
 
@@ -27,7 +28,8 @@ class TextBanditVectorEnv(VectorEnv, CoreAccess):
     """``num_envs`` copies of ``TextBanditEnv`` that share their models and score in one batch.
 
     Takes the arguments of ``TextBanditEnv`` plus ``num_envs``. Each step scores all responses
-    with one forward pass per model (reference, policy, reward model) instead of N.
+    with batched forward passes of each model (reference, policy, reward model), in chunks of
+    ``forward_batch_size`` rows, instead of N passes of one row.
 
     Autoreset is ``AutoresetMode.SAME_STEP`` (every episode ends after one step, so NEXT_STEP
     would waste every second step): ``step`` returns the *next* prompts as observations and
@@ -49,7 +51,7 @@ class TextBanditVectorEnv(VectorEnv, CoreAccess):
     metadata = {"autoreset_mode": AutoresetMode.SAME_STEP, "render_modes": []}
 
     def __init__(self, num_envs: int = 1, render_mode: str | None = None, **kwargs: Any):
-        if not (isinstance(num_envs, int) and num_envs > 0):
+        if not (isinstance(num_envs, int) and not isinstance(num_envs, bool) and num_envs > 0):
             raise ValueError(f"num_envs={num_envs!r}; it must be a positive int")
         if render_mode is not None:
             raise ValueError("the vector env does not render; use TextBanditEnv(render_mode='ansi')")
@@ -82,7 +84,11 @@ class TextBanditVectorEnv(VectorEnv, CoreAccess):
                           for i, s in enumerate(seeds)]
         options = options or {}
         if "prompt_indices" in options:
-            indices = np.asarray(options["prompt_indices"], dtype=np.int64).reshape(-1)
+            indices = np.asarray(options["prompt_indices"])
+            if not np.issubdtype(indices.dtype, np.integer):  # never truncate 1.7 to prompt 1
+                raise TypeError(f"prompt_indices must be ints (one prompt index per env), got dtype {indices.dtype}: "
+                                f"{options['prompt_indices']!r}")
+            indices = indices.astype(np.int64).reshape(-1)
             if indices.shape != (n,) or indices.min() < 0 or indices.max() >= len(self.core.prompts):
                 raise ValueError(f"prompt_indices must be {n} ints in [0, {len(self.core.prompts)})")
             self._indices = indices

@@ -24,6 +24,7 @@ the reference model's (the env refuses it otherwise).
 Examples here:
 
 - :mod:`agents.examples.rloo`: RLOO (REINFORCE with a leave-one-out baseline) in under 100
-  lines, through ``gym.make_vec`` alone.
+  lines. Rewards come from ``gym.make_vec`` alone; it samples with ``agents.sampling.sample``
+  and differentiates ``textbandit.scoring.response_logprobs``.
 - :mod:`agents.examples.toy`: ``KeywordReward``, a stand-in reward model for tests and demos.
 """

@@ -1,9 +1,11 @@
 """A custom agent in under 100 lines: RLOO (REINFORCE Leave-One-Out, Ahmadian et al. 2024).
 
-It needs nothing from textbandit but ``gym.make_vec``: the policy is a plain Hugging Face causal
-LM (the env wraps it into the policy protocol), ``K`` responses per prompt are sampled, and
-each response's advantage is its env reward (``score - kl_coef * KL``) minus the mean reward
-of the other ``K - 1`` responses to the same prompt. Example::
+It uses the env through ``gym.make_vec`` (rewards and ``info["final_info"]``), plus two helpers:
+``agents.sampling.sample`` to sample responses and ``textbandit.scoring.response_logprobs`` for
+the log-probs it differentiates. The policy is a plain Hugging Face causal LM (the env wraps it
+into the policy protocol), ``K`` responses per prompt are sampled, and each response's advantage
+is its env reward (``score - kl_coef * KL``) minus the mean reward of the other ``K - 1``
+responses to the same prompt. Example::
 
     envs = gym.make_vec("TextBandit-v0", num_envs=8 * 4, policy=lm)
     history = train_rloo(lm, envs, k=4, iterations=50)

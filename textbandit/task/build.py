@@ -114,10 +114,17 @@ def build(out_dir, cfg: TaskConfig, write_corpus_files: bool = True) -> dict:
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", required=True, help="output directory")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--n-customers", type=int, default=TaskConfig.n_customers)
-    ap.add_argument("--prompts-per-customer", type=int, default=TaskConfig.prompts_per_customer)
-    ap.add_argument("--corpus-texts", type=int, default=TaskConfig.corpus_texts)
+    ap.add_argument("--seed", type=int, default=0,
+                    help="seed of every random choice: the same seed gives the same corpus, tokenizer, prompts "
+                         "and labelers (default %(default)s)")
+    ap.add_argument("--n-customers", type=int, default=TaskConfig.n_customers,
+                    help="simulated customers (the paper's API users); splits are by customer, so at "
+                         "least 3 (default %(default)s)")
+    ap.add_argument("--prompts-per-customer", type=int, default=TaskConfig.prompts_per_customer,
+                    help="prompts each customer writes (default %(default)s)")
+    ap.add_argument("--corpus-texts", type=int, default=TaskConfig.corpus_texts,
+                    help="texts in the pretraining corpus's train split; validation gets 5%% more "
+                         "(default %(default)s)")
     ap.add_argument("--no-corpus", action="store_true", help="do not write the corpus files")
     a = ap.parse_args(argv)
     cfg = TaskConfig(seed=a.seed, n_customers=a.n_customers,
