@@ -73,6 +73,28 @@ def test_set_dropout_on_config_and_model():
         set_dropout(model.config, 1.0)
 
 
+def test_dropout_falls_back_on_configs_without_residual_dropout():
+    from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config
+
+    with pytest.warns(UserWarning, match="Qwen2Config has no residual dropout"):
+        assert set_dropout(Qwen2Config(), 0.2) == ["attention_dropout"]
+    torch.manual_seed(0)
+    llama = LlamaForCausalLM(LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                         num_attention_heads=2, num_key_value_heads=2))
+    with pytest.warns(UserWarning, match="attention_dropout"):
+        new = with_dropout(llama, 0.2)
+    assert new.config.attention_dropout == 0.2 and llama.config.attention_dropout == 0.0
+    assert all(a.attention_dropout == 0.2 for a in new.modules() if hasattr(a, "attention_dropout"))
+    for a, b in zip(llama.state_dict().values(), new.state_dict().values()):
+        assert torch.equal(a, b)
+    bare = torch.nn.Linear(2, 2)
+    bare.config = type("BareConfig", (), {"model_type": "bare"})()
+    with pytest.warns(UserWarning, match="bare has no dropout"):
+        assert with_dropout(bare, 0.2) is bare  # nothing to set: the model as it is
+    with pytest.raises(ValueError, match="0 <= p < 1"):
+        with_dropout(bare, 1.0)
+
+
 @dataclass
 class _Cfg:
     name: str = ""

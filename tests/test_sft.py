@@ -62,6 +62,32 @@ def test_dropout_active_in_training_only():
     assert torch.equal(model(input_ids=ids).logits, model(input_ids=ids).logits)
 
 
+def tiny_llama(vocab_size: int, seed: int = 0):
+    """A tiny Llama: its config has no residual-dropout field, only ``attention_dropout``."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    config = LlamaConfig(vocab_size=vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=128,
+                         bos_token_id=1, eos_token_id=1, pad_token_id=0)
+    return LlamaForCausalLM(config).eval()
+
+
+def test_sft_with_default_dropout_on_a_llama(tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    tok = tiny_tokenizer()
+    with pytest.warns(UserWarning, match="LlamaConfig has no residual dropout"):
+        out = train_sft(_config(tmp_path, "llama", epochs=1), tiny_llama(64), tok)  # dropout=0.2, the default
+    model = AutoModelForCausalLM.from_pretrained(out)
+    assert model.config.model_type == "llama" and model.config.attention_dropout == 0.2
+    ids = torch.tensor([[5, 6, 7, 8, 9, 10, 11, 12]])
+    model.train()
+    assert not torch.equal(model(input_ids=ids).logits, model(input_ids=ids).logits)
+    model.eval()
+    assert torch.equal(model(input_ids=ids).logits, model(input_ids=ids).logits)
+
+
 def _config(tmp_path, out, **kw):
     base = dict(train=write_demos(tmp_path / "demos.jsonl"), val=write_demos(tmp_path / "val.jsonl", DEMOS[:3]),
                 out=str(tmp_path / out), epochs=2, batch_size=2, grad_accum=2, lr=1e-3, warmup_ratio=0.25,
@@ -105,14 +131,30 @@ def test_config_errors_name_the_fix():
         SFTConfig(train="a", out="b", dropout=1.5)
 
 
-def test_epoch_choice_by_reward_model(tmp_path):
+def test_epoch_choice_by_reward_model(tmp_path, monkeypatch):
+    import agents.sft.trainer as trainer
+    from transformers import AutoModelForCausalLM
+
     from textbandit.reward_model import RewardModel
 
     tok = tiny_tokenizer()
     RewardModel.from_causal_lm(tiny_lm(len(tok))).save_pretrained(tmp_path / "rm")
-    out = train_sft(_config(tmp_path, "sel", select_by_rm=str(tmp_path / "rm"), select_prompts=3,
+    # the reward model's score of each epoch, plus an offset so that the middle epoch is the best: keeping
+    # the last (or the first) epoch's weights instead fails below; the weights are snapshot as they are scored
+    offsets, snapshots, real_score = [0.0, 100.0, 50.0], [], trainer.mean_rm_score
+
+    def score(model, *args, **kwargs):
+        snapshots.append({k: v.detach().clone() for k, v in model.state_dict().items()})
+        return real_score(model, *args, **kwargs) + offsets[len(snapshots) - 1]
+
+    monkeypatch.setattr(trainer, "mean_rm_score", score)
+    out = train_sft(_config(tmp_path, "sel", epochs=3, select_by_rm=str(tmp_path / "rm"), select_prompts=3,
                             select_max_new_tokens=4), tiny_lm(len(tok)), tok)
     rows = [json.loads(l) for l in (tmp_path / "sel" / "metrics.jsonl").read_text().splitlines()]
     scores = [r["val/rm_score"] for r in rows if "val/rm_score" in r]
-    assert len(scores) == 2 and (tmp_path / "sel" / "model.safetensors").is_file()
+    assert len(scores) == len(snapshots) == 3 and max(range(3), key=scores.__getitem__) == 1
+    saved = AutoModelForCausalLM.from_pretrained(out).state_dict()
+    assert saved.keys() <= snapshots[1].keys()
+    assert all(torch.equal(saved[k], snapshots[1][k]) for k in saved)  # the best epoch's weights
+    assert not all(torch.equal(saved[k], snapshots[2][k]) for k in saved)  # not the last epoch's
     assert not (tmp_path / "sel" / "best").exists() and out == str(tmp_path / "sel")

@@ -84,7 +84,14 @@ def collect_comparisons(model, tokenizer, prompts, k: int | tuple[int, int], ran
 
 def main(argv=None) -> str:
     """``python -m agents.reward.collect --model SFT --prompts P.jsonl --out C.jsonl [--task DIR]``: the default
-    task's simulated labelers rank K in ``--k-min..--k-max`` samples per prompt (one random labeler per prompt)."""
+    task's simulated labelers rank K in ``--k-min..--k-max`` samples per prompt (one random labeler per prompt).
+
+    The labelers are the task's as configured: its ``labelers.json``, whose noise was calibrated when the task
+    was built, on a fixed pool of careful, sloppy, corpus-text and cut-short responses; their agreement on these
+    SFT samples can therefore differ from the task's ``labeler_agreement``. ``textbandit pipeline`` instead first
+    rescales the labelers' noise on the gold scores of the SFT samples it is about to rank (keeping each
+    labeler's relative noise; :func:`agents.pipeline.labeling.calibrated_pool`), so that agreement on those
+    comparisons is the task's setting."""
     import argparse
 
     import numpy as np
@@ -92,20 +99,32 @@ def main(argv=None) -> str:
 
     from textbandit.task import load_default_task
 
-    ap = argparse.ArgumentParser(description="Sample K completions per prompt and have the default task's "
-                                             "simulated labelers rank them (K-wise comparisons JSONL).")
+    ap = argparse.ArgumentParser(
+        description="Sample K completions per prompt and have the default task's simulated labelers rank them "
+                    "(K-wise comparisons JSONL).",
+        epilog="Ranks with the task's labelers as configured (their noise as calibrated when the task was built, "
+               "in its labelers.json); 'textbandit pipeline' instead first recalibrates the labelers' noise on the "
+               "gold scores of the SFT samples it collects, so that their agreement on those comparisons is the "
+               "task's labeler_agreement.")
     ap.add_argument("--model", required=True, help="SFT model directory (HF format, with its tokenizer)")
     ap.add_argument("--prompts", required=True, help="prompts JSONL (e.g. the task's prompts_train.jsonl)")
     ap.add_argument("--out", required=True, help="comparisons JSONL to write")
-    ap.add_argument("--task", default=None, help="task directory (default: the shipped task)")
-    ap.add_argument("--k-min", type=int, default=4)
-    ap.add_argument("--k-max", type=int, default=9)
+    ap.add_argument("--task", default=None, help="task directory whose labelers rank (None: the shipped task)")
+    ap.add_argument("--k-min", type=int, default=4,
+                    help="fewest completions per prompt (default %(default)s); K is drawn uniformly in "
+                         "k-min..k-max per prompt (the paper: 4 to 9)")
+    ap.add_argument("--k-max", type=int, default=9, help="most completions per prompt (default %(default)s)")
     ap.add_argument("--limit", type=int, default=0, help="use only the first N prompts (0: all)")
-    ap.add_argument("--max-new-tokens", type=int, default=32)
-    ap.add_argument("--max-prompt-len", type=int, default=32)
-    ap.add_argument("--temperature", type=float, default=1.0)
-    ap.add_argument("--batch-size", type=int, default=128, help="completions sampled per forward pass")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--max-new-tokens", type=int, default=32,
+                    help="tokens sampled per completion at most (default %(default)s)")
+    ap.add_argument("--max-prompt-len", type=int, default=32,
+                    help="prompts longer than this many tokens keep their last ones (default %(default)s)")
+    ap.add_argument("--temperature", type=float, default=1.0,
+                    help="sampling temperature of the SFT model (default %(default)s)")
+    ap.add_argument("--batch-size", type=int, default=128, help="completions sampled per forward pass (default %(default)s)")
+    ap.add_argument("--seed", type=int, default=0,
+                    help="seed of K per prompt, the samples, and the labelers' draws (which one ranks each prompt, "
+                         "their noise) (default %(default)s)")
     a = ap.parse_args(argv)
     task, rng = load_default_task(a.task), np.random.default_rng(a.seed)
     prompts = load_prompt_records(a.prompts)[: a.limit or None]

@@ -39,7 +39,8 @@ class SFTConfig:
     max_grad_norm: float = 1.0
     """gradient clipping threshold on the global L2 norm (0 disables clipping)"""
     dropout: float | None = 0.2
-    """residual dropout set on the model's config for training (the paper's 0.2); None keeps the model's"""
+    """residual dropout set on the model's config for training (the paper's 0.2); models without one (Llama,
+    Qwen2, ...) get it as attention dropout, with a warning; None keeps the model's"""
     max_prompt_len: int = 64
     """prompts longer than this keep their last tokens"""
     max_response_len: int = 64
