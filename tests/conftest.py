@@ -7,6 +7,7 @@ tiny tokenizer, reference model, reward model and prompts; keyword overrides rep
 from __future__ import annotations
 
 import importlib.util
+from pathlib import Path
 
 import pytest
 import torch
@@ -102,3 +103,12 @@ def env_kwargs(tokenizer, reference, reward_model):
         return kwargs
 
     return make
+
+
+def load_benchmark(name: str):
+    """The script ``benchmarks/<name>.py`` as a module (benchmarks is not a package)."""
+    path = Path(__file__).parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

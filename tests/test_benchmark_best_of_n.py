@@ -1,21 +1,11 @@
 """benchmarks/best_of_n.py: the re-ranking ceilings it reports are ordered as their definitions say."""
 
-import importlib.util
-from pathlib import Path
-
 import pytest
-
-
-def load_script():
-    path = Path(__file__).parents[1] / "benchmarks" / "best_of_n.py"
-    spec = importlib.util.spec_from_file_location("best_of_n", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from conftest import load_benchmark
 
 
 def test_best_of_n_rates_are_ordered_and_in_range(capsys):
-    r = load_script().main(["--n", "3", "--prompts", "24"])
+    r = load_benchmark("best_of_n").main(["--n", "3", "--prompts", "24"])
     # the gold labeler's pick is at least as good as the reward model's among the same samples,
     # and no pick beats an always-perfect policy
     assert 0.0 <= r["best_of_n_rm"] <= r["best_of_n_gold"] <= r["ceiling"] <= 1.0

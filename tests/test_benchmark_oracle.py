@@ -1,20 +1,10 @@
 """benchmarks/ppo_oracle.py's GoldRewardModel: the gold labeler read back from token ids."""
 
-import importlib.util
-from pathlib import Path
-
 import torch
+from conftest import load_benchmark
 
 from agents.common.text import collate, encode_prompt, encode_response
 from textbandit.task import load_default_task
-
-
-def load_oracle():
-    path = Path(__file__).parents[1] / "benchmarks" / "ppo_oracle.py"
-    spec = importlib.util.spec_from_file_location("ppo_oracle", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_gold_reward_model_scores_joined_rows_as_the_gold_labeler_does():
@@ -27,7 +17,7 @@ def test_gold_reward_model_scores_joined_rows_as_the_gold_labeler_does():
     ended = [True, True, False]  # the last was cut off (no EOS): the gold score halves its implicit part
     batch = collate([encode_prompt(tok, p, 32) for p in prompts],
                     [encode_response(tok, r, 24, add_eos=e) for r, e in zip(responses, ended)], tok.pad_token_id)
-    rm = load_oracle().GoldRewardModel(task, tok, scale=2.0, shift=-1.0)
+    rm = load_benchmark("ppo_oracle").GoldRewardModel(task, tok, scale=2.0, shift=-1.0)
     got = rm.score(batch.input_ids, batch.attention_mask, batch.position_ids)
     want = torch.tensor(task.gold_scores(prompts, responses, ended)) * 2.0 - 1.0
     assert got.shape == (3,) and torch.allclose(got, want)
