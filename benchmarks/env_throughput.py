@@ -1,7 +1,7 @@
 """Responses scored per second: the batched vector env against N single envs in SyncVectorEnv.
 
-``gym.make_vec("TextBandit-v0", num_envs=N)`` scores all N responses with one forward pass per
-model (reference, policy, reward model). Gymnasium's ``SyncVectorEnv`` over N single envs
+``gym.make_vec("TextBandit-v0", num_envs=N)`` scores all N responses with batched forward passes
+of each model (reference, policy, reward model), in chunks of ``forward_batch_size`` rows. Gymnasium's ``SyncVectorEnv`` over N single envs
 (``AutoresetMode.SAME_STEP``, so neither wastes a step) runs N forward passes per model. Both
 get the same models, prompts, seeds and actions, in the same process, and must give the same
 rewards; the script prints the machine, each throughput and their ratio.
