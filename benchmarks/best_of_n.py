@@ -55,16 +55,17 @@ def main(argv=None) -> dict:
     base, others = draws[0].gold, draws[1:]
     gold = np.stack([d.gold for d in others])  # (n, prompts)
     rm = np.stack([d.score for d in others])
-    cols = np.arange(len(idx))
-    top = max(float(gold.max()), float(base.max()))
+    by_gold = gold.max(axis=0)
+    by_rm = gold[rm.argmax(axis=0), np.arange(len(idx))]  # the gold score of the RM's pick
+    top = max(float(by_gold.max()), float(base.max()))
     result = {
         "sft_at_top_gold": float(np.mean(base == top)),
         "ceiling": win_rate([top] * len(base), base),
         "second_sample": win_rate(others[0].gold, base),
-        "best_of_n_gold": win_rate(gold.max(axis=0), base),
-        "best_of_n_rm": win_rate(gold[rm.argmax(axis=0), cols], base),
-        "mean_gold": {"sft": float(base.mean()), "best_of_n_gold": float(gold.max(axis=0).mean()),
-                      "best_of_n_rm": float(gold[rm.argmax(axis=0), cols].mean())},
+        "best_of_n_gold": win_rate(by_gold, base),
+        "best_of_n_rm": win_rate(by_rm, base),
+        "mean_gold": {"sft": float(base.mean()), "best_of_n_gold": float(by_gold.mean()),
+                      "best_of_n_rm": float(by_rm.mean())},
     }
     print(f"# {platform.node()} {platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}; "
           f"{len(idx)} test prompts, n={a.n}, seed {a.seed}")

@@ -24,6 +24,7 @@ from typing import Protocol, runtime_checkable
 
 import torch
 
+from textbandit.reward_model import RewardModel
 from textbandit.scoring import response_logprobs
 
 
@@ -68,8 +69,6 @@ def is_causal_lm(model) -> bool:
     """Whether ``model`` is a module that can be called as a causal LM: a transformers model with
     an LM head (``get_output_embeddings()`` is a module), or a module whose forward takes
     ``input_ids``, ``attention_mask`` and ``position_ids`` (or ``**kwargs``)."""
-    from textbandit.reward_model import RewardModel
-
     if not isinstance(model, torch.nn.Module) or isinstance(model, RewardModel):
         return False  # a reward model takes the same inputs but returns scores, not logits
     if callable(getattr(model, "get_output_embeddings", None)):  # a transformers model: trust it
@@ -92,7 +91,7 @@ def as_policy(policy, pad_token_id: int) -> Policy | None:
     what = type(policy).__name__
     if isinstance(policy, type):
         what = f"type (the class {policy.__name__}; pass an instance)"
-    elif type(policy).__name__ == "RewardModel":
+    elif isinstance(policy, RewardModel):
         what += " (a reward model scores responses; the policy is the causal LM that writes them)"
     elif isinstance(policy, torch.nn.Module):
         what += " (a module, but not a causal LM: no LM head, and its forward does not take input_ids, " \
