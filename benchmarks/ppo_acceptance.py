@@ -120,7 +120,8 @@ def run(args) -> dict:
             print(f"built SFT and RM in {time.time() - t:.0f}s: {sft}, {rm}")
     corpus = task.corpus()
     results: dict = {"sft": sft, "rm": rm, "runs": {}}
-    common = dict(sft_model=sft, reward_model=rm, task=None, batch_size=args.batch, minibatch_size=args.batch // 4,
+    common = dict(sft_model=sft, reward_model=rm, task=None, prompts=str(task.prompts_file("train")),
+                  tokenizer=str(task.tokenizer_path), batch_size=args.batch, minibatch_size=args.batch // 4,
                   total_iterations=args.iterations, max_new_tokens=MAX_NEW_TOKENS, learning_rate=args.lr,
                   update_epochs=args.epochs, seed=args.seed, device="cpu", progress=False, samples_every=10)
     runs = {"ppo": dict(kl_coef=args.kl_coef), "ppo_kl0": dict(kl_coef=0.0),

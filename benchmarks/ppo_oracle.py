@@ -65,7 +65,8 @@ def run_ppo(label: str, reward_model, run: Path, settings: dict, eval_env, promp
 
     task_dir, sft = run / "task", str(run / "sft_small")
     cfg = ppo_config(settings, sft, run / "reward_model", out, iterations, kl_coef, seed, value_model=value_model,
-                     device="cpu", progress=False, tensorboard=False, samples_every=0, **overrides)
+                     device="cpu", progress=False, tensorboard=False, samples_every=0,
+                     prompts=str(task_dir / "prompts_train.jsonl"), tokenizer=str(task_dir / "tokenizer"), **overrides)
     env_kwargs = dict(task=None, reward_model=reward_model, reference_model=sft, tokenizer=str(task_dir / "tokenizer"),
                       prompts=str(task_dir / "prompts_train.jsonl"), max_prompt_len=MAX_PROMPT_LEN,
                       max_new_tokens=MAX_NEW_TOKENS)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -13,6 +14,7 @@ import torch
 
 from agents.common import (MetricLogger, cosine_with_warmup, load_checkpoint, rng_state, save_checkpoint_atomic,
                            set_dropout, set_lr, set_rng_state, with_dropout)
+from agents.common.dropout import dropout_fields, dropout_sites, has_dropout
 from agents.common.cli import build_parser, field_docs, parse_config
 from tests.tiny import tiny_lm
 
@@ -59,40 +61,62 @@ def test_checkpoint_atomic_and_rng_roundtrip(tmp_path):
         load_checkpoint(tmp_path / "nowhere")
 
 
-def test_set_dropout_on_config_and_model():
-    model = tiny_lm(40)
-    assert set_dropout(model.config, 0.3) == ["resid_pdrop"]
-    new = with_dropout(tiny_lm(40), 0.2)
-    drops = {m.p for n, m in new.named_modules() if isinstance(m, torch.nn.Dropout) and "resid" in n}
-    assert drops == {0.2}
-    for a, b in zip(tiny_lm(40).state_dict().values(), new.state_dict().values()):
-        assert torch.equal(a, b)  # same weights
-    with pytest.raises(ValueError, match="residual-dropout"):
-        set_dropout(object(), 0.1)
-    with pytest.raises(ValueError, match="0 <= p < 1"):
-        set_dropout(model.config, 1.0)
+def _dropout_models():
+    """Tiny GPT-2, Llama and Qwen2 models whose configs turn some dropout on."""
+    from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
 
-
-def test_dropout_falls_back_on_configs_without_residual_dropout():
-    from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config
-
-    with pytest.warns(UserWarning, match="Qwen2Config has no residual dropout"):
-        assert set_dropout(Qwen2Config(), 0.2) == ["attention_dropout"]
     torch.manual_seed(0)
-    llama = LlamaForCausalLM(LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                                         num_attention_heads=2, num_key_value_heads=2))
-    with pytest.warns(UserWarning, match="attention_dropout"):
-        new = with_dropout(llama, 0.2)
-    assert new.config.attention_dropout == 0.2 and llama.config.attention_dropout == 0.0
-    assert all(a.attention_dropout == 0.2 for a in new.modules() if hasattr(a, "attention_dropout"))
-    for a, b in zip(llama.state_dict().values(), new.state_dict().values()):
-        assert torch.equal(a, b)
+    small = dict(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+                 num_key_value_heads=2, attention_dropout=0.1)
+    gpt2 = tiny_lm(40)
+    gpt2.config.resid_pdrop = gpt2.config.embd_pdrop = gpt2.config.attn_pdrop = 0.1
+    gpt2 = type(gpt2)(gpt2.config)  # built with GPT-2's usual 0.1 on residual, embedding and attention dropout
+    return {"gpt2": gpt2, "llama": LlamaForCausalLM(LlamaConfig(**small)),
+            "qwen2": Qwen2ForCausalLM(Qwen2Config(**small))}
+
+
+def _train_forward(model, seed: int) -> torch.Tensor:
+    ids = torch.arange(2, 14).view(2, 6)
+    torch.manual_seed(seed)
+    return model.train()(input_ids=ids).logits
+
+
+@pytest.mark.parametrize("arch", ["gpt2", "llama", "qwen2"])
+def test_dropout_setting_holds_for_every_dropout_of_the_architecture(arch):
+    model = _dropout_models()[arch]
+    assert has_dropout(model)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Llama and Qwen2 have no residual dropout: a warning says so
+        off = with_dropout(model, 0.0)
+        on = with_dropout(model, 0.2)
+    assert has_dropout(model) and not has_dropout(off)  # a copy; the original keeps its dropout
+    assert all(getattr(m, a) == 0.0 for m, a in dropout_sites(off)) and dropout_sites(off)
+    assert all(getattr(off.config, f) == 0.0 for f in dropout_fields(off.config))
+    assert all(getattr(m, a) == 0.2 for m, a in dropout_sites(on))
+    for a, b in zip(model.state_dict().values(), off.state_dict().values()):
+        assert torch.equal(a, b)  # same weights
+    # behaviour, not fields: with dropout 0 a train-mode forward is the eval-mode one, whatever the seed
+    torch.testing.assert_close(_train_forward(off, 0), _train_forward(off, 1), rtol=0, atol=0)
+    with torch.no_grad():
+        torch.testing.assert_close(_train_forward(off, 0), off.eval()(input_ids=torch.arange(2, 14).view(2, 6)).logits)
+    assert not torch.equal(_train_forward(on, 0), _train_forward(on, 1))
+
+
+def test_dropout_warnings_and_bad_values():
+    models = _dropout_models()
+    with pytest.warns(UserWarning, match="Qwen2Config has no residual dropout"):
+        set_dropout(models["qwen2"], 0.2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        set_dropout(models["gpt2"], 0.2)  # GPT-2 has residual dropout: no warning
+        set_dropout(models["qwen2"], 0.0)  # turning dropout off needs no warning
     bare = torch.nn.Linear(2, 2)
     bare.config = type("BareConfig", (), {"model_type": "bare"})()
     with pytest.warns(UserWarning, match="bare has no dropout"):
-        assert with_dropout(bare, 0.2) is bare  # nothing to set: the model as it is
-    with pytest.raises(ValueError, match="0 <= p < 1"):
-        with_dropout(bare, 1.0)
+        assert set_dropout(bare, 0.2) is bare
+    for p in (1.0, -0.1, True):
+        with pytest.raises(ValueError, match="0 <= p < 1"):
+            with_dropout(bare, p)
 
 
 @dataclass

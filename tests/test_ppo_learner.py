@@ -249,7 +249,7 @@ def test_value_model_starts_from_the_envs_reward_model(tmp_path):
     assert all(torch.equal(v, kws["reward_model"].state_dict()[k]) for k, v in env_rm.items())  # a copy is trained
     assert any(not torch.equal(v, trained[k]) for k, v in env_rm.items())
     with pytest.raises(ValueError, match="value_model='shared'"):  # KeywordReward is not a RewardModel
-        train(config(tmp_path, value_model="reward"), policy=lm, env_kwargs=env_kwargs(lm))
+        train(config(tmp_path / "second", value_model="reward"), policy=lm, env_kwargs=env_kwargs(lm))
 
 
 def test_resume_without_a_checkpoint_warns(tmp_path):

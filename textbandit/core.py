@@ -18,6 +18,7 @@ import torch
 from gymnasium import spaces
 
 from textbandit.data import load_prompts
+from textbandit.loading import check_source, load
 from textbandit.policy import CausalLMPolicy, as_policy, is_causal_lm, vocab_size_of
 from textbandit.scoring import ends_with_eos, join, response_logprobs, response_mask
 
@@ -69,7 +70,7 @@ def _load_tokenizer(tokenizer):
     if isinstance(tokenizer, str) or hasattr(tokenizer, "__fspath__"):
         from transformers import AutoTokenizer
 
-        tokenizer = AutoTokenizer.from_pretrained(str(tokenizer))
+        tokenizer = load(AutoTokenizer.from_pretrained, tokenizer, "tokenizer", needs=None)
     if not (callable(tokenizer) and hasattr(tokenizer, "eos_token_id") and hasattr(tokenizer, "pad_token_id")):
         raise TypeError(
             "tokenizer must be a Hugging Face tokenizer or a local path to one (loadable with "
@@ -91,7 +92,7 @@ def _load_causal_lm(model, device, dtype):
     if isinstance(model, str) or hasattr(model, "__fspath__"):
         from transformers import AutoModelForCausalLM
 
-        model = AutoModelForCausalLM.from_pretrained(str(model), dtype=dtype)
+        model = load(AutoModelForCausalLM.from_pretrained, model, "reference_model", dtype=dtype)
     if not is_causal_lm(model):
         raise TypeError(
             "reference_model must be a Hugging Face causal LM (e.g. AutoModelForCausalLM) or a local path to one, "
@@ -104,13 +105,46 @@ def _load_reward_model(model, device, dtype):
     if isinstance(model, str) or hasattr(model, "__fspath__"):
         from textbandit.reward_model import RewardModel
 
-        model = RewardModel.from_pretrained(str(model), torch_dtype=dtype)
+        model = RewardModel.from_pretrained(check_source(model, "reward_model"), torch_dtype=dtype)
     if not callable(getattr(model, "score", None)):
         raise TypeError(
             "reward_model must be a textbandit.reward_model.RewardModel, a local path to one, or a module "
             f"with score(input_ids, attention_mask, position_ids) -> (N,) rewards; got {type(model).__name__}"
         )
     return model.to(device).eval() if isinstance(model, torch.nn.Module) else model
+
+
+def max_positions(model) -> int | None:
+    """The most tokens a model's position embeddings take, where its config says (``n_positions``,
+    ``max_position_embeddings``); None for rotary models with no stated limit or a policy without a config."""
+    for candidate in (model, getattr(model, "model", None), getattr(model, "lm", None)):
+        config = getattr(candidate, "config", None)
+        for name in ("n_positions", "max_position_embeddings"):
+            if isinstance(getattr(config, name, None), int):
+                return getattr(config, name)
+    return None
+
+
+def _check_finite(values: torch.Tensor, source: str, what: str) -> None:
+    bad = ~torch.isfinite(values)
+    if bool(bad.any()):
+        rows = torch.nonzero(bad.reshape(len(values), -1).any(dim=1)).flatten().tolist()
+        raise ValueError(f"{source} returned non-finite {what} (NaN or inf) for rows {rows[:10]} of the batch; a "
+                         "reward built on them would be meaningless (check the model's dtype and weights)")
+
+
+def check_scores(scores, n: int, source: str) -> np.ndarray:
+    """``scores`` as an (n,) float32 array of finite numbers, or a ``ValueError`` naming ``source``."""
+    try:
+        arr = np.asarray(scores, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{source} returned {type(scores).__name__} {str(scores)[:80]!r}, not {n} numbers") from e
+    if arr.shape != (n,) or np.shape(scores) not in ((n,), (n, 1)):
+        raise ValueError(f"{source} returned {np.size(scores)} scores for {n} responses; return one number each")
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{source} returned non-finite scores (NaN or inf) at rows "
+                         f"{np.flatnonzero(~np.isfinite(arr))[:10].tolist()}")
+    return arr.astype(np.float32)
 
 
 AUTO_CPU_FORWARD_BATCH = 16  # measured with benchmarks/env_throughput.py on 2 cores: 16 beat 8, 32 and 64
@@ -152,11 +186,14 @@ class BanditCore:
         self.reference_model = _load_causal_lm(reference_model, self.device, torch_dtype)
         self.reward_model = _load_reward_model(reward_model, self.device, torch_dtype)
         self.ref_vocab_size = vocab_size_of(self.reference_model)
-        if self.ref_vocab_size is not None and self.ref_vocab_size < self.vocab_size:
-            raise ValueError(
-                f"the reference model's vocabulary ({self.ref_vocab_size}) is smaller than the tokenizer's "
-                f"({self.vocab_size}); pass the tokenizer the model was trained with"
-            )
+        for what, model in (("reference model", self.reference_model), ("reward model", self.reward_model)):
+            vocab = vocab_size_of(model)
+            if vocab is not None and vocab < self.vocab_size:
+                raise ValueError(
+                    f"the {what}'s vocabulary ({vocab}) is smaller than the tokenizer's ({self.vocab_size}): token "
+                    "ids past its embedding would index out of range; pass the tokenizer the model was trained with"
+                )
+            self._check_positions(what, model)
         self.gold_fn = gold_fn
         self.policy = None
         self.set_policy(policy)
@@ -183,7 +220,19 @@ class BanditCore:
                 f"the policy's vocabulary ({vocab}) differs from the reference model's ({self.ref_vocab_size}); "
                 "initialise the policy from the reference (SFT) model or use the same tokenizer"
             )
+        if policy is not None:
+            self._check_positions("policy", policy)
         self.policy = policy
+
+    def _check_positions(self, what: str, model) -> None:
+        """Refuse a model with fewer positions than a prompt plus a response can take."""
+        n, s = max_positions(model), self.settings
+        if n is not None and s.max_prompt_len + s.max_new_tokens > n:
+            raise ValueError(
+                f"max_prompt_len + max_new_tokens = {s.max_prompt_len} + {s.max_new_tokens} = "
+                f"{s.max_prompt_len + s.max_new_tokens} tokens, more than the {what}'s {n} positions; lower "
+                "max_prompt_len or max_new_tokens (the default task needs 32 + 24)"
+            )
 
     def _tokenize_prompts(self, prompts: list[str]) -> tuple[np.ndarray, np.ndarray]:
         P = self.settings.max_prompt_len
@@ -258,8 +307,11 @@ class BanditCore:
                 )
             # where, not *: a policy may put -inf after the EOS, and -inf * 0 is NaN
             logprobs = torch.where(mask.bool(), logprobs.to(dev, torch.float32), 0.0)
+            _check_finite(logprobs, "the policy's response_logprobs", "log-probs")
+        _check_finite(ref_logprobs, "the reference model", "log-probs")
         score = self._trimmed(lambda p, pm, r, rm: self.reward_model.score(*join(p, pm, r, rm, self.pad_token_id))
                               .float().reshape(-1), prompt_ids, prompt_mask, response, mask)
+        _check_finite(score, "the reward model", "scores")
         finished = ends_with_eos(response, self.eos_token_id)
         if s.missing_eos_penalty is not None:
             score = score - s.missing_eos_penalty * (~finished).float()
@@ -287,8 +339,8 @@ class BanditCore:
         out["prompt"] = np.array([self.prompts[i] for i in idx], dtype=object)
         out["response"] = np.array(self.decode(actions, out["response_mask"]), dtype=object)
         if self.gold_fn is not None:
-            gold = self.gold_fn(list(out["prompt"]), list(out["response"]), list(finished.cpu().numpy()))
-            out["gold_score"] = np.asarray(gold, dtype=np.float32)
+            gold = self.gold_fn(list(out["prompt"]), list(out["response"]), [bool(f) for f in finished.cpu()])
+            out["gold_score"] = check_scores(gold, len(idx), "gold_fn")
         return out
 
     def _trimmed(self, forward, prompt_ids, prompt_mask, response, mask) -> torch.Tensor:

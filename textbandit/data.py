@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -36,8 +37,13 @@ def read_jsonl(path: str | os.PathLike) -> list[tuple[int, dict]]:
     if not path.is_file():
         raise FileNotFoundError(f"no such JSONL file: {path}")
     records = []
-    with path.open(encoding="utf-8") as f:
-        for n, line in enumerate(f, start=1):
+    with path.open("rb") as f:
+        for n, raw in enumerate(f, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                _fail(path, n, f"not UTF-8 text (byte {raw[e.start]:#04x} at column {e.start + 1}); save the file "
+                               "as UTF-8")
             if not line.strip():
                 continue
             try:
@@ -51,14 +57,19 @@ def read_jsonl(path: str | os.PathLike) -> list[tuple[int, dict]]:
 
 
 def write_jsonl(path: str | os.PathLike, records: Iterable[dict]) -> None:
-    """Write records as JSONL, atomically (a crash leaves the old file or none)."""
+    """Write records as JSONL, atomically (a crash leaves the old file or none; writers never share a
+    temporary file)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", encoding="utf-8") as f:
-        for r in records:
-            f.write(json.dumps(r, ensure_ascii=False) + "\n")
-    os.replace(tmp, path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            for r in records:
+                f.write(json.dumps(r, ensure_ascii=False) + "\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def _str_field(path, n: int, record: dict, field: str) -> str:
@@ -117,6 +128,11 @@ def load_comparisons(path: str | os.PathLike) -> list[dict]:
             or not all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in ranking)
         ):
             _fail(path, n, f"field 'ranking' must be a list of {len(responses)} non-negative ints (0 = best)")
+        ended = r.get("ended_with_eos")
+        if ended is not None and not (isinstance(ended, list) and len(ended) == len(responses)
+                                      and all(isinstance(x, bool) for x in ended)):
+            _fail(path, n, f"field 'ended_with_eos' must be a list of {len(responses)} booleans (true/false, one per "
+                           f"response: whether it ended with EOS), got {json.dumps(ended)[:80]}")
         out.append({**r, "prompt": prompt})
     return out
 
@@ -134,6 +150,21 @@ def load_pairs(path: str | os.PathLike) -> list[dict]:
             }
         )
     return out
+
+
+def load_texts(path: str | os.PathLike) -> list[str]:
+    """Documents of a .txt file (one a line) or a .jsonl file (a ``text`` string per record), e.g. the
+    pretraining corpus of PPO-ptx."""
+    path = Path(path)
+    if path.suffix == ".jsonl":
+        return [_str_field(path, n, r, "text") for n, r in read_jsonl(path)]
+    if not path.is_file():
+        raise FileNotFoundError(f"no such text file: {path}")
+    try:
+        return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except UnicodeDecodeError as e:
+        raise DataFormatError(f"{path}: not UTF-8 text (byte {e.object[e.start]:#04x} at offset {e.start}); "
+                              "save the file as UTF-8") from None
 
 
 def load_prompts(source: Any) -> list[str]:

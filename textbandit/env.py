@@ -72,6 +72,27 @@ def build_core(
     )
 
 
+def check_seed(seed):
+    """``seed`` as a Python int (NumPy ints too) or None; anything else is a ``TypeError``."""
+    if seed is None:
+        return None
+    if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool):
+        return int(seed)
+    raise TypeError(f"seed={seed!r}; it must be an int or None, got {type(seed).__name__}")
+
+
+def check_options(options: dict | None, known: tuple[str, ...]) -> dict:
+    """``options`` (a dict or None) after refusing keys the environment does not know."""
+    if options is None:
+        return {}
+    if not isinstance(options, dict):
+        raise TypeError(f"options must be a dict or None, got {type(options).__name__}")
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise ValueError(f"unknown reset option(s) {unknown}; this environment takes {list(known)}")
+    return options
+
+
 def render_text(prompt: str, response: str, reward: float) -> str:
     return f"prompt:   {prompt}\nresponse: {response}\nreward:   {reward:+.4f}\n"
 
@@ -166,8 +187,8 @@ class TextBanditEnv(gym.Env, CoreAccess):
         self._last: str | None = None
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
-        super().reset(seed=seed)
-        options = options or {}
+        super().reset(seed=check_seed(seed))
+        options = check_options(options, ("prompt_index",))
         if "prompt_index" in options:
             index = options["prompt_index"]
             if not isinstance(index, (int, np.integer)) or isinstance(index, bool):

@@ -12,7 +12,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from textbandit.core import CoreAccess
-from textbandit.env import build_core
+from textbandit.env import build_core, check_options, check_seed
 
 
 def _stacked(values: dict[str, np.ndarray], n: int) -> dict[str, Any]:
@@ -70,19 +70,20 @@ class TextBanditVectorEnv(VectorEnv, CoreAccess):
 
     def reset(self, *, seed: int | list[int | None] | None = None, options: dict | None = None):
         n = self.num_envs
-        if seed is None:
-            seeds = [None] * n
-        elif isinstance(seed, int):
-            seeds = [seed + i for i in range(n)]
-        else:
-            seeds = list(seed)
+        if seed is None or isinstance(seed, (int, np.integer)):
+            seed = check_seed(seed)
+            seeds = [None] * n if seed is None else [seed + i for i in range(n)]
+        elif isinstance(seed, (list, tuple, np.ndarray)):
+            seeds = [check_seed(s) for s in seed]
             if len(seeds) != n:
                 raise ValueError(f"got {len(seeds)} seeds for {n} envs; pass one per env or a single int")
+        else:
+            raise TypeError(f"seed={seed!r}; pass an int, a list of {n} ints (or None), or None")
         if self._rngs is None or seed is not None:
             old = self._rngs or [None] * n
             self._rngs = [seeding.np_random(s)[0] if (s is not None or old[i] is None) else old[i]
                           for i, s in enumerate(seeds)]
-        options = options or {}
+        options = check_options(options, ("prompt_indices",))
         if "prompt_indices" in options:
             indices = np.asarray(options["prompt_indices"])
             if not np.issubdtype(indices.dtype, np.integer):  # never truncate 1.7 to prompt 1

@@ -8,13 +8,17 @@ import os
 import warnings
 from pathlib import Path
 
+from agents.common.checkpoint import atomic_write
+
 
 class MetricLogger:
     """Append ``{"step": s, **scalars}`` lines to ``out_dir/metrics.jsonl``; mirror to TensorBoard.
 
     TensorBoard events go to ``out_dir/tb`` when the ``tensorboard`` package is installed (the
-    ``report`` extra); without it only JSONL is written, with a warning. ``resume_step``: a run
-    resumed from that step; what was logged after it is dropped, since the run logs it again.
+    ``report`` extra); without it only JSONL is written, with a warning. A resumed run passes
+    ``resume_rows``, the number of rows its checkpoint had logged (``rows`` when it was saved):
+    the rows after them are dropped, since the run logs them again, so each step is logged once;
+    ``resume_step``, the checkpoint's step, hides later TensorBoard events the same way.
 
     >>> import tempfile
     >>> log = MetricLogger(tempfile.mkdtemp(), tensorboard=False)
@@ -22,12 +26,14 @@ class MetricLogger:
     >>> log.close()
     """
 
-    def __init__(self, out_dir: str | os.PathLike, tensorboard: bool = True, resume_step: int | None = None):
+    def __init__(self, out_dir: str | os.PathLike, tensorboard: bool = True, resume_step: int | None = None,
+                 resume_rows: int | None = None):
         self.out_dir = Path(out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        if resume_step is not None:
-            drop_steps_after(self.out_dir / "metrics.jsonl", resume_step)
-        self._file = (self.out_dir / "metrics.jsonl").open("a", encoding="utf-8")
+        path = self.out_dir / "metrics.jsonl"
+        # rows in metrics.jsonl: a checkpoint stores it, a resumed run passes it back as resume_rows
+        self.rows = keep_rows(path, resume_rows) if resume_rows is not None else count_rows(path)
+        self._file = path.open("a", encoding="utf-8")
         self._tb = None
         if tensorboard:
             try:
@@ -45,6 +51,7 @@ class MetricLogger:
         row = {"step": int(step), **{k: (v if math.isfinite(v) else None) for k, v in clean.items()}}
         self._file.write(json.dumps(row) + "\n")
         self._file.flush()
+        self.rows += 1
         if self._tb is not None:
             for k, v in clean.items():
                 self._tb.add_scalar(k, v, step)
@@ -61,21 +68,21 @@ class MetricLogger:
         self.close()
 
 
-def drop_steps_after(path: str | os.PathLike, step: int) -> None:
-    """Rewrite the JSONL log ``path`` without its rows whose ``"step"`` is past ``step``.
-
-    Atomic (a temporary file, then ``os.replace``); a torn last line of a killed run is dropped too.
-    """
+def count_rows(path: str | os.PathLike) -> int:
+    """Complete (newline-terminated) rows of a JSONL log; 0 when it does not exist."""
     path = Path(path)
     if not path.exists():
-        return
-    kept = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            if json.loads(line)["step"] <= step:
-                kept.append(line + "\n")
-        except json.JSONDecodeError:
-            continue
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(kept), encoding="utf-8")
-    os.replace(tmp, path)
+        return 0
+    return path.read_bytes().count(b"\n")
+
+
+def keep_rows(path: str | os.PathLike, rows: int) -> int:
+    """Rewrite the JSONL log ``path`` with only its first ``rows`` rows (a resumed run logs the rest
+    again); a torn last line of a killed run goes too. Atomic. Returns the rows kept."""
+    path = Path(path)
+    if not path.exists():
+        return 0
+    kept = path.read_text(encoding="utf-8").splitlines(keepends=True)[:rows]
+    kept = [line for line in kept if line.endswith("\n")]
+    atomic_write(path, lambda tmp: tmp.write_text("".join(kept), encoding="utf-8"))
+    return len(kept)

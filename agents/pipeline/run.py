@@ -241,7 +241,7 @@ def _ppo(d: Path, cfg: PipelineConfig, sft_dir: str, rm_dir: Path, env_kwargs: d
 
     s = cfg.settings
     ppo_cfg = ppo_config(s, sft_dir, rm_dir, d, iterations, kl, cfg.seed, ptx_coef=ptx, device=cfg.device,
-                         progress=cfg.progress)
+                         progress=cfg.progress, prompts=env_kwargs["prompts"], tokenizer=env_kwargs["tokenizer"])
     ptx_texts = task.corpus()["train"] if ptx > 0 else None
     held_out = None
     if curve:  # validation customers' prompts, scored against the SFT model as reference

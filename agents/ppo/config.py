@@ -18,14 +18,22 @@ class PPOConfig:
     # --- models and task ---
     sft_model: str | None = None
     """the policy's starting point (a causal LM directory); None: the default task's SFT model"""
+    reference_model: str | None = None
+    """the model the KL penalty is measured against; None: the policy's starting model (sft_model),
+    as in lm-human-preferences and TRL, so the first iteration's KL is 0"""
     reward_model: str | None = None
     """a RewardModel directory; None: the default task's reward model"""
+    tokenizer: str | None = None
+    """the tokenizer (a local folder); None: the task's, or with --task none the sft_model folder's"""
+    prompts: str | None = None
+    """prompts JSONL ({"prompt": ...} per line) to train on; None: the task's split"""
     value_model: str = "shared"
     """'shared': a zero-initialised value head on the policy's trunk; 'reward': a separate value
     network initialised from a copy of the environment's reward model, which must then be a
     textbandit RewardModel (as the InstructGPT paper did)"""
     task: str | None = "default"
-    """the environment's task ('default', or None with your own models and prompts)"""
+    """the environment's task: 'default', or none to train your own sft_model on your own prompts
+    with your own reward_model (the tokenizer then comes from the sft_model folder)"""
     split: str = "train"
     """the customer split whose prompts the policy trains on"""
 
@@ -112,6 +120,9 @@ class PPOConfig:
     resume: bool = False
     """continue the run in output_dir from its checkpoint (RNG state included; a warning and a fresh
     start when there is none); logged lines past the checkpoint's iteration are dropped"""
+    overwrite: bool = False
+    """a fresh run into an output_dir that holds a run replaces it (its logs and checkpoints are
+    removed first); without it such a run is refused"""
     log_every: int = 1
     """log scalars every this many iterations"""
     samples_every: int = 10
@@ -156,6 +167,12 @@ class PPOConfig:
             raise ValueError(f"gamma={self.gamma}, lam={self.lam}; both must lie in [0, 1]")
         if self.ptx_coef < 0:
             raise ValueError(f"ptx_coef={self.ptx_coef}; it must be >= 0 (0 is plain PPO)")
+        if self.task is None:
+            missing = [f"--{n.replace('_', '-')}" for n in ("sft_model", "reward_model", "prompts")
+                       if getattr(self, n) is None]
+            if missing:
+                raise ValueError(f"task=None trains your own model on your own data: pass {', '.join(missing)} "
+                                 "(or use --task default)")
         if not 0 <= self.rank < self.world_size:
             raise ValueError(f"rank={self.rank} is outside [0, world_size={self.world_size})")
 

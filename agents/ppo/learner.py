@@ -31,11 +31,14 @@ import textbandit  # noqa: F401  (registers TextBandit-v0)
 from agents.ppo import core
 from agents.ppo.config import PPOConfig
 from agents.ppo.policy import VALUE_MODEL_DIR, PolicyWithValueHead
-from agents.ppo.ptx import PretrainingBatches, load_texts
+from agents.ppo.ptx import PretrainingBatches
+from textbandit.data import load_texts
 from agents.common import MetricLogger
-from agents.common.metrics import drop_steps_after
+from agents.common.checkpoint import load_state, rng_state, set_rng_state
+from agents.common.metrics import keep_rows
+from agents.common.rundir import claim_run_dir
 from agents.common.device import adamw
-from agents.ppo.utils import find_checkpoint, log_samples, lr_lambda, rng_state, save_checkpoint, set_rng_state
+from agents.ppo.utils import find_checkpoint, log_samples, lr_lambda, save_checkpoint
 
 
 class Rollout(NamedTuple):
@@ -100,15 +103,41 @@ def value_model_from(reward_model) -> torch.nn.Module:
     return copy.deepcopy(reward_model).float().requires_grad_(True)  # never train the env's reward
 
 
-def make_envs(cfg: PPOConfig, policy, device, **env_kwargs):
-    """``gym.make_vec("TextBandit-v0")`` with this rank's share of the batch and the config's settings."""
-    kwargs = dict(task=cfg.task, split=cfg.split, kl_coef=cfg.kl_coef, max_new_tokens=cfg.max_new_tokens,
+def env_arguments(cfg: PPOConfig, device, start=None, **env_kwargs) -> dict:
+    """The ``gym.make_vec("TextBandit-v0")`` arguments of a run: the config's models, prompts and
+    settings, then ``env_kwargs`` on top.
+
+    The KL reference is the policy's starting model (``start``: a model object, else
+    ``cfg.sft_model``, else the task's SFT model), as in lm-human-preferences and TRL, unless
+    ``cfg.reference_model`` or ``env_kwargs["reference_model"]`` names another: the first
+    iteration's KL is then 0, whatever model the policy starts from.
+    """
+    kwargs = dict(task=cfg.task, kl_coef=cfg.kl_coef, max_new_tokens=cfg.max_new_tokens,
                   temperature=cfg.temperature, missing_eos_penalty=cfg.missing_eos_penalty, device=str(device),
                   forward_batch_size=cfg.local_minibatch_size)  # the reference and RM forwards in minibatches too
-    if cfg.reward_model is not None:
-        kwargs["reward_model"] = cfg.reward_model
+    if cfg.task is not None:
+        kwargs["split"] = cfg.split
+    for name in ("reward_model", "tokenizer", "prompts"):
+        if getattr(cfg, name) is not None:
+            kwargs[name] = getattr(cfg, name)
+    if cfg.task is None and "tokenizer" not in kwargs and cfg.sft_model is not None:
+        kwargs["tokenizer"] = cfg.sft_model  # the SFT model's folder holds its tokenizer
+    reference = cfg.reference_model or start
+    if reference is None:
+        from textbandit import defaults
+
+        reference = cfg.sft_model or defaults.reference_path()
+    if isinstance(reference, PolicyWithValueHead):
+        reference = copy.deepcopy(reference.lm)  # frozen at the start; the policy itself trains on
+    kwargs["reference_model"] = reference
     kwargs.update(env_kwargs)
-    return gym.make_vec("TextBandit-v0", num_envs=cfg.local_batch_size, policy=policy, **kwargs)
+    return kwargs
+
+
+def make_envs(cfg: PPOConfig, policy, device, start=None, **env_kwargs):
+    """``gym.make_vec("TextBandit-v0")`` with this rank's share of the batch (see :func:`env_arguments`)."""
+    return gym.make_vec("TextBandit-v0", num_envs=cfg.local_batch_size, policy=policy,
+                        **env_arguments(cfg, device, start, **env_kwargs))
 
 
 @torch.no_grad()
@@ -203,16 +232,26 @@ def train(cfg: PPOConfig, policy=None, env_kwargs: dict | None = None, ptx_texts
     with ``task=None``). ``ptx_texts``: the PPO-ptx corpus (else read from ``cfg.ptx_data``).
     ``callback(iteration, stats, policy)`` runs after each iteration (evaluation hooks).
     """
+    # one writer per output folder; a fresh run never lands on an old one (rank 0 writes all files)
+    run_dir = claim_run_dir(cfg.output_dir, resume=cfg.resume, overwrite=cfg.overwrite,
+                            what="PPO run") if cfg.rank == 0 else None
+    try:
+        return _train(cfg, policy, env_kwargs, ptx_texts, callback)
+    finally:
+        if run_dir is not None:
+            run_dir.release()
+
+
+def _train(cfg: PPOConfig, policy, env_kwargs, ptx_texts, callback) -> dict:
     device = resolve_device(cfg.device)
     torch.manual_seed(cfg.rank_seed)
     generator = torch.Generator(device=device).manual_seed(cfg.rank_seed)
     np_rng = np.random.default_rng(cfg.rank_seed)
-    ckpt_dir = f"{cfg.output_dir}/checkpoint"
+    ckpt_dir = Path(cfg.output_dir) / "checkpoint"
     resume_from = find_checkpoint(ckpt_dir) if cfg.resume else None
     if cfg.resume and resume_from is None:  # a warning, not an error: a restarted job may not have saved yet
         warnings.warn(f"resume=True but {ckpt_dir} holds no checkpoint; starting from iteration 0")
-
-    envs = make_envs(cfg, None, device, **(env_kwargs or {}))
+    envs = make_envs(cfg, None, device, start=policy, **(env_kwargs or {}))
     tokenizer = envs.unwrapped.tokenizer
     policy = build_policy(cfg, tokenizer, device, source=str(resume_from) if resume_from else policy,
                           reward_model=envs.unwrapped.core.reward_model)
@@ -232,20 +271,23 @@ def train(cfg: PPOConfig, policy=None, env_kwargs: dict | None = None, ptx_texts
     ptx = PretrainingBatches(ptx_texts, tokenizer, cfg.ptx_batch_size, cfg.ptx_max_len, device,
                              policy.autocast_dtype) if cfg.ptx_coef > 0 else None
 
-    start, history = 0, []
+    start, history, rows = 0, [], {"metrics": 0, "samples": 0}  # rows: what the logs held at the checkpoint
     if resume_from is not None:
-        state = torch.load(resume_from / "trainer_state.pt", weights_only=False)
+        state = load_state(resume_from / "trainer_state.pt")
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         kl_ctl.load_state_dict(state["kl_ctl"])
         set_rng_state(state["rng"], generator, np_rng)
-        start, history = state["iteration"], state["history"]
+        start, history, rows = state["iteration"], state["history"], state["log_rows"]
 
     logger = None
     if cfg.rank == 0:
-        if resume_from is not None:  # the iterations after the checkpoint are logged again
-            drop_steps_after(Path(cfg.output_dir) / "samples.jsonl", start)
-        logger = MetricLogger(cfg.output_dir, cfg.tensorboard, resume_step=start if resume_from is not None else None)
+        samples_file = Path(cfg.output_dir) / "samples.jsonl"
+        if cfg.resume:  # what was logged after the checkpoint (all of it, without one) is logged again
+            rows["samples"] = keep_rows(samples_file, rows["samples"])
+            logger = MetricLogger(cfg.output_dir, cfg.tensorboard, resume_step=start, resume_rows=rows["metrics"])
+        else:
+            logger = MetricLogger(cfg.output_dir, cfg.tensorboard)
     bar = None
     if cfg.progress and cfg.rank == 0:
         from tqdm.auto import tqdm
@@ -289,6 +331,7 @@ def train(cfg: PPOConfig, policy=None, env_kwargs: dict | None = None, ptx_texts
         if logger is not None and (iteration + 1) % cfg.log_every == 0:
             logger.log(iteration + 1, stats)
         if logger is not None and cfg.samples_every and (iteration + 1) % cfg.samples_every == 0:
+            rows["samples"] += 1
             log_samples(cfg.output_dir, iteration + 1, [
                 {"prompt": str(p), "response": str(r), "score": float(s)}
                 for p, r, s in list(zip(batch.info["prompt"], batch.info["response"], batch.info["score"]))[:8]],
@@ -304,7 +347,7 @@ def train(cfg: PPOConfig, policy=None, env_kwargs: dict | None = None, ptx_texts
             save_checkpoint(ckpt_dir, policy, {
                 "iteration": iteration + 1, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                 "kl_ctl": kl_ctl.state_dict(), "rng": rng_state(generator, np_rng), "history": history,
-                "config": vars(cfg)})
+                "log_rows": {"metrics": logger.rows, "samples": rows["samples"]}, "config": vars(cfg)})
         if callback is not None:
             callback(iteration + 1, stats, policy)
     if bar is not None:

@@ -29,6 +29,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from agents.common.dropout import set_dropout
 from agents.common.fused import fuse_gelu_
 from agents.sampling import sample
 from textbandit.scoring import gather_logprobs, join
@@ -37,19 +38,6 @@ from agents.ppo.core import entropy_from_logits
 
 VALUE_HEAD_FILE = "value_head.safetensors"
 VALUE_MODEL_DIR = "value_model"
-
-
-def set_dropout(model: nn.Module, p: float = 0.0) -> nn.Module:
-    """Set every dropout probability of ``model`` (modules and config fields) to ``p``."""
-    for module in model.modules():
-        if isinstance(module, nn.Dropout):
-            module.p = p
-    config = getattr(model, "config", None)
-    for name in ("resid_pdrop", "embd_pdrop", "attn_pdrop", "dropout", "attention_dropout",
-                 "hidden_dropout", "hidden_dropout_prob", "attention_probs_dropout_prob"):
-        if config is not None and isinstance(getattr(config, name, None), float):
-            setattr(config, name, p)
-    return model
 
 
 class PolicyWithValueHead(nn.Module):

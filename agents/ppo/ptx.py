@@ -1,8 +1,9 @@
-"""PPO-ptx (InstructGPT): the pretraining corpus whose LM loss is mixed into each PPO update."""
+"""PPO-ptx (InstructGPT): the pretraining corpus whose LM loss is mixed into each PPO update.
+
+The corpus is read with :func:`textbandit.data.load_texts` (a .txt, or .jsonl with a ``text`` field).
+"""
 
 from __future__ import annotations
-
-import json
 
 import numpy as np
 import torch
@@ -36,11 +37,3 @@ class PretrainingBatches:
         labels = ids.masked_fill(mask == 0, -100)
         with torch.autocast(ids.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None):
             return lm(input_ids=ids, attention_mask=mask, labels=labels).loss
-
-
-def load_texts(path: str) -> list[str]:
-    """Documents of a .txt (one a line) or .jsonl (a 'text' field) file."""
-    with open(path, encoding="utf-8") as f:
-        if path.endswith(".jsonl"):
-            return [json.loads(line)["text"] for line in f if line.strip()]
-        return [line.strip() for line in f if line.strip()]

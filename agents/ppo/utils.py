@@ -1,7 +1,7 @@
-"""Run plumbing of the PPO learner: LR schedule, sample tables, atomic checkpoints, RNG state.
+"""Run plumbing of the PPO learner: LR schedule, sample tables, atomic checkpoints.
 
-Built on ``agents.common`` (scalar logging, global RNG state, the cosine schedule); what is
-here is PPO's own: the policy is checkpointed as a Hugging Face directory, not one file.
+Built on ``agents.common`` (scalar logging, RNG state, the cosine schedule); what is here is
+PPO's own: the policy is checkpointed as a Hugging Face directory, not one file.
 """
 
 from __future__ import annotations
@@ -9,12 +9,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
-import numpy as np
 import torch
 
-import agents.common as common
+from agents.common.checkpoint import write_failure
+from agents.common.schedule import cosine_with_warmup
 
 
 def lr_lambda(schedule: str, total_steps: int, warmup_steps: int = 0):
@@ -27,7 +28,7 @@ def lr_lambda(schedule: str, total_steps: int, warmup_steps: int = 0):
         if schedule == "linear":
             return 1.0 - frac
         if schedule == "cosine":
-            return common.cosine_with_warmup(step, total_steps, warmup_steps, 1.0)
+            return cosine_with_warmup(step, total_steps, warmup_steps, 1.0)
         return 1.0
 
     return f
@@ -44,29 +45,27 @@ def log_samples(directory, step: int, rows: list[dict], tb_logger=None) -> None:
         tb.add_text("samples", header + body, step)
 
 
-def rng_state(generator: torch.Generator, np_rng: np.random.Generator) -> dict:
-    """Every random state a run draws from (global ones, the sampler's, the shuffler's)."""
-    return {"global": common.rng_state(), "generator": generator.get_state(), "np_rng": np_rng.bit_generator.state}
-
-
-def set_rng_state(state: dict, generator: torch.Generator, np_rng: np.random.Generator) -> None:
-    common.set_rng_state(state["global"])
-    generator.set_state(state["generator"])
-    np_rng.bit_generator.state = state["np_rng"]
-
-
 def save_checkpoint(directory, policy, trainer_state: dict) -> None:
     """Write ``directory`` atomically: a crash leaves the old checkpoint or the new one, whole.
 
     The policy is written in Hugging Face format (``save_pretrained``) next to
-    ``trainer_state.pt`` (optimizer, schedule, KL controller, iteration, RNG states).
+    ``trainer_state.pt`` (optimizer, schedule, KL controller, iteration, RNG states), in a fresh
+    temporary folder that is swapped in only when complete. A failed write (a full disk) removes
+    that folder, keeps the last checkpoint and raises an ``OSError`` that says why.
     """
     directory = Path(directory)
-    tmp, old = directory.with_name(directory.name + ".tmp"), directory.with_name(directory.name + ".old")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    policy.save_pretrained(tmp)
-    torch.save(trainer_state, tmp / "trainer_state.pt")
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    old = directory.with_name(directory.name + ".old")
+    tmp = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}.", suffix=".tmp"))
+    try:
+        policy.save_pretrained(tmp)
+        torch.save(trainer_state, tmp / "trainer_state.pt")
+    except (OSError, RuntimeError) as e:  # safetensors and torch.save report a failed write differently
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise write_failure(e, directory) from e
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     if directory.exists():
         shutil.rmtree(old, ignore_errors=True)
         os.replace(directory, old)

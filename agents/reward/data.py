@@ -28,7 +28,11 @@ def encode_comparisons(records: list[dict], tokenizer, max_prompt_len: int, max_
     for r in records:
         if not ranked_pairs(r["ranking"]):
             continue
-        ended = r.get("ended_with_eos") or [True] * len(r["responses"])
+        ended = r.get("ended_with_eos")
+        ended = [True] * len(r["responses"]) if ended is None else ended
+        if len(ended) != len(r["responses"]) or not all(isinstance(e, bool) for e in ended):
+            raise ValueError(f"ended_with_eos={ended!r} of the comparison of {r['prompt'][:60]!r}: give one boolean "
+                             f"per response ({len(r['responses'])})")
         responses = [encode_response(tokenizer, text, max_response_len, add_eos=bool(e))
                      for text, e in zip(r["responses"], ended)]
         responses = [x if x else [tokenizer.eos_token_id] for x in responses]

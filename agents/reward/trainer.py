@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 
 from agents.common import (MetricLogger, cosine_with_warmup, load_checkpoint, rng_state, save_checkpoint_atomic,
                            fuse_gelu_, seed_everything, set_lr, set_rng_state, with_dropout)
+from agents.common.rundir import claim_run_dir
 from agents.common.device import adamw, autocast, resolve_device
 from agents.common.text import check_tokenizer, encode_prompt, encode_response
 from agents.reward.config import RewardConfig
@@ -69,9 +70,14 @@ def train_reward_model(config: RewardConfig, model=None, tokenizer=None) -> str:
 
     ``model`` may be a causal LM or a :class:`RewardModel` object (overrides ``config.model``).
     """
+    with claim_run_dir(config.out, resume=config.resume_from is not None, overwrite=config.overwrite,
+                       what="reward-model run", resume_flag="--resume-from OUT/checkpoint"):
+        return _train_reward_model(config, model, tokenizer)
+
+
+def _train_reward_model(config: RewardConfig, model, tokenizer) -> str:
     device = resolve_device(config.device)
     out = Path(config.out)
-    out.mkdir(parents=True, exist_ok=True)
     seed_everything(config.seed)  # the head's initialisation
     rm, tokenizer = _load(config, model, tokenizer)
     rm.to(device).train()
@@ -103,7 +109,7 @@ def train_reward_model(config: RewardConfig, model=None, tokenizer=None) -> str:
 
     def checkpoint():
         state = {"model": rm.state_dict(), "optimizer": optimizer.state_dict(), "position": copy.deepcopy(pos),
-                 "rng": rng_state(), "config": config.to_dict()}
+                 "rng": rng_state(), "log_rows": logger.rows, "config": config.to_dict()}
         save_checkpoint_atomic(state, out / "checkpoint" / "state.pt")
 
     def validate(tag: dict) -> dict:
@@ -111,7 +117,9 @@ def train_reward_model(config: RewardConfig, model=None, tokenizer=None) -> str:
         logger.log(pos["step"], {"val/accuracy": m["accuracy"], "val/loss": m["loss"], **tag})
         return m
 
-    logger = MetricLogger(out, tensorboard=config.tensorboard)
+    resumed = config.resume_from is not None  # the steps after the checkpoint are logged again, once
+    logger = MetricLogger(out, tensorboard=config.tensorboard, resume_step=pos["step"] if resumed else None,
+                          resume_rows=ckpt["log_rows"] if resumed else None)
     bar = tqdm(total=total, initial=pos["step"], desc=f"reward ({config.batching})", disable=not config.progress)
     try:
         while pos["epoch"] < config.epochs:

@@ -55,6 +55,9 @@ class SFTConfig:
     """save a resumable checkpoint every this many optimizer steps (0: at the end of each epoch only)"""
     resume_from: str | None = None
     """checkpoint directory (OUT/checkpoint) of an earlier run to continue exactly"""
+    overwrite: bool = False
+    """a fresh run into an out folder that holds a run replaces it (its logs and checkpoints are removed
+    first); without it such a run is refused"""
     stop_after: int | None = None
     """end the run after this many optimizer steps, leaving a checkpoint (a planned interruption;
     the schedule still spans all epochs)"""

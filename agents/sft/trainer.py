@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 
 from agents.common import (MetricLogger, cosine_with_warmup, load_checkpoint, rng_state, save_checkpoint_atomic,
                            fuse_gelu_, seed_everything, set_lr, set_rng_state, with_dropout)
+from agents.common.rundir import claim_run_dir
 from agents.common.device import adamw, autocast, resolve_device
 from agents.common.text import check_tokenizer, collate, encode_prompt, encode_response, left_pad
 from agents.sampling import sample
@@ -98,9 +99,14 @@ def train_sft(config: SFTConfig, model=None, tokenizer=None) -> str:
     ``model``/``tokenizer`` objects override ``config.model``. With ``config.stop_after`` the run
     ends early with only a checkpoint in ``OUT/checkpoint``; ``resume_from`` continues it.
     """
+    with claim_run_dir(config.out, resume=config.resume_from is not None, overwrite=config.overwrite,
+                       what="SFT run", resume_flag="--resume-from OUT/checkpoint"):
+        return _train_sft(config, model, tokenizer)
+
+
+def _train_sft(config: SFTConfig, model, tokenizer) -> str:
     device = resolve_device(config.device)
     out = Path(config.out)
-    out.mkdir(parents=True, exist_ok=True)
     seed_everything(config.seed)
     model, tokenizer = _load(config, model, tokenizer)
     model.to(device).train()
@@ -135,9 +141,12 @@ def train_sft(config: SFTConfig, model=None, tokenizer=None) -> str:
 
     def checkpoint():
         save_checkpoint_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "position": dict(pos),
-                                "rng": rng_state(), "config": config.to_dict()}, out / "checkpoint" / "state.pt")
+                                "rng": rng_state(), "log_rows": logger.rows, "config": config.to_dict()},
+                               out / "checkpoint" / "state.pt")
 
-    logger = MetricLogger(out, tensorboard=config.tensorboard)
+    resumed = config.resume_from is not None  # the steps after the checkpoint are logged again, once
+    logger = MetricLogger(out, tensorboard=config.tensorboard, resume_step=pos["step"] if resumed else None,
+                          resume_rows=ckpt["log_rows"] if resumed else None)
     bar = tqdm(total=total, initial=pos["step"], desc="sft", disable=not config.progress)
     try:
         while pos["epoch"] < config.epochs:

@@ -29,6 +29,8 @@ from __future__ import annotations
 from collections import Counter
 from functools import lru_cache
 
+import numpy as np
+
 from textbandit.task import instructions as I
 from textbandit.task import language as L
 
@@ -90,5 +92,8 @@ def gold_scores(prompts, responses, ended_with_eos=None) -> list[float]:
     if len(prompts) != len(responses):
         raise ValueError(f"got {len(prompts)} prompts and {len(responses)} responses; "
                          "pass one prompt per response")
-    flags = [True] * len(prompts) if ended_with_eos is None else [bool(f) for f in ended_with_eos]
+    flags = [True] * len(prompts) if ended_with_eos is None else list(ended_with_eos)
+    if len(flags) != len(responses) or not all(isinstance(f, (bool, np.bool_)) for f in flags):
+        raise ValueError(f"ended_with_eos must be {len(responses)} booleans, one per response (whether it ended "
+                         f"with EOS); got {str(ended_with_eos)[:80]}")
     return [gold_score(p, r, f) for p, r, f in zip(prompts, responses, flags)]
