@@ -59,7 +59,10 @@ def evaluate(c: EvalConfig) -> None:
     from textbandit.task import load_default_task
 
     task = load_default_task(c.task)
-    models = {n: AutoModelForCausalLM.from_pretrained(p).eval() for n, p in (m.split("=", 1) for m in c.models)}
+    from textbandit.loading import load
+
+    models = {n: load(AutoModelForCausalLM.from_pretrained, p, f"--models {n}").eval()
+              for n, p in (m.split("=", 1) for m in c.models)}
     env = dict(task=None, reward_model=c.reward_model, reference_model=c.reference, tokenizer=str(task.tokenizer_path),
                prompts=str(task.prompts_file("test")), gold_fn=task.gold_scores, max_prompt_len=32,
                max_new_tokens=24, device=c.device)

@@ -124,3 +124,33 @@ def test_the_same_files_load_with_datasets(tmp_path):
     path = write(tmp_path, [{"prompt": "p", "responses": ["a", "b"], "ranking": [1, 0]}])
     ds = datasets.load_dataset("json", data_files=str(path), split="train", cache_dir=str(tmp_path / "cache"))
     assert ds[0]["ranking"] == load_comparisons(path)[0]["ranking"]
+
+
+def test_non_utf8_jsonl_names_file_and_line(tmp_path):
+    path = tmp_path / "latin1.jsonl"
+    path.write_bytes(json.dumps({"prompt": "ok"}).encode() + b"\n" + '{"prompt": "caf\xe9"}\n'.encode("latin-1"))
+    with pytest.raises(DataFormatError, match=r"latin1.jsonl:2: not UTF-8 text \(byte 0xe9"):
+        load_prompt_records(path)
+
+
+@pytest.mark.parametrize("ended", [["false", "true"], [True], [1, 0], "false"])
+def test_ended_with_eos_must_be_one_boolean_per_response(tmp_path, ended):
+    path = write(tmp_path, [{"prompt": "p", "responses": ["a", "b"], "ranking": [0, 1], "ended_with_eos": ended}])
+    with pytest.raises(DataFormatError, match=r"data.jsonl:1: field 'ended_with_eos' must be a list of 2 booleans"):
+        load_comparisons(path)
+    from textbandit.task import gold_scores
+
+    with pytest.raises(ValueError, match="ended_with_eos must be 2 booleans"):  # "false" would read as True
+        gold_scores(["instruction : list 2 colors . response :"] * 2, ["red and blue .", "x"], ended)
+
+
+def test_load_texts_reads_txt_and_jsonl_and_names_a_record_without_text(tmp_path):
+    from textbandit.data import load_texts
+
+    (tmp_path / "c.txt").write_text("one doc\n\ntwo doc\n")
+    assert load_texts(tmp_path / "c.txt") == ["one doc", "two doc"]
+    good = write(tmp_path, [{"text": "a"}, {"text": "b"}], "c.jsonl")
+    assert load_texts(good) == ["a", "b"]
+    bad = write(tmp_path, [{"text": "a"}, {"body": "b"}], "bad.jsonl")
+    with pytest.raises(DataFormatError, match=r"bad.jsonl:2: missing field 'text'"):
+        load_texts(bad)

@@ -537,3 +537,74 @@ def test_make_with_module_prefix_in_a_fresh_process():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().endswith("ok True")
+
+
+def test_a_reward_model_with_a_smaller_vocabulary_raises(env_kwargs, vocab_size):
+    from conftest import make_reward_model
+
+    with pytest.raises(ValueError, match=r"reward model's vocabulary \(%d\) is smaller" % (vocab_size - 3)):
+        TextBanditEnv(**env_kwargs(reward_model=make_reward_model(vocab_size - 3)))
+
+
+def test_prompt_plus_response_longer_than_the_positions_raises(env_kwargs, vocab_size, policy_lm):
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    short = GPT2LMHeadModel(GPT2Config(vocab_size=vocab_size, n_embd=16, n_layer=1, n_head=2, n_positions=16))
+    with pytest.raises(ValueError, match=r"12 \+ 6 = 18 tokens, more than the reference model's 16 positions"):
+        TextBanditEnv(**env_kwargs(reference_model=short))
+    env = TextBanditEnv(**env_kwargs())
+    with pytest.raises(ValueError, match="policy's 16 positions"):
+        env.set_policy(short)
+
+
+class NaNPolicy:
+    def response_logprobs(self, prompt_ids, prompt_mask, response_ids, response_mask, temperature):
+        out = torch.zeros(response_ids.shape)
+        out[:, 0] = float("nan")
+        return out
+
+
+class NaNReward(torch.nn.Module):
+    def score(self, input_ids, attention_mask, position_ids=None):
+        return torch.full((input_ids.shape[0],), float("nan"))
+
+
+def test_nan_log_probs_scores_and_gold_are_refused(env_kwargs):
+    env = TextBanditEnv(**env_kwargs(policy=NaNPolicy()))
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match="the policy's response_logprobs returned non-finite log-probs"):
+        env.step(np.full(L, EOS))
+    env = TextBanditEnv(**env_kwargs(reward_model=NaNReward()))
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match="the reward model returned non-finite scores"):
+        env.step(np.full(L, EOS))
+    for gold, match in ((lambda p, r, e: [0.5, 0.5], "gold_fn returned 2 scores for 1 responses"),
+                        (lambda p, r, e: [float("nan")], "gold_fn returned non-finite"),
+                        (lambda p, r, e: ["good"], "gold_fn returned list")):
+        env = TextBanditEnv(**env_kwargs(gold_fn=gold))
+        env.reset(seed=0)
+        with pytest.raises(ValueError, match=match):
+            env.step(np.full(L, EOS))
+
+
+def test_a_missing_local_model_path_says_so(env_kwargs, tmp_path):
+    for name in ("/no/such/sft", "./runs/no_such_sft", str(tmp_path / "missing")):
+        with pytest.raises(FileNotFoundError, match="no such local folder"):
+            TextBanditEnv(**env_kwargs(reference_model=name))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="holds no config.json"):
+        TextBanditEnv(**env_kwargs(reference_model=str(tmp_path / "empty")))
+    with pytest.raises(FileNotFoundError, match="reward_model=.*no such local folder"):
+        TextBanditEnv(**env_kwargs(reward_model=str(tmp_path / "missing")))
+
+
+def test_reset_refuses_unknown_options_and_seeds_that_are_not_ints(env_kwargs):
+    env = TextBanditEnv(**env_kwargs())
+    with pytest.raises(ValueError, match=r"unknown reset option\(s\) \['prompt_indices'\]"):
+        env.reset(options={"prompt_indices": [0]})
+    for seed in ("3", 1.5, [1]):
+        with pytest.raises(TypeError, match="seed="):
+            env.reset(seed=seed)
+    a, _ = env.reset(seed=np.int64(4))  # NumPy ints are ints
+    b, _ = env.reset(seed=4)
+    assert np.array_equal(a["input_ids"], b["input_ids"])

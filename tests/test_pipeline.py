@@ -70,8 +70,32 @@ def test_every_stage_output_loads_with_auto_classes(tiny_run):
 
 def test_a_finished_pipeline_is_not_run_again(tiny_run):
     out, _ = tiny_run
+    first = json.loads((out / "report.json").read_text())
     results = run_pipeline(PipelineConfig(out=str(out), preset="tiny", progress=False, device="cpu"))
-    assert set(results["seconds"]) == {"total"}  # every stage was reused
+    assert results["stages_built"] == []  # every stage was reused
+    assert results["seconds"]["invocations"] == 2  # the wall time counts both calls
+    assert results["seconds"]["total"] > first["seconds"]["total"]
+    assert results["seconds"]["sft_small"] == first["seconds"]["sft_small"]  # as long as it took to build
+
+
+def test_a_stage_built_with_other_settings_is_refused_or_rebuilt(tiny_run, tmp_path):
+    import shutil
+
+    from agents.pipeline.run import StageChangedError
+
+    out, _ = tiny_run
+    run = tmp_path / "run"
+    shutil.copytree(out, run)
+    done_before = {p.parent.name: p.read_text() for p in run.glob("*/.done")}
+    with pytest.raises(StageChangedError, match=r"stage 'ppo'.*kl_coef was 0.05, now 0.1"):
+        run_pipeline(PipelineConfig(out=str(run), preset="tiny", progress=False, device="cpu", kl_coef=0.1))
+    with pytest.raises(StageChangedError, match=r"stage 'task'.*task.seed was 0, now 7"):
+        run_pipeline(PipelineConfig(out=str(run), preset="tiny", progress=False, device="cpu", seed=7))
+    assert {p.parent.name: p.read_text() for p in run.glob("*/.done")} == done_before  # nothing was touched
+    results = run_pipeline(PipelineConfig(out=str(run), preset="tiny", progress=False, device="cpu", kl_coef=0.1,
+                                          rebuild=True))
+    assert set(results["stages_built"]) == {"ppo", "ppo_ptx"}  # what the KL coefficient feeds, and nothing else
+    assert results["config"]["kl_coef"] == 0.1
 
 
 def test_cli_help_and_bad_options(capsys):
@@ -95,10 +119,10 @@ def test_a_stage_missing_an_output_that_later_code_requires_runs_again(tmp_path)
         calls.append(tag)
 
     stages = Stages(tmp_path)
-    stages("ppo", lambda d: calls.append("old"))  # a run by code that wrote no curve.json
-    stages("ppo", lambda d: calls.append("reused?"))  # complete as far as it knows: reused
-    stages("ppo", lambda d: write_curve(d, "new"), requires=("curve.json",))  # now required: runs again
-    stages("ppo", lambda d: calls.append("again?"), requires=("curve.json",))  # and is then reused
+    stages("ppo", lambda d: calls.append("old"), {})  # a run by code that wrote no curve.json
+    stages("ppo", lambda d: calls.append("reused?"), {})  # complete as far as it knows: reused
+    stages("ppo", lambda d: write_curve(d, "new"), {}, requires=("curve.json",))  # now required: runs again
+    stages("ppo", lambda d: calls.append("again?"), {}, requires=("curve.json",))  # and is then reused
     assert calls == ["old", "new"]
     assert set(stages.seconds) == {"ppo"}
 
@@ -153,3 +177,18 @@ def test_a_base_model_with_another_tokenizer_is_refused_before_any_training(tiny
         run_pipeline(PipelineConfig(out=str(tmp_path / "run"), preset="tiny", progress=False, device="cpu",
                                     base_model=str(tmp_path / "other")))
     assert not (tmp_path / "run" / "sft_small").exists()
+
+
+def test_the_users_own_data_files_are_checked_before_any_stage(tmp_path):
+    from textbandit.data import DataFormatError
+
+    bad = tmp_path / "demos.jsonl"
+    bad.write_text('{"prompt": "instruction : list 2 colors . response :"}\n')
+    with pytest.raises(DataFormatError, match="demos.jsonl:1: missing field 'response'"):
+        run_pipeline(PipelineConfig(out=str(tmp_path / "run"), preset="tiny", progress=False, device="cpu",
+                                    demonstrations=str(bad)))
+    bad.write_text('{"prompt": "p", "responses": ["a", "b"], "ranking": [0]}\n')
+    with pytest.raises(DataFormatError, match="demos.jsonl:1: field 'ranking'"):
+        run_pipeline(PipelineConfig(out=str(tmp_path / "run"), preset="tiny", progress=False, device="cpu",
+                                    comparisons=str(bad)))
+    assert not (tmp_path / "run" / "task").exists()  # nothing was built

@@ -1,6 +1,7 @@
 """The PPO policy and learner on tiny local models in TextBandit-v0 (no default task needed)."""
 
 import copy
+import json
 import sys
 from pathlib import Path
 
@@ -313,3 +314,52 @@ def test_saved_policy_folders_hold_the_tokenizer(tmp_path):
     for folder in ("final", "checkpoint"):
         tok = AutoTokenizer.from_pretrained(str(tmp_path / folder))
         assert tok.get_vocab() == TOK.get_vocab() and tok.pad_token_id == TOK.pad_token_id, folder
+
+
+# --- the KL reference is the policy's start ----------------------------------------------------
+
+def _perturbed_sft(path):
+    """The shipped SFT model with its weights moved: a starting point that is not the task's reference."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from textbandit import defaults
+
+    torch.manual_seed(0)
+    lm = AutoModelForCausalLM.from_pretrained(defaults.reference_path())
+    with torch.no_grad():
+        for p in lm.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    lm.save_pretrained(path)
+    AutoTokenizer.from_pretrained(defaults.reference_path()).save_pretrained(path)
+    return str(path)
+
+
+def test_first_iteration_kl_is_zero_for_any_sft_model(tmp_path):
+    sft = _perturbed_sft(tmp_path / "sft")
+    kw = dict(task="default", batch_size=8, minibatch_size=4, total_iterations=1, update_epochs=1,
+              max_new_tokens=None, missing_eos_penalty=1.0)
+    first = train(config(tmp_path / "own", sft_model=sft, **kw))["history"][0]
+    assert abs(first["env/kl"]) < 1e-4  # the reference is the policy's start, not the shipped SFT model
+    from textbandit import defaults
+
+    other = train(config(tmp_path / "ref", sft_model=sft, reference_model=defaults.reference_path(), **kw))
+    assert other["history"][0]["env/kl"] > 1.0  # another reference only when asked for
+
+
+def test_ppo_cli_trains_your_own_model_on_your_own_prompts_with_no_task(tmp_path):
+    from agents.cli import main as cli_main
+    from textbandit.reward_model import RewardModel
+
+    tiny_lm(len(TOK)).save_pretrained(tmp_path / "sft")
+    TOK.save_pretrained(tmp_path / "sft")
+    RewardModel.from_causal_lm(tiny_lm(len(TOK), seed=3)).save_pretrained(tmp_path / "rm", TOK)
+    (tmp_path / "prompts.jsonl").write_text("".join(json.dumps({"prompt": p}) + "\n" for p in PROMPTS))
+    cli_main(["ppo", "--task", "none", "--sft-model", str(tmp_path / "sft"), "--reward-model", str(tmp_path / "rm"),
+              "--prompts", str(tmp_path / "prompts.jsonl"), "--output-dir", str(tmp_path / "out"), "--batch-size", "4",
+              "--minibatch-size", "2", "--total-iterations", "2", "--max-new-tokens", "5", "--device", "cpu",
+              "--progress", "false", "--tensorboard", "false"])
+    rows = [json.loads(line) for line in (tmp_path / "out" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2] and abs(rows[0]["env/kl"]) < 1e-5
+    assert (tmp_path / "out" / "final" / "model.safetensors").exists()
+    with pytest.raises(SystemExit):  # no prompts with no task: a usage error naming the flag
+        cli_main(["ppo", "--task", "none", "--sft-model", str(tmp_path / "sft"), "--reward-model", str(tmp_path / "rm")])

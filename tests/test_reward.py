@@ -214,3 +214,21 @@ def test_collect_cli_with_the_default_tasks_labelers(tmp_path):
     recs = load_comparisons(tmp_path / "c.jsonl")
     assert len(recs) == 3 and all(2 <= len(r["responses"]) <= 3 and "customer" in r for r in recs)
     assert all(sorted(r["ranking"]) == list(range(len(r["ranking"]))) for r in recs)  # labelers never tie
+
+
+def test_dropout_zero_turns_off_every_dropout_of_the_reward_model(tmp_path):
+    from agents.common.dropout import dropout_sites, has_dropout
+    from agents.reward.trainer import _load
+
+    tok = tiny_tokenizer()
+    sft = tiny_lm(len(tok))
+    sft.config.resid_pdrop = sft.config.embd_pdrop = sft.config.attn_pdrop = 0.1
+    sft = type(sft)(sft.config)  # an SFT model with GPT-2's usual dropouts
+    rm, _ = _load(_config(tmp_path, "rm", dropout=0.0), sft, tok)
+    assert dropout_sites(rm) and not has_dropout(rm)  # residual, embedding and attention dropout all off
+    ids = torch.arange(3, 11).view(2, 4)
+    mask = torch.ones_like(ids)
+    rm.train()
+    torch.testing.assert_close(rm.score(ids, mask), rm.score(ids, mask), rtol=0, atol=0)
+    kept, _ = _load(_config(tmp_path, "rm2", dropout=None), sft, tok)
+    assert has_dropout(kept)  # None keeps the SFT model's

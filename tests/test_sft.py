@@ -158,3 +158,22 @@ def test_epoch_choice_by_reward_model(tmp_path, monkeypatch):
     assert all(torch.equal(saved[k], snapshots[1][k]) for k in saved)  # the best epoch's weights
     assert not all(torch.equal(saved[k], snapshots[2][k]) for k in saved)  # not the last epoch's
     assert not (tmp_path / "sel" / "best").exists() and out == str(tmp_path / "sel")
+
+
+def test_data_longer_than_the_models_positions_and_a_missing_model_are_named(tmp_path):
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    tok = tiny_tokenizer()
+    short = GPT2LMHeadModel(GPT2Config(vocab_size=len(tok), n_embd=16, n_layer=1, n_head=2, n_positions=8))
+    with pytest.raises(ValueError, match="more than the model's 8 positions; lower max_prompt_len or max_response_len"):
+        train_sft(_config(tmp_path, "short", epochs=1), short, tok)
+    small = GPT2LMHeadModel(GPT2Config(vocab_size=len(tok) - 4, n_embd=16, n_layer=1, n_head=2))
+    with pytest.raises(ValueError, match="vocabulary .* is smaller than the tokenizer's"):
+        train_sft(_config(tmp_path, "small", epochs=1), small, tok)
+    for name in ("./runs/no_such_base", str(tmp_path / "no_such_base")):
+        with pytest.raises(FileNotFoundError, match="no such local folder"):
+            train_sft(_config(tmp_path, "missing", epochs=1, model=name))
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"prompt": "a"}\n')
+    with pytest.raises(ValueError, match="bad.jsonl:1: missing field 'response'"):  # before any model is loaded
+        train_sft(_config(tmp_path, "bad", train=str(bad), model=name))

@@ -225,3 +225,18 @@ def test_docstrings_say_the_scoring_runs_in_chunks_not_one_pass():
         assert "one forward pass" not in doc and "one batched forward" not in doc
         assert "forward_batch_size" in doc
     assert "by construction" not in textbandit.core.__doc__ and "rounding" in textbandit.core.__doc__
+
+
+def test_reset_refuses_unknown_options_and_seeds_that_are_not_ints(vec_kwargs):
+    envs = gym.make_vec("TextBandit-v0", num_envs=N, **vec_kwargs)
+    for options in ({"prompt_index": 1}, {"prompt_indices": [0, 1, 2, 3], "shuffle": True}):
+        with pytest.raises(ValueError, match=r"unknown reset option\(s\)"):  # never silently ignored
+            envs.reset(options=options)
+    for seed in ("3", 1.5, [1, 2, "3", 4], [0.5] * N, {"a": 1}):
+        with pytest.raises(TypeError, match="seed"):
+            envs.reset(seed=seed)
+    _, a = envs.reset(seed=np.int64(3))  # NumPy ints are ints, alone or in a list
+    _, b = envs.reset(seed=[np.int64(s) for s in range(3, 3 + N)])
+    _, c = envs.reset(seed=3)
+    np.testing.assert_array_equal(a["prompt_index"], c["prompt_index"])
+    np.testing.assert_array_equal(b["prompt_index"], c["prompt_index"])

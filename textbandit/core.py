@@ -19,7 +19,7 @@ from gymnasium import spaces
 
 from textbandit.data import load_prompts
 from textbandit.loading import check_source, load
-from textbandit.policy import CausalLMPolicy, as_policy, is_causal_lm, vocab_size_of
+from textbandit.policy import CausalLMPolicy, as_policy, is_causal_lm, max_positions, vocab_size_of
 from textbandit.scoring import ends_with_eos, join, response_logprobs, response_mask
 
 GoldFn = Callable[[list, list, list], list]
@@ -112,17 +112,6 @@ def _load_reward_model(model, device, dtype):
             f"with score(input_ids, attention_mask, position_ids) -> (N,) rewards; got {type(model).__name__}"
         )
     return model.to(device).eval() if isinstance(model, torch.nn.Module) else model
-
-
-def max_positions(model) -> int | None:
-    """The most tokens a model's position embeddings take, where its config says (``n_positions``,
-    ``max_position_embeddings``); None for rotary models with no stated limit or a policy without a config."""
-    for candidate in (model, getattr(model, "model", None), getattr(model, "lm", None)):
-        config = getattr(candidate, "config", None)
-        for name in ("n_positions", "max_position_embeddings"):
-            if isinstance(getattr(config, name, None), int):
-                return getattr(config, name)
-    return None
 
 
 def _check_finite(values: torch.Tensor, source: str, what: str) -> None:

@@ -110,3 +110,14 @@ def vocab_size_of(obj) -> int | None:
         if config is not None and getattr(config, "vocab_size", None):
             return int(config.vocab_size)
     return None
+
+
+def max_positions(model) -> int | None:
+    """The most tokens a model's position embeddings take, where its config says (``n_positions``,
+    ``max_position_embeddings``); None for rotary models with no stated limit or a policy without a config."""
+    for candidate in (model, getattr(model, "model", None), getattr(model, "lm", None)):
+        config = getattr(candidate, "config", None)
+        for name in ("n_positions", "max_position_embeddings"):
+            if isinstance(getattr(config, name, None), int):
+                return getattr(config, name)
+    return None

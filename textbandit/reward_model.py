@@ -52,7 +52,9 @@ class RewardModel(nn.Module):
         if isinstance(model_or_path, (str, os.PathLike)):
             from transformers import AutoModelForCausalLM
 
-            model_or_path = AutoModelForCausalLM.from_pretrained(str(model_or_path), dtype=torch_dtype)
+            from textbandit.loading import load
+
+            model_or_path = load(AutoModelForCausalLM.from_pretrained, model_or_path, "model", dtype=torch_dtype)
         trunk = getattr(model_or_path, "base_model", None)
         if trunk is None or trunk is model_or_path or not hasattr(trunk, "config"):
             raise TypeError(
@@ -100,6 +102,9 @@ class RewardModel(nn.Module):
         from transformers import AutoModel
 
         path = Path(directory)
+        if not path.is_dir():
+            raise FileNotFoundError(f"no reward model at {path}: no such folder (a reward model folder holds "
+                                    f"config.json, model.safetensors and {HEAD_FILE})")
         if not (path / HEAD_FILE).is_file():
             raise FileNotFoundError(
                 f"{path} has no {HEAD_FILE}: not a textbandit reward model (build one with "

@@ -75,6 +75,22 @@ def left_pad(prompts: Sequence[list[int]], pad_token_id: int, device=None) -> tu
     return ids.to(device), mask.to(device)
 
 
+def check_model_fits(model, tokenizer, lengths, what: str = "model") -> None:
+    """Refuse, before training, a model whose embedding has fewer rows than the tokenizer has tokens,
+    or whose position embeddings are shorter than the longest ``prompt + response`` in ``lengths``."""
+    from textbandit.policy import max_positions, vocab_size_of
+
+    vocab = vocab_size_of(model)
+    if vocab is not None and vocab < len(tokenizer):
+        raise ValueError(f"the {what}'s vocabulary ({vocab}) is smaller than the tokenizer's ({len(tokenizer)}); "
+                         "pass the tokenizer the model was trained with, or resize its embeddings "
+                         "(model.resize_token_embeddings(len(tokenizer)))")
+    n, longest = max_positions(model), max(lengths, default=0)
+    if n is not None and longest > n:
+        raise ValueError(f"the longest prompt + response in the data has {longest} tokens, more than the {what}'s "
+                         f"{n} positions; lower max_prompt_len or max_response_len so they sum to at most {n}")
+
+
 def check_tokenizer(tokenizer) -> None:
     """Raise ``ValueError`` unless the tokenizer has an EOS and a distinct pad token."""
     if tokenizer.eos_token_id is None:

@@ -78,6 +78,9 @@ class PipelineConfig:
     models TextBandit-v0 serves with no arguments"""
     progress: bool = True
     """show progress bars"""
+    rebuild: bool = False
+    """rebuild the finished stages in --out whose settings (or whose inputs' settings) differ from this
+    run's; without it such a stage is an error naming the stage and the settings that changed"""
 
     def __post_init__(self):
         if self.preset not in PRESETS:

@@ -13,6 +13,7 @@ Stages, each a sub-folder of ``out`` in Hugging Face format, each skipped when a
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
@@ -28,7 +29,8 @@ from agents.pipeline.evaluate import evaluate_models, labeler_agreement, pairwis
 from agents.pipeline.findings import overoptimisation
 from agents.pipeline.labeling import calibrated_pool, gold_lists, rank_records
 from agents.pipeline.report import write_report
-from textbandit.data import load_comparisons, write_jsonl
+from agents.common.rundir import claim_run_dir
+from textbandit.data import load_comparisons, load_demonstrations, write_jsonl
 from textbandit.task import LabelerPool
 
 MAX_PROMPT_LEN = 32  # the task's prompts have at most 23 tokens
@@ -36,27 +38,104 @@ MAX_NEW_TOKENS = 24  # its demonstrations at most 22 words, plus EOS
 VAL_FRACTION = 0.1  # of the prompts of a user's comparisons, held out when no validation file is given
 
 
+class StageChangedError(ValueError):
+    """A finished stage in ``--out`` was built with other settings than this run asks for."""
+
+
 class Stages:
-    """Runs each stage once: a stage folder with a ``.done`` file (and every file in ``requires``,
-    for outputs that later versions added) is complete and reused. ``seconds`` holds what each
-    stage run by this call took (its ``.done`` file keeps it for later)."""
+    """Runs each stage once, and reuses it only if it was built from the same inputs.
 
-    def __init__(self, out: Path):
-        self.out = out
+    ``stage(name, fn, inputs)`` runs ``fn(folder)`` unless the folder holds a ``.done`` file (and
+    every file in ``requires``, for outputs that later versions added) whose recorded inputs equal
+    ``inputs``: the stage's settings plus the identities (keys) of the stages it consumed, so a
+    change anywhere upstream reaches every stage below it. A finished stage built from other
+    inputs is a :class:`StageChangedError` naming the stage and the settings that differ, unless
+    ``rebuild`` is set: then it is built again (and so, by their keys, is every stage after it).
+    ``seconds`` holds what every stage took when it was built, in this call or an earlier one;
+    ``built`` names the stages this call built.
+    """
+
+    def __init__(self, out: Path, rebuild: bool = False):
+        self.out, self.rebuild = out, rebuild
         self.seconds: dict[str, float] = {}
+        self.keys: dict[str, str] = {}
+        self.built: list[str] = []
 
-    def __call__(self, name: str, fn, requires: tuple[str, ...] = ()) -> Path:
+    def __call__(self, name: str, fn, inputs: dict, requires: tuple[str, ...] = ()) -> Path:
         path = self.out / name
-        if (path / ".done").exists() and all((path / f).exists() for f in requires):
-            return path
-        if path.exists():  # an interrupted stage: start it again from scratch
+        inputs = json.loads(json.dumps(inputs, sort_keys=True, default=str))
+        key = hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:16]
+        self.keys[name] = key
+        done = path / ".done"
+        if done.exists() and all((path / f).exists() for f in requires):
+            record = json.loads(done.read_text())
+            if record.get("key") == key:
+                self.seconds[name] = record.get("seconds", 0.0)
+                return path
+            if not self.rebuild:
+                raise StageChangedError(
+                    f"stage {name!r} in {self.out} was built with other settings: {_differences(record.get('inputs'), inputs)}; "
+                    "pass --rebuild true to build it (and the stages after it) again, or use another --out")
+        if path.exists():  # an interrupted stage, or one to rebuild: start it again from scratch
             shutil.rmtree(path)
         t0 = time.time()
         fn(path)
         path.mkdir(parents=True, exist_ok=True)
         self.seconds[name] = time.time() - t0
-        (path / ".done").write_text(json.dumps({"seconds": self.seconds[name]}))
+        self.built.append(name)
+        (path / ".done").write_text(json.dumps({"seconds": self.seconds[name], "key": key, "inputs": inputs}))
         return path
+
+
+def _differences(old: dict | None, new: dict) -> str:
+    """``"kl_coef was 0.05, now 0.1; ..."`` for the settings that differ between two input records."""
+    if old is None:
+        return "it was built by an older textbandit that did not record its settings"
+    flat_old, flat_new = _flatten(old), _flatten(new)
+    diffs = [f"{k} was {flat_old.get(k, '(unset)')}, now {flat_new.get(k, '(unset)')}"
+             for k in sorted(set(flat_old) | set(flat_new)) if flat_old.get(k) != flat_new.get(k)]
+    return "; ".join(diffs[:8]) + ("; ..." if len(diffs) > 8 else "")
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def file_digest(path: str | os.PathLike) -> str:
+    """A short sha256 of a file's bytes: the identity of a user's data file among a stage's inputs."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+
+
+def settings_of(config, *skip: str) -> dict:
+    """A stage config's fields as its inputs, without where it writes and how it reports progress
+    (``out``, ``output_dir``, ``progress``, ``tensorboard``, ``device``) and the fields in ``skip``."""
+    import dataclasses
+
+    drop = {"out", "output_dir", "progress", "tensorboard", "device", *skip}
+    return {k: v for k, v in dataclasses.asdict(config).items() if k not in drop}
+
+
+class Invocations:
+    """Wall time of every ``textbandit pipeline`` call on one ``--out`` (``invocations.json``), so the
+    report's wall time counts the calls that built the stages it reuses, not only the last."""
+
+    def __init__(self, out: Path):
+        self.path, self.t0 = out / "invocations.json", time.time()
+        self.past = json.loads(self.path.read_text()) if self.path.exists() else []
+        self.recorded = False
+
+    def record(self, finished: bool = True) -> float:
+        """Write this call's time so far (again at each call); returns the total over all calls."""
+        now = {"started": self.t0, "seconds": time.time() - self.t0, "finished": finished}
+        self.path.write_text(json.dumps(self.past + [now], indent=1))
+        self.recorded = finished
+        return sum(i["seconds"] for i in self.past) + now["seconds"]
 
 
 def machine() -> str:
@@ -75,36 +154,62 @@ def run_pipeline(cfg: PipelineConfig) -> dict:
     from textbandit.task import TaskConfig, load_default_task
     from textbandit.task.build import build
 
-    t_start = time.time()
     if not cfg.progress:  # also the bars transformers draws when it loads and saves models
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()
+    # the user's own data is checked before any stage runs, not after pretraining
+    if cfg.demonstrations:
+        load_demonstrations(cfg.demonstrations)
+    for path in (cfg.comparisons, cfg.comparisons_val):
+        if path:
+            load_comparisons(path)
     s, out = cfg.settings, Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
+    with claim_run_dir(out, resume=True, overwrite=False, what="pipeline"):  # one pipeline per --out at a time
+        invocations = Invocations(out)
+        try:
+            return _run(cfg, s, out, Stages(out, cfg.rebuild), invocations)
+        finally:
+            if not invocations.recorded:  # a failed or interrupted call counts too
+                invocations.record(finished=False)
+
+
+def _run(cfg: PipelineConfig, s: dict, out: Path, stage: Stages, invocations: Invocations) -> dict:
+    from agents.pretrain import PretrainArgs, pretrain
+    from agents.reward.collect import collect_comparisons
+    from agents.reward.config import RewardConfig
+    from agents.reward.trainer import train_reward_model
+    from agents.sft.config import SFTConfig
+    from agents.sft.trainer import train_sft
+    from textbandit.task import TaskConfig, load_default_task
+    from textbandit.task.build import build
+
     (out / "pipeline_config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
-    stage = Stages(out)
     device = "cuda" if cfg.device == "auto" and torch.cuda.is_available() else ("cpu" if cfg.device == "auto" else cfg.device)
+    after = lambda *names: {n: stage.keys[n] for n in names}  # noqa: E731  (the identities of consumed stages)
 
     task_cfg = TaskConfig(seed=cfg.seed, n_customers=s["n_customers"],
                           prompts_per_customer=s["prompts_per_customer"], corpus_texts=s["corpus_texts"])
-    task_dir = stage("task", lambda d: build(d, task_cfg))
+    task_dir = stage("task", lambda d: build(d, task_cfg), {"task": task_cfg.to_dict()})
     task = load_default_task(task_dir)
     if cfg.base_model:
         check_base_model(cfg.base_model, task.tokenizer(), task.tokenizer_path)
     demos_train = cfg.demonstrations or str(task.demonstrations_file("train"))
     demos_val = str(task.demonstrations_file("validation"))
+    demos_id = {"demonstrations": file_digest(cfg.demonstrations)} if cfg.demonstrations else {}
 
     # 1-2. base models: the sizes PPO is run at, and the large base the small PPO model must beat
     sizes = list(s["sizes"])
-    bases = {}
+    bases, base_ids = {}, {}
     for size in sizes + [s["large_size"]]:
         if size == sizes[0] and cfg.base_model:
-            bases[size] = cfg.base_model
+            bases[size], base_ids[size] = cfg.base_model, {"base_model": cfg.base_model}
             continue
         args = PretrainArgs(size=size, task=str(task_dir), steps=s["pretrain_steps"][size], seed=cfg.seed,
                             device=device, progress=cfg.progress)
-        bases[size] = str(stage(f"base_{size}", lambda d, a=args: pretrain(_with_out(a, d))))
+        bases[size] = str(stage(f"base_{size}", lambda d, a=args: pretrain(_with_out(a, d)),
+                                {**settings_of(args, "task"), **after("task")}))
+        base_ids[size] = after(f"base_{size}")
 
     # 3. SFT at each size
     sft = {}
@@ -112,7 +217,9 @@ def run_pipeline(cfg: PipelineConfig) -> dict:
         sft_cfg = SFTConfig(model=bases[size], train=demos_train, val=demos_val, epochs=per_size(s["sft_epochs"], size),
                             lr=3e-4, batch_size=32, max_prompt_len=MAX_PROMPT_LEN, max_response_len=MAX_NEW_TOKENS,
                             seed=cfg.seed, device=device, progress=cfg.progress, out="-")
-        sft[size] = str(stage(f"sft_{size}", lambda d, c=sft_cfg: train_sft(_with_out(c, d))))
+        sft[size] = str(stage(f"sft_{size}", lambda d, c=sft_cfg: train_sft(_with_out(c, d)),
+                              {**settings_of(sft_cfg, "model", "train", "val"), **base_ids[size], **demos_id,
+                               **after("task")}))
     main = sizes[0]
 
     # 4. comparisons: K completions per prompt from the SFT model, ranked by simulated labelers
@@ -144,14 +251,24 @@ def run_pipeline(cfg: PipelineConfig) -> dict:
         write_jsonl(d / "train.jsonl", train)
         write_jsonl(d / "validation.jsonl", val)
 
-    comparisons = stage("comparisons_given", given) if cfg.comparisons else stage("comparisons", collect)
+    if cfg.comparisons:
+        comparisons = stage("comparisons_given", given, {
+            "comparisons": file_digest(cfg.comparisons), "seed": cfg.seed, "val_fraction": VAL_FRACTION,
+            "comparisons_val": file_digest(cfg.comparisons_val) if cfg.comparisons_val else None})
+    else:
+        comparisons = stage("comparisons", collect, {
+            "k": s["k"], "prompts": [s["comparison_prompts"], s["validation_comparison_prompts"]], "seed": cfg.seed,
+            "lengths": [MAX_PROMPT_LEN, MAX_NEW_TOKENS], **after("task", f"sft_{main}")})
     comp_train, comp_val = str(comparisons / "train.jsonl"), str(comparisons / "validation.jsonl")
+    comp_id = after(comparisons.name)
 
     # 5. reward model from the SFT model, normalised so that demonstrations score 0
     rm_cfg = RewardConfig(model=sft[main], train=comp_train, val=comp_val, normalize_with=demos_train,
                           epochs=s["rm_epochs"], lr=s["rm_lr"], max_prompt_len=MAX_PROMPT_LEN, max_response_len=MAX_NEW_TOKENS,
                           seed=cfg.seed, device=device, progress=cfg.progress, out="-")
-    rm_dir = stage("reward_model", lambda d: train_reward_model(_with_out(rm_cfg, d)))
+    rm_dir = stage("reward_model", lambda d: train_reward_model(_with_out(rm_cfg, d)),
+                   {**settings_of(rm_cfg, "model", "train", "val", "normalize_with"), **comp_id, **demos_id,
+                    **after(f"sft_{main}", "task")})
 
     # 6. PPO runs: the default KL coefficient, PPO-ptx, and the KL sweep
     env_kwargs = dict(task=None, reward_model=str(rm_dir), tokenizer=str(task.tokenizer_path),
@@ -164,15 +281,22 @@ def run_pipeline(cfg: PipelineConfig) -> dict:
     for name, (size, kl, ptx) in runs.items():
         curve = size == main and not ptx  # the KL sweep: its gold curve is measured on held-out prompts
         its = per_size(s["ppo_iterations"], size)
-        ppo[name] = stage(name, lambda d, a=(sft[size], kl, ptx, curve, its): _ppo(d, cfg, a[0], rm_dir, env_kwargs,
-                                                                                 *a[1:], task, device),
+        ppo_cfg = ppo_config(s, sft[size], rm_dir, "-", its, kl, cfg.seed, ptx_coef=ptx, device=cfg.device,
+                             progress=cfg.progress, prompts=env_kwargs["prompts"], tokenizer=env_kwargs["tokenizer"])
+        inputs = {**settings_of(ppo_cfg, "sft_model", "reward_model", "prompts", "tokenizer"),
+                  "curve": [s["curve_every"], s["curve_prompts"]] if curve else None,
+                  **after("task", f"sft_{size}", "reward_model")}
+        ppo[name] = stage(name, lambda d, c=ppo_cfg, a=(curve, its): _ppo(_with_out(c, d), env_kwargs, *a, task, s,
+                                                                          device, cfg.seed), inputs,
                           requires=("curve.json",) if curve else ())
 
     # 7. evaluation on held-out customers
     labelers = comparisons / "labelers.json"
     pool = LabelerPool(json.loads(labelers.read_text())["noises"]) if labelers.exists() else task.labelers()
     results = _evaluate(cfg, task, bases, sft, main, s, rm_dir, ppo, runs, env_kwargs, comp_val, pool, device)
-    results["seconds"] = {**stage.seconds, "total": time.time() - t_start}
+    results["seconds"] = {**stage.seconds, "total": invocations.record(finished=True),
+                          "invocations": len(invocations.past) + 1}
+    results["stages_built"] = stage.built
     write_report(results, out)
     if cfg.export_defaults:
         export_defaults(task_dir, sft[main], rm_dir, cfg.kl_coef)
@@ -234,15 +358,12 @@ def ppo_config(settings: dict, sft_dir: str, rm_dir, out, iterations: int, kl: f
     )
 
 
-def _ppo(d: Path, cfg: PipelineConfig, sft_dir: str, rm_dir: Path, env_kwargs: dict, kl: float, ptx: float,
-         curve: bool, iterations: int, task, device: str):
+def _ppo(ppo_cfg, env_kwargs: dict, curve: bool, iterations: int, task, s: dict, device: str, seed: int):
     from agents.pipeline.curves import HeldOutCurve
     from agents.ppo.learner import train
 
-    s = cfg.settings
-    ppo_cfg = ppo_config(s, sft_dir, rm_dir, d, iterations, kl, cfg.seed, ptx_coef=ptx, device=cfg.device,
-                         progress=cfg.progress, prompts=env_kwargs["prompts"], tokenizer=env_kwargs["tokenizer"])
-    ptx_texts = task.corpus()["train"] if ptx > 0 else None
+    d, sft_dir = Path(ppo_cfg.output_dir), ppo_cfg.sft_model
+    ptx_texts = task.corpus()["train"] if ppo_cfg.ptx_coef > 0 else None
     held_out = None
     if curve:  # validation customers' prompts, scored against the SFT model as reference
         from transformers import AutoModelForCausalLM
@@ -250,7 +371,7 @@ def _ppo(d: Path, cfg: PipelineConfig, sft_dir: str, rm_dir: Path, env_kwargs: d
         held_out = HeldOutCurve({**env_kwargs, "prompts": str(task.prompts_file("validation")),
                                  "reference_model": sft_dir, "device": device, "temperature": ppo_cfg.temperature,
                                  "missing_eos_penalty": ppo_cfg.missing_eos_penalty},  # the proxy PPO maximises
-                                s["curve_prompts"], s["curve_every"], iterations, cfg.seed)
+                                s["curve_prompts"], s["curve_every"], iterations, seed)
         held_out.measure(0, AutoModelForCausalLM.from_pretrained(sft_dir).to(device))
     result = train(ppo_cfg, env_kwargs={**env_kwargs, "reference_model": sft_dir}, ptx_texts=ptx_texts,
                    callback=held_out)

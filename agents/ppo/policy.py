@@ -85,8 +85,10 @@ class PolicyWithValueHead(nn.Module):
         if isinstance(path_or_model, (str, os.PathLike)):
             from transformers import AutoModelForCausalLM
 
+            from textbandit.loading import load
+
             path = Path(path_or_model)
-            lm = AutoModelForCausalLM.from_pretrained(str(path))
+            lm = load(AutoModelForCausalLM.from_pretrained, path_or_model, "sft_model")
             if value_model is None and (path / VALUE_MODEL_DIR).is_dir():
                 from textbandit.reward_model import RewardModel
 

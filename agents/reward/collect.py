@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 from agents.common.text import check_tokenizer, encode_prompt, left_pad
 from agents.sampling import sample
 from textbandit.data import load_prompt_records, write_jsonl
+from textbandit.loading import load
 
 RankFn = Callable[[str, list, list], Sequence[int]]
 
@@ -128,7 +129,9 @@ def main(argv=None) -> str:
     a = ap.parse_args(argv)
     task, rng = load_default_task(a.task), np.random.default_rng(a.seed)
     prompts = load_prompt_records(a.prompts)[: a.limit or None]
-    collect_comparisons(AutoModelForCausalLM.from_pretrained(a.model), AutoTokenizer.from_pretrained(a.model), prompts,
+    model = load(AutoModelForCausalLM.from_pretrained, a.model, "--model")
+    tokenizer = load(AutoTokenizer.from_pretrained, a.model, "--model", needs=None)
+    collect_comparisons(model, tokenizer, prompts,
                         (a.k_min, a.k_max), lambda p, r, e: task.rank(p, r, rng, ended_with_eos=e), a.out,
                         max_new_tokens=a.max_new_tokens, temperature=a.temperature, max_prompt_len=a.max_prompt_len,
                         batch_size=a.batch_size, seed=a.seed)

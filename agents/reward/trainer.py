@@ -28,11 +28,12 @@ from agents.common import (MetricLogger, cosine_with_warmup, load_checkpoint, rn
                            fuse_gelu_, seed_everything, set_lr, set_rng_state, with_dropout)
 from agents.common.rundir import claim_run_dir
 from agents.common.device import adamw, autocast, resolve_device
-from agents.common.text import check_tokenizer, encode_prompt, encode_response
+from agents.common.text import check_model_fits, check_tokenizer, encode_prompt, encode_response
 from agents.reward.config import RewardConfig
 from agents.reward.data import encode_comparisons, evaluate, expand_to_pairs, mean_score, score_comparisons, score_pairs
 from agents.reward.loss import kwise_ranking_loss
 from textbandit.data import load_comparisons, load_demonstrations
+from textbandit.loading import load
 from textbandit.reward_model import RewardModel
 
 
@@ -44,7 +45,7 @@ def _load(config: RewardConfig, model, tokenizer) -> tuple[RewardModel, object]:
     if tokenizer is None:
         if config.model is None:
             raise ValueError("pass a tokenizer object when the model is not given by path")
-        tokenizer = AutoTokenizer.from_pretrained(config.model)
+        tokenizer = load(AutoTokenizer.from_pretrained, config.model, "model", needs=None)
     check_tokenizer(tokenizer)
     if not isinstance(model, RewardModel):
         model = RewardModel.from_causal_lm(model if model is not None else config.model)
@@ -79,16 +80,19 @@ def _train_reward_model(config: RewardConfig, model, tokenizer) -> str:
     device = resolve_device(config.device)
     out = Path(config.out)
     seed_everything(config.seed)  # the head's initialisation
+    records = load_comparisons(config.train)  # bad data is named before any model is loaded
+    val_records = load_comparisons(config.val) if config.val else None
+    demos = load_demonstrations(config.normalize_with) if config.normalize_with else None
     rm, tokenizer = _load(config, model, tokenizer)
     rm.to(device).train()
     pad = tokenizer.pad_token_id
     lengths = (config.max_prompt_len, config.max_response_len)
-    comps = encode_comparisons(load_comparisons(config.train), tokenizer, *lengths)
+    comps = encode_comparisons(records, tokenizer, *lengths)
     if not comps:
         raise ValueError(f"{config.train} holds no comparison with a non-tied pair")
-    val = None
-    if config.val:
-        val = encode_comparisons(load_comparisons(config.val), tokenizer, *lengths)
+    val = encode_comparisons(val_records, tokenizer, *lengths) if val_records is not None else None
+    check_model_fits(rm, tokenizer, [len(c.prompt) + len(r) for c in comps + (val or []) for r in c.responses],
+                     "reward model")
     if config.batching == "kwise":
         items, micro = comps, config.batch_size
     else:
@@ -159,8 +163,7 @@ def _train_reward_model(config: RewardConfig, model, tokenizer) -> str:
             pos["epoch"], pos["group"] = epoch + 1, 0
             checkpoint()
         offset = 0.0
-        if config.normalize_with:
-            demos = load_demonstrations(config.normalize_with)
+        if demos is not None:
             offset = mean_score(rm, [encode_prompt(tokenizer, d["prompt"], config.max_prompt_len) for d in demos],
                                 [encode_response(tokenizer, d["response"], config.max_response_len) for d in demos],
                                 pad, device, config.eval_batch_size)

@@ -22,10 +22,11 @@ from agents.common import (MetricLogger, cosine_with_warmup, load_checkpoint, rn
                            fuse_gelu_, seed_everything, set_lr, set_rng_state, with_dropout)
 from agents.common.rundir import claim_run_dir
 from agents.common.device import adamw, autocast, resolve_device
-from agents.common.text import check_tokenizer, collate, encode_prompt, encode_response, left_pad
+from agents.common.text import check_model_fits, check_tokenizer, collate, encode_prompt, encode_response, left_pad
 from agents.sampling import sample
 from agents.sft.config import SFTConfig
 from textbandit.data import load_demonstrations
+from textbandit.loading import load
 from textbandit.scoring import gather_logprobs, response_logits
 
 
@@ -82,11 +83,11 @@ def _load(config: SFTConfig, model, tokenizer):
     if model is None:
         if config.model is None:
             raise ValueError("pass a model object or set config.model to a local model directory")
-        model = AutoModelForCausalLM.from_pretrained(config.model)
+        model = load(AutoModelForCausalLM.from_pretrained, config.model, "model")
     if tokenizer is None:
         if config.model is None:
             raise ValueError("pass a tokenizer object when the model is not given by path")
-        tokenizer = AutoTokenizer.from_pretrained(config.model)
+        tokenizer = load(AutoTokenizer.from_pretrained, config.model, "model", needs=None)
     check_tokenizer(tokenizer)
     if config.dropout is not None:
         model = with_dropout(model, config.dropout)
@@ -108,13 +109,16 @@ def _train_sft(config: SFTConfig, model, tokenizer) -> str:
     device = resolve_device(config.device)
     out = Path(config.out)
     seed_everything(config.seed)
+    records = load_demonstrations(config.train)  # bad data is named before any model is loaded
+    val_records = load_demonstrations(config.val) if config.val else None
+    if not records:
+        raise ValueError(f"{config.train} holds no demonstrations")
     model, tokenizer = _load(config, model, tokenizer)
     model.to(device).train()
     pad = tokenizer.pad_token_id
-    train = encode_demonstrations(load_demonstrations(config.train), tokenizer, config)
-    val = encode_demonstrations(load_demonstrations(config.val), tokenizer, config) if config.val else None
-    if not train:
-        raise ValueError(f"{config.train} holds no demonstrations")
+    train = encode_demonstrations(records, tokenizer, config)
+    val = encode_demonstrations(val_records, tokenizer, config) if val_records is not None else None
+    check_model_fits(model, tokenizer, [len(p) + len(r) for p, r in train + (val or [])])
 
     group = config.batch_size * config.grad_accum  # demonstrations per optimizer step
     steps_per_epoch = math.ceil(len(train) / group)
