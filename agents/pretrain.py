@@ -22,7 +22,6 @@ a step, 41 s; large, 16 blocks a step, 120 s.
 from __future__ import annotations
 
 import json
-import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -31,6 +30,7 @@ import torch
 
 from agents.common.device import adamw, autocast, resolve_device
 from agents.common.fused import fuse_gelu_
+from agents.common.schedule import learning_rate, set_lr
 
 SIZES = {"small": dict(n_embd=128, n_layer=4, n_head=4),
          "large": dict(n_embd=384, n_layer=6, n_head=6)}
@@ -96,8 +96,6 @@ def pretrain(args: PretrainArgs) -> dict:
     model = fuse_gelu_(GPT2LMHeadModel(cfg)).to(device)
     n_params = sum(p.numel() for p in model.parameters())
     opt = adamw(model.parameters(), device, lr=args.lr, weight_decay=0.1, betas=(0.9, 0.95))
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / args.warmup)
-                                              * 0.5 * (1 + math.cos(math.pi * s / args.steps)))
     g = torch.Generator().manual_seed(args.seed)
     t0 = time.time()
     model.train()
@@ -109,8 +107,8 @@ def pretrain(args: PretrainArgs) -> dict:
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        set_lr(opt, learning_rate(step, args.steps, args.lr, args.warmup, "cosine"))
         opt.step()
-        sched.step()
         if step % 20 == 0:
             bar.set_postfix(loss=f"{loss.item():.3f}")
     seconds = time.time() - t0

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from agents.common import (MetricLogger, cosine_with_warmup, load_checkpoint, rng_state, save_checkpoint_atomic,
+from agents.common import (MetricLogger, learning_rate, load_checkpoint, rng_state, save_checkpoint_atomic,
                            set_dropout, set_lr, set_rng_state, with_dropout)
 from agents.common.dropout import dropout_fields, dropout_sites, has_dropout
 from agents.common.cli import build_parser, field_docs, parse_config
@@ -20,7 +20,7 @@ from tests.tiny import tiny_lm
 
 
 def test_schedule_values_at_chosen_steps():
-    lr = lambda s: cosine_with_warmup(s, total=110, warmup=10, peak_lr=1e-3, min_ratio=0.1)
+    lr = lambda s: learning_rate(s, total=110, peak=1e-3, warmup=10, min_ratio=0.1)
     assert lr(0) == pytest.approx(1e-4)  # warmup: (step + 1) / warmup of the peak
     assert lr(4) == pytest.approx(5e-4)
     assert lr(9) == pytest.approx(1e-3)  # end of warmup: the peak
@@ -29,9 +29,13 @@ def test_schedule_values_at_chosen_steps():
     assert lr(35) == pytest.approx(1e-3 * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi / 4))))
     assert lr(110) == pytest.approx(1e-4)  # the floor at the end, and after it
     assert lr(500) == pytest.approx(1e-4)
-    assert cosine_with_warmup(0, 10, 0, 1.0) == 1.0
-    with pytest.raises(ValueError):
-        cosine_with_warmup(0, 0, 0, 1.0)
+    assert learning_rate(0, 10, 1.0) == 1.0
+    linear = lambda s: learning_rate(s, total=110, peak=1.0, warmup=10, decay="linear")  # PPO's default
+    assert [linear(s) for s in (0, 9, 10, 60, 110, 200)] == pytest.approx([0.1, 1.0, 1.0, 0.5, 0.0, 0.0])
+    assert {learning_rate(s, 110, 2.0, warmup=10, decay="constant") for s in range(10, 200)} == {2.0}
+    for bad in (dict(total=0), dict(warmup=-1), dict(min_ratio=2.0), dict(decay="step")):
+        with pytest.raises(ValueError):
+            learning_rate(0, **{"total": 10, "peak": 1.0, **bad})
     opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
     set_lr(opt, 0.5)
     assert opt.param_groups[0]["lr"] == 0.5

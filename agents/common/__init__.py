@@ -1,6 +1,6 @@
 """Training utilities shared by the SFT, reward-model and PPO trainers.
 
-- :func:`cosine_with_warmup`: the learning rate at a step (linear warmup, cosine decay).
+- :func:`learning_rate`: the learning rate at a step (linear warm-up, then cosine, linear or no decay).
 - :class:`MetricLogger`: scalars to ``metrics.jsonl`` and TensorBoard.
 - :func:`save_checkpoint_atomic` / :func:`load_checkpoint`, :func:`rng_state` /
   :func:`set_rng_state`, :func:`seed_everything`: exact stop-and-resume.
@@ -16,10 +16,10 @@ from agents.common.device import autocast, resolve_device
 from agents.common.dropout import set_dropout, with_dropout
 from agents.common.fused import fuse_gelu_
 from agents.common.metrics import MetricLogger
-from agents.common.schedule import cosine_with_warmup, set_lr
+from agents.common.schedule import learning_rate, set_lr
 
 __all__ = [
-    "cosine_with_warmup",
+    "learning_rate",
     "set_lr",
     "MetricLogger",
     "save_checkpoint_atomic",

@@ -1,7 +1,10 @@
-"""Learning-rate schedule: linear warmup, then cosine decay (InstructGPT's SFT and RM schedule).
+"""The learning-rate schedule of every trainer: linear warm-up, then a decay to the end of the run.
 
-The schedule is a pure function of the step, so a resumed run needs only the step count to
-continue it exactly, and there is no scheduler object to checkpoint.
+:func:`learning_rate` is a pure function of the step, so a resumed run needs only its step count
+to continue the schedule exactly: there is no scheduler object to checkpoint. Each trainer calls
+:func:`set_lr` with it before every optimizer step. Pretraining, SFT and the reward model decay
+with a half cosine (InstructGPT's SFT and RM schedule); PPO decays linearly to 0 by default, as
+lm-human-preferences does.
 """
 
 from __future__ import annotations
@@ -10,26 +13,35 @@ import math
 
 import torch
 
+DECAYS = ("cosine", "linear", "constant")
 
-def cosine_with_warmup(step: int, total: int, warmup: int, peak_lr: float, min_ratio: float = 0.0) -> float:
+
+def learning_rate(step: int, total: int, peak: float, warmup: int = 0, decay: str = "cosine",
+                  min_ratio: float = 0.0) -> float:
     """The learning rate of optimizer step ``step`` (0-based) of ``total``.
 
-    Rises linearly from ``peak_lr / warmup`` at step 0 to ``peak_lr`` at step ``warmup - 1``, then
-    follows a half cosine from ``peak_lr`` down to ``min_ratio * peak_lr`` at step ``total``.
+    Rises linearly from ``peak / warmup`` at step 0 to ``peak`` at step ``warmup - 1``, then
+    decays from ``peak`` to ``min_ratio * peak`` at step ``total``: along a half cosine
+    (``"cosine"``), a straight line (``"linear"``), or not at all (``"constant"``).
 
-    >>> cosine_with_warmup(0, 100, 0, 1.0)
+    >>> learning_rate(0, 100, 1.0)
     1.0
-    >>> round(cosine_with_warmup(50, 100, 0, 1.0), 6)
-    0.5
-    >>> cosine_with_warmup(100, 100, 0, 1.0, min_ratio=0.1)
-    0.1
+    >>> round(learning_rate(50, 100, 1.0), 6), learning_rate(50, 100, 1.0, decay="linear")
+    (0.5, 0.5)
+    >>> learning_rate(100, 100, 1.0, min_ratio=0.1), learning_rate(0, 100, 1.0, warmup=4)
+    (0.1, 0.25)
     """
-    if total <= 0 or warmup < 0 or not 0.0 <= min_ratio <= 1.0:
-        raise ValueError(f"need total > 0, warmup >= 0, 0 <= min_ratio <= 1; got {total}, {warmup}, {min_ratio}")
+    if total <= 0 or warmup < 0 or not 0.0 <= min_ratio <= 1.0 or decay not in DECAYS:
+        raise ValueError(f"need total > 0, warmup >= 0, 0 <= min_ratio <= 1 and decay in {DECAYS}; "
+                         f"got {total}, {warmup}, {min_ratio}, {decay!r}")
     if step < warmup:
-        return peak_lr * (step + 1) / warmup
+        return peak * (step + 1) / warmup
+    if decay == "constant":
+        return peak
     progress = min(1.0, (step - warmup) / max(1, total - warmup))
-    return peak_lr * (min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress)))
+    if decay == "linear":
+        return peak * (min_ratio + (1.0 - min_ratio) * (1.0 - progress))
+    return peak * (min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress)))
 
 
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:

@@ -38,7 +38,8 @@ from agents.common.checkpoint import load_state, rng_state, set_rng_state
 from agents.common.metrics import keep_rows
 from agents.common.rundir import claim_run_dir
 from agents.common.device import adamw
-from agents.ppo.utils import find_checkpoint, log_samples, lr_lambda, save_checkpoint
+from agents.common.schedule import learning_rate, set_lr
+from agents.ppo.utils import find_checkpoint, log_samples, save_checkpoint
 
 
 class Rollout(NamedTuple):
@@ -163,9 +164,12 @@ def rollout(policy: PolicyWithValueHead, envs, seed: int, cfg: PPOConfig, genera
                    t["token_rewards"], t["score"], t["kl"], fi)
 
 
-def ppo_update(policy, optimizer, scheduler, batch: Rollout, values, advantages, returns, cfg: PPOConfig,
-               np_rng: np.random.Generator, ptx=None, autocast_ctx=None) -> dict:
-    """``update_epochs`` epochs of minibatch PPO steps over one rollout batch; returns mean stats."""
+def ppo_update(policy, optimizer, batch: Rollout, values, advantages, returns, cfg: PPOConfig,
+               np_rng: np.random.Generator, first_step: int, ptx=None) -> dict:
+    """``update_epochs`` epochs of minibatch PPO steps over one rollout batch; returns mean stats.
+
+    ``first_step``: the run's optimizer steps so far, where this update continues the schedule."""
+    step_index = first_step
     policy.train()  # dropout is 0 (N-details), so train mode computes what eval mode did
     stats: dict[str, list[float]] = {}
     n, mb = batch.responses.shape[0], cfg.local_minibatch_size
@@ -196,8 +200,9 @@ def ppo_update(policy, optimizer, scheduler, batch: Rollout, values, advantages,
             loss.backward()
             all_reduce_mean_([p.grad for p in policy.parameters() if p.grad is not None])
             step["policy/grad_norm"] = torch.nn.utils.clip_grad_norm_(policy.parameters(), cfg.max_grad_norm).item()
+            set_lr(optimizer, lr_of_step(cfg, step_index))
             optimizer.step()
-            scheduler.step()
+            step_index += 1
             for k, v in step.items():
                 stats.setdefault(k, []).append(v)
     return {k: (v[0] if k == "policy/first_ratio_max_dev" else float(np.mean(v))) for k, v in stats.items()}
@@ -216,6 +221,13 @@ def all_reduce_mean_(tensors) -> None:
     for t in tensors:
         torch.distributed.all_reduce(t)
         t.div_(world)
+
+
+def lr_of_step(cfg: PPOConfig, step: int) -> float:
+    """The learning rate of optimizer step ``step`` of the run (warm-up, then ``cfg.lr_schedule``)."""
+    per_iteration = cfg.update_epochs * cfg.num_minibatches
+    return learning_rate(step, cfg.total_iterations * per_iteration, cfg.learning_rate,
+                         cfg.warmup_iterations * per_iteration, cfg.lr_schedule)
 
 
 def iteration_seed(cfg: PPOConfig, iteration: int) -> int:
@@ -259,7 +271,6 @@ def _train(cfg: PPOConfig, policy, env_kwargs, ptx_texts, callback) -> dict:
     optimizer = adamw(policy.parameters(), device, lr=cfg.learning_rate, weight_decay=cfg.weight_decay, eps=1e-5)
     steps = cfg.total_iterations * cfg.update_epochs * cfg.num_minibatches
     warmup = cfg.warmup_iterations * cfg.update_epochs * cfg.num_minibatches
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg.lr_schedule, steps, warmup))
     beta0 = envs.unwrapped.kl_coef
     kl_ctl = (core.AdaptiveKLController(beta0, cfg.target_kl, cfg.kl_horizon) if cfg.adaptive_kl
               else core.FixedKLController(beta0))
@@ -275,7 +286,6 @@ def _train(cfg: PPOConfig, policy, env_kwargs, ptx_texts, callback) -> dict:
     if resume_from is not None:
         state = load_state(resume_from / "trainer_state.pt")
         optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
         kl_ctl.load_state_dict(state["kl_ctl"])
         set_rng_state(state["rng"], generator, np_rng)
         start, history, rows = state["iteration"], state["history"], state["log_rows"]
@@ -306,7 +316,8 @@ def _train(cfg: PPOConfig, policy, env_kwargs, ptx_texts, callback) -> dict:
         if cfg.whiten_advantages:
             advantages = core.whiten(advantages, batch.mask)
         t_update = time.perf_counter()
-        stats = ppo_update(policy, optimizer, scheduler, batch, values, advantages, returns, cfg, np_rng, ptx)
+        steps_done = iteration * cfg.update_epochs * cfg.num_minibatches
+        stats = ppo_update(policy, optimizer, batch, values, advantages, returns, cfg, np_rng, steps_done, ptx)
         t_update = time.perf_counter() - t_update
         kl_sum = torch.stack([batch.kl.mean(), batch.score.mean()])
         all_reduce_mean_([kl_sum])  # the adaptive KL controller must see the global mean on every rank
@@ -323,7 +334,7 @@ def _train(cfg: PPOConfig, policy, env_kwargs, ptx_texts, callback) -> dict:
             "time/samples_per_s": cfg.local_batch_size / dt, "time/tokens_per_s": n_tokens / dt,
             "time/rollout_frac": t_rollout / dt, "time/update_s": t_update, "time/iteration_s": dt,
             "time/update_tokens": cfg.update_epochs * (batch.prompt_mask.sum() + batch.mask.sum()).item(),
-            "lr": scheduler.get_last_lr()[0],
+            "lr": lr_of_step(cfg, steps_done + cfg.update_epochs * cfg.num_minibatches),
         })
         if "gold_score" in batch.info:  # evaluation only: never enters a loss
             stats["eval/gold_score"] = float(np.mean(batch.info["gold_score"]))
@@ -345,7 +356,7 @@ def _train(cfg: PPOConfig, policy, env_kwargs, ptx_texts, callback) -> dict:
         last = iteration + 1 == cfg.total_iterations
         if cfg.rank == 0 and ((cfg.save_every and (iteration + 1) % cfg.save_every == 0) or last):
             save_checkpoint(ckpt_dir, policy, {
-                "iteration": iteration + 1, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                "iteration": iteration + 1, "optimizer": optimizer.state_dict(),
                 "kl_ctl": kl_ctl.state_dict(), "rng": rng_state(generator, np_rng), "history": history,
                 "log_rows": {"metrics": logger.rows, "samples": rows["samples"]}, "config": vars(cfg)})
         if callback is not None:

@@ -1,7 +1,6 @@
-"""Run plumbing of the PPO learner: LR schedule, sample tables, atomic checkpoints.
+"""Run plumbing of the PPO learner: sample tables and atomic checkpoints.
 
-Built on ``agents.common`` (scalar logging, RNG state, the cosine schedule); what is here is
-PPO's own: the policy is checkpointed as a Hugging Face directory, not one file.
+Built on ``agents.common`` (scalar logging, RNG state); what is here is PPO's own: the policy is checkpointed as a Hugging Face directory, not one file.
 """
 
 from __future__ import annotations
@@ -15,23 +14,6 @@ from pathlib import Path
 import torch
 
 from agents.common.checkpoint import write_failure
-from agents.common.schedule import cosine_with_warmup
-
-
-def lr_lambda(schedule: str, total_steps: int, warmup_steps: int = 0):
-    """A ``LambdaLR`` multiplier: linear warm-up, then 'linear' decay to 0, 'cosine' or 'constant'."""
-
-    def f(step: int) -> float:
-        if step < warmup_steps:
-            return (step + 1) / warmup_steps
-        frac = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
-        if schedule == "linear":
-            return 1.0 - frac
-        if schedule == "cosine":
-            return cosine_with_warmup(step, total_steps, warmup_steps, 1.0)
-        return 1.0
-
-    return f
 
 
 def log_samples(directory, step: int, rows: list[dict], tb_logger=None) -> None:

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from agents.common import (MetricLogger, cosine_with_warmup, load_checkpoint, rng_state, save_checkpoint_atomic,
+from agents.common import (MetricLogger, learning_rate, load_checkpoint, rng_state, save_checkpoint_atomic,
                            fuse_gelu_, seed_everything, set_lr, set_rng_state, with_dropout)
 from agents.common.rundir import claim_run_dir
 from agents.common.device import adamw, autocast, resolve_device
@@ -132,7 +132,7 @@ def _train_reward_model(config: RewardConfig, model, tokenizer) -> str:
             groups = [order[i: i + group].tolist() for i in range(0, len(items), group)]
             while pos["group"] < len(groups):
                 chosen_items = [items[i] for i in groups[pos["group"]]]
-                lr = cosine_with_warmup(pos["step"], total, warmup, config.lr, config.min_lr_ratio)
+                lr = learning_rate(pos["step"], total, config.lr, warmup, "cosine", config.min_lr_ratio)
                 set_lr(optimizer, lr)
                 optimizer.zero_grad(set_to_none=True)
                 loss_sum, pairs, correct = 0.0, 0, 0
