@@ -50,9 +50,11 @@ def create_app(db_path, *, lease_minutes: float = 60.0) -> Flask:
     with Store(db_path, create=True) as store:
         secret = store.secret_key()  # kept in the database: sessions survive a restart
     app = Flask(__name__)
+    # SameSite=Lax, not Strict: the login link opened from a mail must land logged in; cross-site POSTs still
+    # carry no cookie, and the forms' CSRF tokens guard them anyway.
     app.config.update(SECRET_KEY=secret, DB_PATH=str(db_path), LEASE_S=60.0 * lease_minutes,
                       SESSION_COOKIE_NAME="textbandit_label", SESSION_COOKIE_HTTPONLY=True,
-                      SESSION_COOKIE_SAMESITE="Strict", WTF_CSRF_TIME_LIMIT=None, MAX_CONTENT_LENGTH=1 << 20)
+                      SESSION_COOKIE_SAMESITE="Lax", WTF_CSRF_TIME_LIMIT=None, MAX_CONTENT_LENGTH=1 << 20)
     app.before_request(_authenticate)  # before the CSRF check: who is asking comes first
     csrf = CSRFProtect(app)
     csrf.exempt(api)

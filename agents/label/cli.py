@@ -126,7 +126,10 @@ def serve(a) -> None:
     if not _is_loopback(a.host):
         print(f"warning: serving on {a.host}, beyond this machine, over plain HTTP: tokens and rankings travel "
               f"unencrypted unless a TLS proxy fronts the app")
-    server = create_server(app, host=a.host, port=a.port, threads=a.threads, ident="textbandit-label")
+    try:
+        server = create_server(app, host=a.host, port=a.port, threads=a.threads, ident="textbandit-label")
+    except OSError as e:
+        raise SystemExit(f"cannot listen on {a.host}:{a.port} ({e.strerror}); pass another --port (0 picks a free one)")
     print(f"serving {n_items} items to {n_labelers} labelers on http://{a.host}:{server.effective_port}/ "
           f"(database {a.db}); Ctrl+C stops", flush=True)
     server.run()
@@ -163,6 +166,9 @@ def export(a) -> tuple[list, list]:
     if not records:
         raise SystemExit(f"{a.db} holds no rankings yet; nothing to export")
     train, val = split_by_prompt(records, a.val_fraction, a.seed) if a.val_out else (records, [])
+    if a.val_out and (not val or not train):
+        raise SystemExit(f"{len({r['prompt'] for r in records})} prompt(s) ranked: too few to hold out "
+                         f"--val-fraction {a.val_fraction} of them and train on the rest; drop --val-out")
     convert = trl_records if a.format == "trl" else (lambda rs: rs)
     write_jsonl(a.out, convert(train))
     print(f"{a.out}: {len(convert(train))} {a.format} records from {len(train)} rankings")
