@@ -282,6 +282,8 @@ def test_cli_agreement_and_errors(tmp_path, capsys):
         label_main(["agreement", "--db", str(tmp_path / "missing.sqlite")])
     with pytest.raises(SystemExit, match="exists already"):
         label_main(["add-labeler", "--db", db, "--name", "ann"])
+    with pytest.raises(SystemExit, match="holds no items; pass --items"):
+        label_main(["serve", "--db", db])
     with Store(db) as s:
         s.add_items(items(1), overlap=1.0)
         for name, ranks in (("bob", [0, 1, 2]), ("cy", [0, 2, 1])):
@@ -292,3 +294,8 @@ def test_cli_agreement_and_errors(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["labelers"]["bob"]["pairs"] == 3
     label_main(["agreement", "--db", db])
     assert "overall agreement: 66.7% (2 of 3 pairs, 1 shared items)" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="1 prompt.* too few to hold out"):
+        label_main(["export", "--db", db, "--out", str(tmp_path / "t.jsonl"), "--val-out", str(tmp_path / "v.jsonl")])
+    with pytest.raises(SystemExit, match="--val-fraction 1.0"):
+        label_main(["export", "--db", db, "--out", str(tmp_path / "t.jsonl"), "--val-out", str(tmp_path / "v.jsonl"),
+                    "--val-fraction", "1"])
