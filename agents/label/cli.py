@@ -110,10 +110,13 @@ def add_items(a) -> dict:
 
 
 def serve(a) -> None:
-    from waitress import create_server
+    try:
+        from waitress import create_server
 
-    from agents.label.app import create_app
-
+        from agents.label.app import create_app
+    except ImportError as e:  # the label extra is not installed
+        raise SystemExit(f"the labeling app needs Flask, Flask-WTF and waitress ({e}): pip install 'textbandit[label]' "
+                         f"(from a clone: pip install -e '.[label]')")
     if a.items:
         add_items(a)
     app = create_app(a.db, lease_minutes=a.lease_minutes)
