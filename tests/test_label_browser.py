@@ -57,7 +57,7 @@ def browser():
     chromium, driver_path = chrome_paths()
     options = webdriver.ChromeOptions()
     options.binary_location = chromium
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1000,800",
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1000,960",
                 "--force-device-scale-factor=1"):
         options.add_argument(arg)
     driver = webdriver.Chrome(service=Service(driver_path), options=options)
@@ -199,6 +199,7 @@ def test_a_labeler_ranks_in_the_browser_and_the_export_trains_a_reward_model(bro
         entered[item["prompt"]] = (kwise(order, ties, item),
                                    [["inappropriate"] if r == order[0] else [] for r in item["responses"]], 6)
         SCREENSHOT.parent.mkdir(exist_ok=True)
+        browser.execute_script("window.scrollTo(0, 0)")
         browser.save_screenshot(str(SCREENSHOT))
         browser.find_element(By.ID, "submit").click()
 
