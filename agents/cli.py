@@ -8,6 +8,7 @@
     textbandit rm --model runs/sft --train runs/comparisons.jsonl --out runs/rm
     textbandit ppo --sft-model runs/sft --reward-model runs/rm --output-dir runs/ppo
     textbandit eval --task runs/task --reward-model runs/rm --reference runs/sft --models sft=runs/sft ppo=runs/ppo/final
+    textbandit label serve --db labels.sqlite --items items.jsonl  # people rank (see textbandit label --help)
 
 ``textbandit <stage> --help`` explains every option. Every stage takes local paths (or hub
 names where a model is loaded), so any stage can start from your own model or data.
@@ -105,6 +106,7 @@ COMMANDS = {
     "collect": _module_main("agents.reward.collect"),
     "rm": _module_main("agents.reward.__main__"),
     "ppo": _module_main("agents.ppo.__main__"),
+    "label": _module_main("agents.label.cli"),
     "eval": lambda argv: evaluate(parse_config(EvalConfig, argv, description=EvalConfig.__doc__)),
 }
 

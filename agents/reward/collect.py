@@ -92,7 +92,10 @@ def main(argv=None) -> str:
     SFT samples can therefore differ from the task's ``labeler_agreement``. ``textbandit pipeline`` instead first
     rescales the labelers' noise on the gold scores of the SFT samples it is about to rank (keeping each
     labeler's relative noise; :func:`agents.pipeline.labeling.calibrated_pool`), so that agreement on those
-    comparisons is the task's setting."""
+    comparisons is the task's setting.
+
+    ``--rank none`` writes the same records without a ``ranking`` (items for people to rank with
+    ``textbandit label serve``); no task is loaded, so any prompts and any model work."""
     import argparse
 
     import numpy as np
@@ -102,7 +105,8 @@ def main(argv=None) -> str:
 
     ap = argparse.ArgumentParser(
         description="Sample K completions per prompt and have the default task's simulated labelers rank them "
-                    "(K-wise comparisons JSONL).",
+                    "(K-wise comparisons JSONL), or with --rank none write them unranked for people to rank "
+                    "('textbandit label serve').",
         epilog="Ranks with the task's labelers as configured (their noise as calibrated when the task was built, "
                "in its labelers.json); 'textbandit pipeline' instead first recalibrates the labelers' noise on the "
                "gold scores of the SFT samples it collects, so that their agreement on those comparisons is the "
@@ -110,7 +114,12 @@ def main(argv=None) -> str:
     ap.add_argument("--model", required=True, help="SFT model directory (HF format, with its tokenizer)")
     ap.add_argument("--prompts", required=True, help="prompts JSONL (e.g. the task's prompts_train.jsonl)")
     ap.add_argument("--out", required=True, help="comparisons JSONL to write")
-    ap.add_argument("--task", default=None, help="task directory whose labelers rank (None: the shipped task)")
+    ap.add_argument("--task", default=None, help="task directory whose labelers rank (None: the shipped task; unused with "
+                                                   "--rank none)")
+    ap.add_argument("--rank", choices=("task", "none"), default="task",
+                    help="'task': the task's simulated labelers rank; 'none': write unranked items (no "
+                         "'ranking' field) for 'textbandit label serve', for any prompts and any model, no task "
+                         "loaded (default %(default)s)")
     ap.add_argument("--k-min", type=int, default=4,
                     help="fewest completions per prompt (default %(default)s); K is drawn uniformly in "
                          "k-min..k-max per prompt (the paper: 4 to 9)")
@@ -127,14 +136,20 @@ def main(argv=None) -> str:
                     help="seed of K per prompt, the samples, and the labelers' draws (which one ranks each prompt, "
                          "their noise) (default %(default)s)")
     a = ap.parse_args(argv)
-    task, rng = load_default_task(a.task), np.random.default_rng(a.seed)
+    if a.rank == "none":
+        rank_fn = lambda p, r, e: [0] * len(r)  # a placeholder, dropped below: people rank these later
+    else:
+        task, rng = load_default_task(a.task), np.random.default_rng(a.seed)
+        rank_fn = lambda p, r, e: task.rank(p, r, rng, ended_with_eos=e)
     prompts = load_prompt_records(a.prompts)[: a.limit or None]
     model = load(AutoModelForCausalLM.from_pretrained, a.model, "--model")
     tokenizer = load(AutoTokenizer.from_pretrained, a.model, "--model", needs=None)
-    collect_comparisons(model, tokenizer, prompts,
-                        (a.k_min, a.k_max), lambda p, r, e: task.rank(p, r, rng, ended_with_eos=e), a.out,
-                        max_new_tokens=a.max_new_tokens, temperature=a.temperature, max_prompt_len=a.max_prompt_len,
-                        batch_size=a.batch_size, seed=a.seed)
+    records = collect_comparisons(model, tokenizer, prompts, (a.k_min, a.k_max), rank_fn,
+                                  None if a.rank == "none" else a.out,
+                                  max_new_tokens=a.max_new_tokens, temperature=a.temperature,
+                                  max_prompt_len=a.max_prompt_len, batch_size=a.batch_size, seed=a.seed)
+    if a.rank == "none":
+        write_jsonl(a.out, ({k: v for k, v in r.items() if k != "ranking"} for r in records))
     print(a.out)
     return a.out
 
