@@ -57,17 +57,14 @@ def evaluate(c: EvalConfig) -> None:
     from transformers import AutoModelForCausalLM
 
     from agents.pipeline.evaluate import evaluate_models, pairwise_wins
-    from textbandit.task import load_default_task
+    from textbandit.task import load_task
 
-    task = load_default_task(c.task)
+    task = load_task(c.task or "default").replace(reward_model=c.reward_model, reference_model=c.reference)
     from textbandit.loading import load
 
     models = {n: load(AutoModelForCausalLM.from_pretrained, p, f"--models {n}").eval()
               for n, p in (m.split("=", 1) for m in c.models)}
-    env = dict(task=None, reward_model=c.reward_model, reference_model=c.reference, tokenizer=str(task.tokenizer_path),
-               prompts=str(task.prompts_file("test")), gold_fn=task.gold_scores, max_prompt_len=32,
-               max_new_tokens=24, device=c.device)
-    ev = evaluate_models(task, models, env, c.n_prompts, c.seed)
+    ev = evaluate_models(task, models, c.n_prompts, c.seed, device=c.device)
     first = next(iter(models))
     result = {"models": ev["models"], "per_kind": ev["per_kind"], "ngram": ev["ngram"],
               "win_rates": pairwise_wins(ev["samples"], {f"{n}_vs_{first}": (n, first) for n in list(models)[1:]})}

@@ -28,9 +28,10 @@ from pathlib import Path
 
 import torch
 
-from agents.common.device import adamw, autocast, resolve_device
+from agents.common.device import adamw, autocast
 from agents.common.fused import fuse_gelu_
 from agents.common.schedule import learning_rate, set_lr
+from textbandit.runtime import resolve_device
 
 SIZES = {"small": dict(n_embd=128, n_layer=4, n_head=4),
          "large": dict(n_embd=384, n_layer=6, n_head=6)}
@@ -79,14 +80,14 @@ def pretrain(args: PretrainArgs) -> dict:
     from tqdm import tqdm
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    from textbandit.task import load_default_task
-    from textbandit.task.lm import blocks, perplexity
+    from agents.common.lm import blocks, perplexity
+    from textbandit.task import load_task
 
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    task = load_default_task(args.task)
-    tok = task.tokenizer()
+    task = load_task(args.task or "default")
+    tok = task.load_tokenizer()
     corpus = task.corpus()
     train, val = (blocks(corpus[s], tok, args.n_positions) for s in ("train", "validation"))
     cfg = GPT2Config(vocab_size=len(tok), n_positions=args.n_positions,

@@ -1,10 +1,11 @@
-"""Batched sampling from a causal LM with a KV cache.
+"""The one sampler: batched sampling from a causal LM with a KV cache.
 
 One prompt forward, then one token per step for all rows at once; rows that have emitted EOS
 keep producing ``pad_token_id`` and the loop stops when every row is done. Positions follow
-``textbandit.scoring.position_ids``, so left-padded prompts sample exactly as unpadded ones,
+``textbandit.layout.position_ids``, so left-padded prompts sample exactly as unpadded ones,
 and logits are divided by the temperature before top-k / top-p filtering (the same
-temperature the environment applies when it scores the response).
+temperature the environment applies when it scores the response). :func:`sample` works on
+token ids (what the env's observations are); :func:`sample_texts` on prompt texts.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import inspect
 
 import torch
 
-from textbandit.scoring import position_ids
+from textbandit.layout import encode_prompt, left_pad, position_ids
 
 
 def _cache_kwarg(model) -> str:
@@ -110,3 +111,31 @@ def sample(
         past, logits = _cache_of(out), out.logits[:, -1]
         next_pos = next_pos + 1
     return response
+
+
+def decode_response(tokenizer, row: list[int]) -> tuple[str, bool]:
+    """A sampled row's text (up to its first EOS, excluded; special tokens skipped) and whether it ended with EOS."""
+    eos = tokenizer.eos_token_id
+    ended = eos in row
+    ids = row[: row.index(eos)] if ended else row
+    return tokenizer.decode(ids, skip_special_tokens=True), ended
+
+
+@torch.no_grad()
+def sample_texts(model, tokenizer, prompts: list[str], max_new_tokens: int, max_prompt_len: int = 64,
+                 temperature: float = 1.0, seed: int = 0, batch_size: int = 64,
+                 device=None) -> tuple[list[str], list[bool]]:
+    """One response per prompt text: ``(texts, ended_with_eos)``, sampled in batches with one seeded generator."""
+    device = device if device is not None else next(model.parameters()).device
+    generator = torch.Generator(device=device).manual_seed(seed)
+    texts, ended = [], []
+    model.eval()
+    for i in range(0, len(prompts), batch_size):
+        ids, mask = left_pad([encode_prompt(tokenizer, p, max_prompt_len) for p in prompts[i: i + batch_size]],
+                             tokenizer.pad_token_id, device=device)
+        rows = sample(model, ids, mask, max_new_tokens, tokenizer.eos_token_id, tokenizer.pad_token_id,
+                      temperature=temperature, generator=generator)
+        for text, end in (decode_response(tokenizer, row) for row in rows.tolist()):
+            texts.append(text)
+            ended.append(end)
+    return texts, ended

@@ -31,7 +31,7 @@ def main(argv=None) -> dict:
 
     from agents.pipeline.metrics import win_rate
     from agents.pipeline.samples import sample_and_score
-    from textbandit import defaults
+    from textbandit.task import load_task
     from textbandit.vector_env import TextBanditVectorEnv
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -48,8 +48,8 @@ def main(argv=None) -> dict:
     envs = TextBanditVectorEnv(num_envs=64, task="default", split="test",
                                **({"reward_model": a.reward_model} if a.reward_model else {}),
                                **({"reference_model": a.sft} if a.sft else {}))
-    sft = AutoModelForCausalLM.from_pretrained(a.sft or defaults.reference_path())
-    n_prompts = len(envs.core.prompts)
+    sft = AutoModelForCausalLM.from_pretrained(a.sft or load_task("default").reference_model)
+    n_prompts = len(envs.prompts)
     idx = np.sort(np.random.default_rng([a.seed, 80]).choice(n_prompts, size=min(a.prompts, n_prompts), replace=False))
     draws = [sample_and_score(envs, sft, idx, 1.0, seed=a.seed * 1000 + s) for s in range(a.n + 1)]
     base, others = draws[0].gold, draws[1:]

@@ -29,7 +29,7 @@ import torch
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
 import textbandit  # noqa: F401  (registers TextBandit-v0)
-from textbandit import defaults
+from textbandit.task import load_task
 
 
 SIZES = {"1m": dict(n_embd=128, n_layer=4, n_head=4), "tiny": dict(n_embd=32, n_layer=2, n_head=2)}
@@ -64,7 +64,7 @@ def local_models(size: str, vocab_words: int, max_len: int, seed: int = 0) -> di
 def default_task_models() -> dict:
     from transformers import AutoModelForCausalLM
 
-    return dict(task="default", policy=AutoModelForCausalLM.from_pretrained(defaults.reference_path()).eval())
+    return dict(task="default", policy=AutoModelForCausalLM.from_pretrained(load_task("default").reference_model).eval())
 
 
 def make_actions(rng: np.random.Generator, steps: int, n: int, L: int, V: int, eos: int) -> np.ndarray:
@@ -114,7 +114,7 @@ def main(argv=None) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    use_default = args.models == "default" or (args.models == "auto" and (defaults.ASSETS / "reward_model").exists())
+    use_default = args.models == "default" or (args.models == "auto" and load_task("default").reward_model is not None)
     kwargs = default_task_models() if use_default else local_models(args.size, args.vocab, 32 + args.max_new_tokens)
     kwargs["max_new_tokens"] = args.max_new_tokens
     kwargs["device"] = args.device
@@ -122,17 +122,17 @@ def main(argv=None) -> None:
     n = args.num_envs
 
     batched = gym.make_vec("TextBandit-v0", num_envs=n, forward_batch_size=args.forward_batch_size, **kwargs)
-    core = batched.unwrapped.core
+    env = batched.unwrapped
     sync = SyncVectorEnv([lambda: gym.make("TextBandit-v0", **kwargs)] * n, autoreset_mode=AutoresetMode.SAME_STEP)
-    n_params = sum(p.numel() for p in core.reference_model.parameters())
+    n_params = sum(p.numel() for p in env.reference_model.parameters())
 
     actions = make_actions(np.random.default_rng(args.seed), args.steps + 1, n, args.max_new_tokens,
-                           core.vocab_size, core.eos_token_id)
+                           len(env.tokenizer), env.tokenizer.eos_token_id)
     best = {"batched": (np.inf, np.inf), "sync": (np.inf, np.inf)}
     rewards = {}
     for _ in range(args.repeats):  # alternate, so that a burst of other load hits both alike
         for name, envs in (("batched", batched), ("sync", sync)):
-            wall, cpu, rewards[name], tokens = run(envs, actions, args.seed, core.eos_token_id)
+            wall, cpu, rewards[name], tokens = run(envs, actions, args.seed, env.tokenizer.eos_token_id)
             best[name] = min(best[name], (wall, cpu))
     responses = n * args.steps
     max_diff = float(np.abs(rewards["batched"] - rewards["sync"]).max())

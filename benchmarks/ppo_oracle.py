@@ -55,33 +55,29 @@ class GoldRewardModel(torch.nn.Module):
         return self.scale * gold + self.shift
 
 
-def run_ppo(label: str, reward_model, run: Path, settings: dict, eval_env, prompts, iterations: int, every: int,
+def run_ppo(label: str, reward_model, run: Path, settings, eval_env, prompts, iterations: int, every: int,
             sft_gold: np.ndarray, seed: int, out: Path, value_model: str = "shared", kl_coef: float = 0.05,
             **overrides) -> list[dict]:
     from agents.pipeline.metrics import win_rate
-    from agents.pipeline.run import MAX_NEW_TOKENS, MAX_PROMPT_LEN, ppo_config
+    from agents.pipeline.run import ppo_config
     from agents.pipeline.samples import sample_and_score
     from agents.ppo.learner import train
 
-    task_dir, sft = run / "task", str(run / "sft_small")
-    cfg = ppo_config(settings, sft, run / "reward_model", out, iterations, kl_coef, seed, value_model=value_model,
-                     device="cpu", progress=False, tensorboard=False, samples_every=0,
-                     prompts=str(task_dir / "prompts_train.jsonl"), tokenizer=str(task_dir / "tokenizer"), **overrides)
-    env_kwargs = dict(task=None, reward_model=reward_model, reference_model=sft, tokenizer=str(task_dir / "tokenizer"),
-                      prompts=str(task_dir / "prompts_train.jsonl"), max_prompt_len=MAX_PROMPT_LEN,
-                      max_new_tokens=MAX_NEW_TOKENS)
+    cfg = ppo_config(settings, str(run / "sft_small"), run / "reward_model", out, iterations, kl_coef, seed,
+                     value_model=value_model, device="cpu", progress=False, tensorboard=False, samples_every=0,
+                     task=str(run / "task"), **overrides)
     rows = []
 
     def measure(iteration, stats, policy):
         if iteration % every and iteration != iterations:
             return
-        s = sample_and_score(eval_env, policy.lm, prompts, eval_env.core.settings.temperature, seed=seed)
-        rows.append({"reward": label, "iteration": iteration, "samples": iteration * settings["ppo_batch"],
+        s = sample_and_score(eval_env, policy.lm, prompts, eval_env.temperature, seed=seed)
+        rows.append({"reward": label, "iteration": iteration, "samples": iteration * settings.ppo_batch,
                      "gold": float(s.gold.mean()), "kl_from_sft": float(s.kl.mean()),
                      "win_rate_over_sft": win_rate(s.gold, sft_gold)})
         print(json.dumps(rows[-1]), flush=True)
 
-    train(cfg, env_kwargs=env_kwargs, callback=measure)
+    train(cfg, env_kwargs={"reward_model": reward_model}, callback=measure)
     return rows
 
 
@@ -101,10 +97,9 @@ def main(argv=None):
     p.add_argument("--json", help="write the rows here too")
     a = p.parse_args(argv)
     from agents.pipeline.config import PRESETS
-    from agents.pipeline.run import MAX_NEW_TOKENS, MAX_PROMPT_LEN
     from agents.pipeline.samples import sample_and_score
     from textbandit.reward_model import RewardModel
-    from textbandit.task import load_default_task
+    from textbandit.task import load_task
     from textbandit.vector_env import TextBanditVectorEnv
     from transformers import AutoModelForCausalLM
 
@@ -112,14 +107,12 @@ def main(argv=None):
     if not (run / "reward_model" / ".done").exists():
         raise SystemExit(f"{run} has no finished reward_model/: run `textbandit pipeline --out {run}` first")
     settings = PRESETS[json.loads((run / "pipeline_config.json").read_text())["preset"]]
-    task = load_default_task(run / "task")
-    tok, sft = task.tokenizer(), AutoModelForCausalLM.from_pretrained(str(run / "sft_small"))
-    eval_env = TextBanditVectorEnv(num_envs=64, task=None, reward_model=str(run / "reward_model"),
-                                   reference_model=str(run / "sft_small"), tokenizer=str(task.tokenizer_path),
-                                   prompts=str(task.prompts_file("test")), max_prompt_len=MAX_PROMPT_LEN,
-                                   max_new_tokens=MAX_NEW_TOKENS, gold_fn=task.gold_scores)
-    prompts = np.arange(min(a.eval_prompts, len(eval_env.core.prompts)))
-    base = sample_and_score(eval_env, sft, prompts, eval_env.core.settings.temperature, seed=a.seed)
+    task = load_task(run / "task")
+    tok, sft = task.load_tokenizer(), AutoModelForCausalLM.from_pretrained(str(run / "sft_small"))
+    judge = task.replace(reward_model=str(run / "reward_model"), reference_model=str(run / "sft_small"))
+    eval_env = TextBanditVectorEnv(num_envs=64, task=judge, split="test")
+    prompts = np.arange(min(a.eval_prompts, len(eval_env.prompts)))
+    base = sample_and_score(eval_env, sft, prompts, eval_env.temperature, seed=a.seed)
     # the oracle on the reward model's scale: same mean and spread over the SFT model's samples
     scale = float(base.score.std() / max(base.gold.std(), 1e-6))
     shift = float(base.score.mean() - scale * base.gold.mean())
@@ -134,8 +127,9 @@ def main(argv=None):
             rows += run_ppo(label, rm, run, settings, eval_env, prompts, a.iterations, a.every, base.gold, a.seed,
                             Path(tmp) / key, a.value_model, a.kl_coef,
                             **({"learning_rate": a.lr} if a.lr is not None else {}))
-    print(f"\nPPO from {run}/sft_small, {settings['ppo_batch']} responses per iteration, value model "
-          f"{a.value_model!r}, kl_coef {a.kl_coef:g}, lr {a.lr or settings['ppo']['learning_rate']:g}, seed {a.seed}; SFT gold {base.gold.mean():.3f}")
+    print(f"\nPPO from {run}/sft_small, {settings.ppo_batch} responses per iteration, value model "
+          f"{a.value_model!r}, kl_coef {a.kl_coef:g}, lr {a.lr or settings.ppo_learning_rate:g}, seed {a.seed}; "
+          f"SFT gold {base.gold.mean():.3f}")
     print(f"{'reward':16}{'iteration':>10}{'samples':>9}{'gold':>8}{'KL':>7}{'win over SFT':>14}")
     for r in rows:
         print(f"{r['reward']:16}{r['iteration']:>10}{r['samples']:>9}{r['gold']:>8.3f}{r['kl_from_sft']:>7.2f}"

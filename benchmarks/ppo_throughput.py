@@ -99,6 +99,7 @@ def run_ours(a, directory: Path, device: torch.device) -> dict:
     from transformers import AutoModelForCausalLM
 
     from agents.ppo import PPOConfig, train
+    from textbandit.task import Task
 
     tok, lm, rm, prompts = load(directory, device)
     ref = AutoModelForCausalLM.from_pretrained(str(directory / "model"))
@@ -108,9 +109,9 @@ def run_ours(a, directory: Path, device: torch.device) -> dict:
                     total_iterations=a.warmup + a.iterations, max_new_tokens=a.response_len, kl_coef=0.05,
                     learning_rate=1e-5, missing_eos_penalty=None, device=str(device), output_dir=str(directory / "ours"),
                     progress=False, tensorboard=False, samples_every=0, bf16=True)
-    env_kwargs = dict(task=None, reward_model=rm, reference_model=ref, tokenizer=tok, prompts=prompts,
-                      max_prompt_len=a.prompt_len)
-    history = train(cfg, policy=lm, env_kwargs=env_kwargs)["history"][a.warmup:]
+    task = Task(tokenizer=tok, prompts={"train": prompts}, reference_model=ref, reward_model=rm,
+                max_prompt_len=a.prompt_len, max_new_tokens=a.response_len)
+    history = train(cfg, policy=lm, task=task, env_kwargs={"reference_model": ref})["history"][a.warmup:]
     total = sum(h["time/iteration_s"] for h in history)
     tokens = sum(h["env/response_len"] * a.batch for h in history)
     return {"samples_per_s": a.batch * len(history) / total, "tokens_per_s": tokens / total,
@@ -124,7 +125,7 @@ def run_trl(a, directory: Path, device: torch.device) -> dict:
     from transformers import AutoModelForCausalLM, TrainerCallback
     from trl import RLOOConfig, RLOOTrainer
 
-    from textbandit.scoring import join, response_mask
+    from textbandit.layout import join, response_mask
 
     tok, _, rm, prompts = load(directory, device)
     if device.type == "cuda":  # as for ours: the reward model in bf16

@@ -3,13 +3,13 @@
 import torch
 from conftest import load_benchmark
 
-from agents.common.text import collate, encode_prompt, encode_response
-from textbandit.task import load_default_task
+from textbandit.layout import collate, encode_prompt, encode_response
+from textbandit.task import load_task
 
 
 def test_gold_reward_model_scores_joined_rows_as_the_gold_labeler_does():
-    task = load_default_task()
-    tok = task.tokenizer()
+    task = load_task("default")
+    tok = task.load_tokenizer()
     prompts = ["instruction : list 2 colors . response :",
                "instruction : write about animals . include the word cat . response :",
                "instruction : list 3 food . response :"]

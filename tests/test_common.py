@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from agents.common import (MetricLogger, learning_rate, load_checkpoint, rng_state, save_checkpoint_atomic,
+from agents.common import (MetricLogger, learning_rate, load_checkpoint, rng_state, save_checkpoint,
                            set_dropout, set_lr, set_rng_state, with_dropout)
 from agents.common.dropout import dropout_fields, dropout_sites, has_dropout
 from agents.common.cli import build_parser, field_docs, parse_config
@@ -45,19 +45,25 @@ def test_metric_logger_writes_jsonl_and_tensorboard(tmp_path):
     with MetricLogger(tmp_path) as log:
         log.log(1, {"train/loss": 2.0, "x": torch.tensor(3.0)})
         log.log(2, {"train/loss": float("nan")})
+        log.log_samples(2, [{"prompt": "p", "response": "r", "score": 0.5}])
+        assert log.rows == {"metrics": 2, "samples": 1}
     rows = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert rows == [{"step": 1, "train/loss": 2.0, "x": 3.0}, {"step": 2, "train/loss": None}]
+    with MetricLogger(tmp_path, tensorboard=False, resume_rows={"metrics": 1}) as log:  # resumed after row 1
+        assert log.rows == {"metrics": 1, "samples": 0}
+    assert (tmp_path / "metrics.jsonl").read_text().count("\n") == 1 and not (tmp_path / "samples.jsonl").read_text()
     pytest.importorskip("tensorboard")
     assert any((tmp_path / "tb").iterdir())
 
 
 def test_checkpoint_atomic_and_rng_roundtrip(tmp_path):
-    path = tmp_path / "ck" / "state.pt"
     state = rng_state()
     expected = (random.random(), np.random.rand(), torch.rand(1).item())
-    save_checkpoint_atomic({"rng": state, "w": torch.arange(3)}, path)
-    assert not (tmp_path / "ck" / "state.pt.tmp").exists()
-    loaded = load_checkpoint(tmp_path / "ck")  # a directory means its state.pt
+    save_checkpoint(tmp_path / "ck", {"rng": state, "w": torch.arange(3)}, lambda d: (d / "model.bin").write_text("m"))
+    save_checkpoint(tmp_path / "ck", {"rng": state, "w": torch.arange(3)}, lambda d: (d / "model.bin").write_text("m"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ck"]  # no temporary or .old folder left
+    assert sorted(p.name for p in (tmp_path / "ck").iterdir()) == ["model.bin", "trainer_state.pt"]
+    loaded = load_checkpoint(tmp_path / "ck")
     set_rng_state(loaded["rng"])
     assert (random.random(), np.random.rand(), torch.rand(1).item()) == expected
     assert torch.equal(loaded["w"], torch.arange(3))

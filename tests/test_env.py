@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import textbandit  # noqa: F401  (registers TextBandit-v0)
-from textbandit.core import Settings
+from textbandit.scorer import Settings
 from textbandit.data import DataFormatError
 from textbandit.env import TOKEN_KEYS, TextBanditEnv
 from textbandit.scoring import response_logprobs
@@ -413,7 +413,7 @@ def test_bad_settings_are_refused_at_construction_and_by_the_kl_coef_setter(env_
                         ("missing_eos_penalty", -1.0), ("temperature", math.inf), ("kl_coef", math.inf)):
         with pytest.raises(ValueError, match=name):
             TextBanditEnv(**env_kwargs(**{name: value}))
-    assert TextBanditEnv(**env_kwargs(missing_eos_penalty=0)).core.settings.missing_eos_penalty == 0
+    assert TextBanditEnv(**env_kwargs(missing_eos_penalty=0)).scorer.settings.missing_eos_penalty == 0
     env = TextBanditEnv(**env_kwargs())
     for bad in (math.inf, math.nan, "0.1", -1.0):
         with pytest.raises(ValueError, match="kl_coef"):
@@ -496,8 +496,8 @@ def test_prompts_from_a_dataset_and_from_jsonl(env_kwargs, tmp_path):
     from_str = TextBanditEnv(**env_kwargs(prompts=str(path)))
     from_path = TextBanditEnv(**env_kwargs(prompts=path))
     for env in (from_ds, from_str, from_path):
-        assert env.core.prompts == list(PROMPTS)
-        np.testing.assert_array_equal(env.core.prompt_ids, from_list.core.prompt_ids)
+        assert env.prompts == list(PROMPTS)
+        np.testing.assert_array_equal(env.scorer.prompt_ids, from_list.scorer.prompt_ids)
     with pytest.raises(ValueError, match="'prompt' column"):
         TextBanditEnv(**env_kwargs(prompts=datasets.Dataset.from_dict({"text": list(PROMPTS)})))
 

@@ -44,17 +44,3 @@ def test_rloo_refuses_bad_group_size():
                         reward_model=KeywordReward(5), reference_model=lm, max_prompt_len=8, max_new_tokens=4)
     with pytest.raises(ValueError, match="multiple of k"):
         train_rloo(lm, envs, k=4, iterations=1)
-
-
-def test_rloo_docstring_names_everything_it_imports_from_the_project():
-    import ast
-
-    import agents.examples.rloo as rloo
-
-    tree = ast.parse(Path(rloo.__file__).read_text())
-    used = [f"{node.module}.{alias.name}" for node in tree.body if isinstance(node, ast.ImportFrom)
-            for alias in node.names if node.module.split(".")[0] in ("agents", "textbandit")]
-    assert used  # it does use more than gym.make_vec
-    for name in used:
-        assert name in rloo.__doc__, name
-    assert "nothing from textbandit but" not in rloo.__doc__

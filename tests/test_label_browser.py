@@ -11,6 +11,7 @@ them) and ``pip install selenium``. Without them the test FAILS, saying so, unle
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -109,6 +110,18 @@ class Page:
     def focused_text(self) -> str:
         return self.d.execute_script("return document.activeElement.querySelector('.completion').textContent")
 
+    @contextlib.contextmanager
+    def loads_a_new_page(self):
+        """Wait, after the block, until the page it left is gone (a submit or a link loads the next one):
+        a busy machine may take a while, and reading the old page would test nothing."""
+        from selenium.webdriver.common.by import By
+        from selenium.webdriver.support import expected_conditions as EC
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        old = self.d.find_element(By.TAG_NAME, "html")
+        yield
+        WebDriverWait(self.d, 30).until(EC.staleness_of(old))
+
 
 # A model of the page, from its documented behaviour: the order of the cards is the ranking, best first; a
 # card in `ties` shares the rank of the card above it; moving a card keeps a tie only where the card above
@@ -159,7 +172,8 @@ def test_a_labeler_ranks_in_the_browser_and_the_export_trains_a_reward_model(bro
     try:
         browser.get(f"{url}/label")
         assert browser.current_url.endswith("/login")
-        browser.find_element(By.ID, "token").send_keys(token + Keys.ENTER)
+        with page.loads_a_new_page():
+            browser.find_element(By.ID, "token").send_keys(token + Keys.ENTER)
         assert browser.current_url.endswith("/label")
 
         # Item 1, keyboard only. The first card has the focus: '3' sends it to third place; 'k' moves the
@@ -177,7 +191,8 @@ def test_a_labeler_ranks_in_the_browser_and_the_export_trains_a_reward_model(bro
         assert page.state() == shown(order, ties)
         entered[item["prompt"]] = (kwise(order, ties, item),
                                    [["made_up_facts"] if r == flagged else [] for r in item["responses"]], None)
-        page.keys(Keys.ENTER, modifier=Keys.CONTROL)
+        with page.loads_a_new_page():
+            page.keys(Keys.ENTER, modifier=Keys.CONTROL)
 
         # Item 2, mouse only: drag the last card to the top by its handle, click 'down' on the second card,
         # click '= tie' on the third (tied with the second), tick a flag on the first, choose a score of 6.
@@ -201,7 +216,8 @@ def test_a_labeler_ranks_in_the_browser_and_the_export_trains_a_reward_model(bro
         SCREENSHOT.parent.mkdir(exist_ok=True)
         browser.execute_script("window.scrollTo(0, 0)")
         browser.save_screenshot(str(SCREENSHOT))
-        browser.find_element(By.ID, "submit").click()
+        with page.loads_a_new_page():
+            browser.find_element(By.ID, "submit").click()
 
         # Item 3, keyboard, a tie: 'j' moves the focus to the second card, 't' ties it with the first.
         item, order = page.item(), page.order()
@@ -209,11 +225,13 @@ def test_a_labeler_ranks_in_the_browser_and_the_export_trains_a_reward_model(bro
         ties = {order[1]}
         assert page.state() == shown(order, ties)
         entered[item["prompt"]] = (kwise(order, ties, item), [[] for _ in item["responses"]], None)
-        page.keys(Keys.ENTER, modifier=Keys.CONTROL)
+        with page.loads_a_new_page():
+            page.keys(Keys.ENTER, modifier=Keys.CONTROL)
         assert "Nothing left to rank for you" in browser.page_source
 
         # Back to item 3: it shows the ranking as entered; a click on the last card and '1' move it to the top.
-        browser.find_element(By.ID, "back").click()
+        with page.loads_a_new_page():
+            browser.find_element(By.ID, "back").click()
         assert page.item() is item and browser.find_element(By.ID, "revisit")
         order, ties = as_stored(entered[item["prompt"]][0], item)
         assert page.state() == shown(order, ties)
@@ -222,7 +240,8 @@ def test_a_labeler_ranks_in_the_browser_and_the_export_trains_a_reward_model(bro
         order, ties = moved(order, ties, order[2], 0)
         assert page.state() == shown(order, ties)
         entered[item["prompt"]] = (kwise(order, ties, item), [[] for _ in item["responses"]], None)
-        page.keys(Keys.ENTER, modifier=Keys.CONTROL)
+        with page.loads_a_new_page():
+            page.keys(Keys.ENTER, modifier=Keys.CONTROL)
         assert "Nothing left to rank for you" in browser.page_source
         assert browser.find_element(By.ID, "ranked").text == "3"
     finally:

@@ -17,7 +17,7 @@ def test_collect_writes_unranked_items_without_loading_a_task(tmp_path, monkeypa
     def no_task(*args, **kwargs):
         raise AssertionError("--rank none must not load a task")
 
-    monkeypatch.setattr(textbandit.task, "load_default_task", no_task)
+    monkeypatch.setattr(textbandit.task, "load_task", no_task)
     tok = tiny_tokenizer()
     tiny_lm(len(tok)).save_pretrained(tmp_path / "sft")
     tok.save_pretrained(tmp_path / "sft")

@@ -81,7 +81,7 @@ def test_a_finished_pipeline_is_not_run_again(tiny_run):
 def test_a_stage_built_with_other_settings_is_refused_or_rebuilt(tiny_run, tmp_path):
     import shutil
 
-    from agents.pipeline.run import StageChangedError
+    from agents.pipeline.stages import StageChangedError
 
     out, _ = tiny_run
     run = tmp_path / "run"
@@ -109,7 +109,7 @@ def test_cli_help_and_bad_options(capsys):
 
 
 def test_a_stage_missing_an_output_that_later_code_requires_runs_again(tmp_path):
-    from agents.pipeline.run import Stages
+    from agents.pipeline.stages import Stages
 
     calls = []
 

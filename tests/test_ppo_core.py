@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from agents.ppo import PPOConfig
-from agents.ppo import core
+from agents.ppo import functions as F
 
 
 def gae_loop(rewards, values, mask, gamma, lam):
@@ -29,7 +29,7 @@ def test_gae_matches_loop(gamma, lam):
     rewards, values = torch.randn(5, 7, generator=g), torch.randn(5, 7, generator=g)
     lengths = torch.tensor([7, 1, 3, 5, 6])
     mask = (torch.arange(7)[None] < lengths[:, None]).long()
-    adv, ret = core.gae(rewards, values, mask, gamma, lam)
+    adv, ret = F.gae(rewards, values, mask, gamma, lam)
     ref_adv, ref_ret = gae_loop(rewards, values * mask, mask, gamma, lam)
     torch.testing.assert_close(adv, ref_adv)
     torch.testing.assert_close(ret, ref_ret)
@@ -40,35 +40,35 @@ def test_gae_lambda_one_gives_monte_carlo_return():
     rewards = torch.tensor([[0.0, 0.0, 2.0, 0.0]])
     values = torch.tensor([[0.5, 0.1, -0.3, 9.0]])
     mask = torch.tensor([[1, 1, 1, 0]])
-    adv, ret = core.gae(rewards, values, mask, 1.0, 1.0)
+    adv, ret = F.gae(rewards, values, mask, 1.0, 1.0)
     torch.testing.assert_close(ret, torch.tensor([[2.0, 2.0, 2.0, 0.0]]))
 
 
 def test_whiten_masked():
     x = torch.tensor([[1.0, 2.0, 3.0, 100.0], [4.0, 5.0, -7.0, -7.0]])
     mask = torch.tensor([[1, 1, 1, 0], [1, 1, 0, 0]])
-    w = core.whiten(x, mask)
+    w = F.whiten(x, mask)
     vals = w[mask.bool()]
     assert abs(vals.mean().item()) < 1e-6
     assert abs(vals.std().item() - 1.0) < 1e-4  # unbiased std, as masked_var is
     assert (w[mask == 0] == 0).all()
     ref = torch.tensor([1.0, 2, 3, 4, 5])
     torch.testing.assert_close(vals, (ref - ref.mean()) / ref.std(), atol=1e-5, rtol=1e-5)
-    kept = core.whiten(x, mask, shift_mean=False)[mask.bool()]
+    kept = F.whiten(x, mask, shift_mean=False)[mask.bool()]
     torch.testing.assert_close(kept.mean(), ref.mean() + 0 * kept.mean(), atol=1e-5, rtol=0)
-    torch.testing.assert_close(core.masked_var(x, mask), ref.var())
+    torch.testing.assert_close(F.masked_var(x, mask), ref.var())
 
 
 def test_kl_estimators_match_schulman_note():
     lp = torch.tensor([-1.0, -2.0, -0.5])
     ref = torch.tensor([-1.5, -1.0, -0.5])
     log_r = ref - lp
-    torch.testing.assert_close(core.kl_estimate(lp, ref, "k1"), -log_r)
-    torch.testing.assert_close(core.kl_estimate(lp, ref, "k2"), 0.5 * log_r**2)
-    torch.testing.assert_close(core.kl_estimate(lp, ref, "k3"), log_r.exp() - 1 - log_r)
-    assert (core.kl_estimate(lp, ref, "k3") >= 0).all()
+    torch.testing.assert_close(F.kl_estimate(lp, ref, "k1"), -log_r)
+    torch.testing.assert_close(F.kl_estimate(lp, ref, "k2"), 0.5 * log_r**2)
+    torch.testing.assert_close(F.kl_estimate(lp, ref, "k3"), log_r.exp() - 1 - log_r)
+    assert (F.kl_estimate(lp, ref, "k3") >= 0).all()
     with pytest.raises(ValueError, match="k1"):
-        core.kl_estimate(lp, ref, "k4")
+        F.kl_estimate(lp, ref, "k4")
 
 
 def test_kl_estimators_are_unbiased_in_expectation():
@@ -77,8 +77,8 @@ def test_kl_estimators_are_unbiased_in_expectation():
     x = torch.randn(400_000, generator=g)
     lp, lq = -0.5 * x**2, -0.5 * (x - 0.3) ** 2
     for kind in ("k1", "k3"):
-        assert abs(core.kl_estimate(lp, lq, kind).mean().item() - 0.045) < 3e-3
-    assert abs(core.kl_estimate(lp, lq, "k2").mean().item() - 0.045) < 3e-3  # tiny bias at this distance
+        assert abs(F.kl_estimate(lp, lq, kind).mean().item() - 0.045) < 3e-3
+    assert abs(F.kl_estimate(lp, lq, "k2").mean().item() - 0.045) < 3e-3  # tiny bias at this distance
 
 
 def test_clipped_objective_by_hand():
@@ -86,18 +86,18 @@ def test_clipped_objective_by_hand():
     new = torch.log(torch.tensor([[1.5, 0.5, 1.1, 0.7]]))  # ratios
     adv = torch.tensor([[1.0, 1.0, -2.0, -1.0]])
     mask = torch.tensor([[1, 1, 1, 1]])
-    out = core.policy_loss(new, old, adv, mask, clip=0.2)
+    out = F.policy_loss(new, old, adv, mask, clip=0.2)
     # per token: max(-A*r, -A*clip(r)): 1.5,A=1 -> max(-1.5,-1.2)=-1.2 (clipped)
     # 0.5,A=1 -> max(-0.5,-0.8)=-0.5; 1.1,A=-2 -> max(2.2,2.2)=2.2; 0.7,A=-1 -> max(0.7,0.8)=0.8 (clipped)
     assert out.loss.item() == pytest.approx((-1.2 - 0.5 + 2.2 + 0.8) / 4, abs=1e-6)
     assert out.clip_frac.item() == pytest.approx(0.5)
-    masked = core.policy_loss(new, old, adv, torch.tensor([[1, 1, 0, 0]]), clip=0.2)
+    masked = F.policy_loss(new, old, adv, torch.tensor([[1, 1, 0, 0]]), clip=0.2)
     assert masked.loss.item() == pytest.approx((-1.2 - 0.5) / 2, abs=1e-6)
 
 
 def test_clipped_objective_gradient_vanishes_when_clipped():
     new = torch.log(torch.tensor([[1.5]])).requires_grad_()
-    core.policy_loss(new, torch.zeros(1, 1), torch.ones(1, 1), torch.ones(1, 1), 0.2).loss.backward()
+    F.policy_loss(new, torch.zeros(1, 1), torch.ones(1, 1), torch.ones(1, 1), 0.2).loss.backward()
     assert new.grad.item() == 0
 
 
@@ -105,29 +105,29 @@ def test_value_loss_by_hand():
     v = torch.tensor([[1.0, 0.0]])
     old = torch.tensor([[0.0, 0.0]])
     ret = torch.tensor([[2.0, 1.0]])
-    loss, frac = core.value_loss(v, old, ret, torch.ones(1, 2), clip=0.2)
+    loss, frac = F.value_loss(v, old, ret, torch.ones(1, 2), clip=0.2)
     # token 0: max((1-2)^2, (0.2-2)^2) = 3.24; token 1: (0-1)^2 both = 1
     assert loss.item() == pytest.approx(0.5 * (3.24 + 1.0) / 2)
     assert frac.item() == pytest.approx(0.5)
-    plain, _ = core.value_loss(v, old, ret, torch.ones(1, 2), clip=None)
+    plain, _ = F.value_loss(v, old, ret, torch.ones(1, 2), clip=None)
     assert plain.item() == pytest.approx(0.5 * (1.0 + 1.0) / 2)
 
 
 def test_explained_variance():
     y = torch.tensor([[1.0, 2.0, 3.0, 4.0]])
     m = torch.ones(1, 4)
-    assert core.explained_variance(y, y, m) == pytest.approx(1.0)
-    assert core.explained_variance(torch.zeros_like(y) + y.mean(), y, m) == pytest.approx(0.0, abs=1e-6)
+    assert F.explained_variance(y, y, m) == pytest.approx(1.0)
+    assert F.explained_variance(torch.zeros_like(y) + y.mean(), y, m) == pytest.approx(0.0, abs=1e-6)
 
 
 def test_adaptive_kl_controller_moves_toward_target():
-    ctl = core.AdaptiveKLController(0.1, target=6.0, horizon=10000)
+    ctl = F.AdaptiveKLController(0.1, target=6.0, horizon=10000)
     ctl.update(current_kl=12.0, n_steps=100)  # error clipped to +0.2
     assert ctl.value == pytest.approx(0.1 * (1 + 0.2 * 100 / 10000))
-    ctl2 = core.AdaptiveKLController(0.1, target=6.0, horizon=10000)
+    ctl2 = F.AdaptiveKLController(0.1, target=6.0, horizon=10000)
     ctl2.update(current_kl=5.4, n_steps=1000)  # error -0.1
     assert ctl2.value == pytest.approx(0.1 * (1 - 0.1 * 0.1))
-    fixed = core.FixedKLController(0.05)
+    fixed = F.FixedKLController(0.05)
     fixed.update(100.0, 100)
     assert fixed.value == 0.05
     ctl2.load_state_dict(ctl.state_dict())

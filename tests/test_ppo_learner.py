@@ -322,15 +322,16 @@ def _perturbed_sft(path):
     """The shipped SFT model with its weights moved: a starting point that is not the task's reference."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from textbandit import defaults
+    from textbandit.task import load_task
 
+    shipped = load_task("default").reference_model
     torch.manual_seed(0)
-    lm = AutoModelForCausalLM.from_pretrained(defaults.reference_path())
+    lm = AutoModelForCausalLM.from_pretrained(shipped)
     with torch.no_grad():
         for p in lm.parameters():
             p.add_(0.05 * torch.randn_like(p))
     lm.save_pretrained(path)
-    AutoTokenizer.from_pretrained(defaults.reference_path()).save_pretrained(path)
+    AutoTokenizer.from_pretrained(shipped).save_pretrained(path)
     return str(path)
 
 
@@ -340,9 +341,9 @@ def test_first_iteration_kl_is_zero_for_any_sft_model(tmp_path):
               max_new_tokens=None, missing_eos_penalty=1.0)
     first = train(config(tmp_path / "own", sft_model=sft, **kw))["history"][0]
     assert abs(first["env/kl"]) < 1e-4  # the reference is the policy's start, not the shipped SFT model
-    from textbandit import defaults
+    from textbandit.task import load_task
 
-    other = train(config(tmp_path / "ref", sft_model=sft, reference_model=defaults.reference_path(), **kw))
+    other = train(config(tmp_path / "ref", sft_model=sft, reference_model=load_task("default").reference_model, **kw))
     assert other["history"][0]["env/kl"] > 1.0  # another reference only when asked for
 
 

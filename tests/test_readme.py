@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from textbandit import defaults
+from textbandit.task import load_task
 
 README = Path(__file__).parents[1] / "README.md"
 
@@ -17,7 +17,7 @@ def agent_block() -> str:
     return re.search(r"```python\n(.*?)```", section, re.S).group(1)
 
 
-@pytest.mark.skipif(not (defaults.ASSETS / "sft").exists(), reason="the default task's models are not exported")
+@pytest.mark.skipif(load_task("default").reference_model is None, reason="the default task's models are not exported")
 def test_readme_agent_block_runs_and_changes_the_policy(capsys):
     code = agent_block()
     assert "range(30)" in code and "num_envs=32" in code  # the knobs this test turns down
@@ -31,6 +31,6 @@ def test_readme_agent_block_runs_and_changes_the_policy(capsys):
     assert np.abs(namespace["done"]["kl"]).max() > 0
     from transformers import AutoModelForCausalLM
 
-    start = AutoModelForCausalLM.from_pretrained(defaults.reference_path())
+    start = AutoModelForCausalLM.from_pretrained(load_task("default").reference_model)
     trained = namespace["lm"]
     assert any(not torch.equal(a, b) for a, b in zip(start.parameters(), trained.parameters()))

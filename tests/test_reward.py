@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from agents.common.text import collate
+from textbandit.layout import collate
 from agents.reward import (RewardConfig, collect_comparisons, kwise_ranking_loss, pairwise_loss, ranked_pairs,
                            train_reward_model)
 from agents.reward.__main__ import main as reward_main
@@ -202,13 +202,13 @@ def test_collect_cli_with_the_default_tasks_labelers(tmp_path):
         pytest.skip("the shipped default task is not built")
     from agents.reward.collect import main as collect_main
 
-    task = task_mod.load_default_task()
-    tok = task.tokenizer()
+    task = task_mod.load_task("default")
+    tok = task.load_tokenizer()
     model_dir = tmp_path / "sft"
     tiny_lm(len(tok)).save_pretrained(model_dir)
     tok.save_pretrained(model_dir)
     prompts = tmp_path / "p.jsonl"
-    prompts.write_text("".join(json.dumps(r) + "\n" for r in task.prompts("validation")[:3]))
+    prompts.write_text("".join(json.dumps(r) + "\n" for r in task.prompt_records("validation")[:3]))
     collect_main(["--model", str(model_dir), "--prompts", str(prompts), "--out", str(tmp_path / "c.jsonl"),
                   "--task", str(task.path), "--k-min", "2", "--k-max", "3", "--max-new-tokens", "4"])
     recs = load_comparisons(tmp_path / "c.jsonl")

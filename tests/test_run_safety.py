@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from agents.common import load_checkpoint, save_checkpoint_atomic
+from agents.common import load_checkpoint, save_checkpoint
 from agents.common.checkpoint import UnsafeCheckpointError
 from agents.common.rundir import RunDirBusyError, claim_run_dir
 from agents.reward import train_reward_model
@@ -52,22 +52,23 @@ def _rows(path: Path) -> list[dict]:
 # --- no code from checkpoints -------------------------------------------------------------------
 
 def test_a_crafted_state_file_is_refused_and_runs_nothing(tmp_path):
+    from agents.common import rng_state
+
     marker = tmp_path / "pwned"
-    _plant(tmp_path / "ckpt" / "state.pt", marker)
+    _plant(tmp_path / "ckpt" / "trainer_state.pt", marker)
     with pytest.raises(UnsafeCheckpointError, match="do not resume from a checkpoint you do not trust"):
         load_checkpoint(tmp_path / "ckpt")
     assert not marker.exists()
-    save_checkpoint_atomic({"w": torch.arange(3), "rng": __import__("agents.common", fromlist=["x"]).rng_state()},
-                           tmp_path / "good" / "state.pt")
+    save_checkpoint(tmp_path / "good", {"w": torch.arange(3), "rng": rng_state()})
     assert torch.equal(load_checkpoint(tmp_path / "good")["w"], torch.arange(3))  # ours loads with weights_only
 
 
 def test_sft_and_rm_refuse_a_crafted_checkpoint(tmp_path):
     tok, marker = tiny_tokenizer(), tmp_path / "pwned"
-    _plant(tmp_path / "sft" / "checkpoint" / "state.pt", marker)
+    _plant(tmp_path / "sft" / "checkpoint" / "trainer_state.pt", marker)
     with pytest.raises(UnsafeCheckpointError):
         train_sft(sft_config(tmp_path, "sft", resume_from=str(tmp_path / "sft" / "checkpoint")), tiny_lm(len(tok)), tok)
-    _plant(tmp_path / "rm" / "checkpoint" / "state.pt", marker)
+    _plant(tmp_path / "rm" / "checkpoint" / "trainer_state.pt", marker)
     with pytest.raises(UnsafeCheckpointError):
         train_reward_model(rm_config(tmp_path, "rm", resume_from=str(tmp_path / "rm" / "checkpoint")),
                            tiny_lm(len(tok)), tok)
@@ -172,29 +173,29 @@ def _disk_full(*args, **kwargs):
 
 
 def test_a_checkpoint_write_on_a_full_disk_says_so_and_keeps_the_last_one(tmp_path, monkeypatch):
-    target = tmp_path / "ckpt" / "state.pt"
-    save_checkpoint_atomic({"step": torch.tensor(1)}, target)
+    target = tmp_path / "ckpt"
+    save_checkpoint(target, {"step": torch.tensor(1)})
     monkeypatch.setattr(torch, "save", _disk_full)
     with pytest.raises(OSError, match="the disk is full") as info:
-        save_checkpoint_atomic({"step": torch.tensor(2)}, target)
+        save_checkpoint(target, {"step": torch.tensor(2)})
     assert info.value.errno == errno.ENOSPC
-    assert os.listdir(target.parent) == ["state.pt"]  # the temporary file is gone
+    assert os.listdir(tmp_path) == ["ckpt"]  # the temporary folder is gone
     monkeypatch.undo()
-    assert int(load_checkpoint(target.parent)["step"]) == 1  # the last good one
+    assert int(load_checkpoint(target)["step"]) == 1  # the last good one
 
 
 def test_ppo_checkpoint_on_a_full_disk_keeps_the_last_one(tmp_path, monkeypatch):
-    import agents.ppo.utils as utils
+    import agents.common.checkpoint as checkpoint
 
     lm = tiny_lm(len(TOK))
-    real_save = utils.save_checkpoint
+    real_save = checkpoint.save_checkpoint
     calls = []
 
-    def save_then_fill_the_disk(directory, policy, state):
+    def save_then_fill_the_disk(directory, state, write_model):
         calls.append(state["iteration"])
         if len(calls) == 2:
-            monkeypatch.setattr(utils.torch, "save", _disk_full)
-        real_save(directory, policy, state)
+            monkeypatch.setattr(checkpoint.torch, "save", _disk_full)
+        real_save(directory, state, write_model)
 
     monkeypatch.setattr("agents.ppo.learner.save_checkpoint", save_then_fill_the_disk)
     with pytest.raises(OSError, match="the disk is full"):

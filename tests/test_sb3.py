@@ -73,7 +73,7 @@ def test_adapter_attributes_and_options(env_kwargs, policy_lm):
     adapter.set_attr("kl_coef", 0.5)
     assert adapter.venv.kl_coef == 0.5
     adapter.env_method("set_policy", policy_lm)
-    assert adapter.venv.core.policy is not None
+    assert adapter.venv.policy is not None
     assert adapter.env_is_wrapped(gym.Wrapper) == [False] * N
     adapter.set_options([{"prompt_index": i} for i in (4, 3, 2, 1)])
     adapter.reset()

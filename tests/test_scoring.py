@@ -1,4 +1,4 @@
-"""``textbandit.scoring`` and ``agents.sampling`` against unpadded, loop-based references."""
+"""``textbandit.layout``, ``textbandit.scoring`` and ``agents.sampling`` against unpadded, loop-based references."""
 
 from __future__ import annotations
 
@@ -7,15 +7,9 @@ import torch
 import torch.nn.functional as F
 
 from agents.sampling import filter_logits, sample
-from textbandit.scoring import (
-    ends_with_eos,
-    gather_logprobs,
-    join,
-    masked_mean,
-    position_ids,
-    response_logprobs,
-    response_mask,
-)
+from agents.ppo.functions import masked_mean
+from textbandit.layout import ends_with_eos, join, position_ids, response_mask
+from textbandit.scoring import gather_logprobs, response_logprobs, rlhf_reward
 
 PAD, EOS = 0, 1
 
@@ -193,3 +187,23 @@ def test_draw_follows_the_probabilities_and_never_draws_a_zero():
     assert (freq[expected == 0] == 0).all()
     # binomial standard error at p=0.5, n=20000 is 0.0035: 5 sigma
     torch.testing.assert_close(freq, expected.double(), atol=0.018, rtol=0)
+
+
+def test_rlhf_reward_against_a_loop_over_tokens():
+    torch.manual_seed(0)
+    scores = torch.randn(3)
+    logprobs, ref = -torch.rand(3, 5), -torch.rand(3, 5)
+    mask = response_mask(RESPONSES, EOS)
+    r = rlhf_reward(scores, logprobs, ref, mask, kl_coef=0.2)
+    for i in range(3):
+        n = int(mask[i].sum())
+        kl = [float(logprobs[i, t] - ref[i, t]) for t in range(n)]
+        expected = [-0.2 * k for k in kl] + [0.0] * (5 - n)
+        expected[n - 1] += float(scores[i])  # the score lands on the last response token (the EOS)
+        assert r.token_rewards[i].tolist() == pytest.approx(expected, abs=1e-6)
+        assert r.kl[i].item() == pytest.approx(sum(kl), abs=1e-6)
+        assert r.reward[i].item() == pytest.approx(float(scores[i]) - 0.2 * sum(kl), abs=1e-6)
+        assert r.token_kl[i, n:].abs().sum() == 0  # nothing after the end
+    assert torch.allclose(r.token_rewards.sum(dim=1), r.reward, atol=1e-6)  # what GAE sums to, undiscounted
+    zero = rlhf_reward(scores, logprobs, ref, mask, kl_coef=0.0)
+    assert torch.equal(zero.reward, scores)

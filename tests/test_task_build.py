@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from textbandit.task import DefaultTask, TaskConfig, gold_scores, load_default_task
+from textbandit.task import DefaultTask, TaskConfig, gold_scores, load_task
 from textbandit.task.build import build
 from textbandit.task.corpus import make_corpus
 
@@ -31,12 +31,12 @@ def test_other_seed_other_corpus():
 
 
 def _customers(task, split):
-    return {r["customer"] for r in task.prompts(split)}
+    return {r["customer"] for r in task.prompt_records(split)}
 
 
 @pytest.mark.parametrize("which", ["built", "shipped"])
 def test_splits_disjoint_by_customer(built, which):
-    task = DefaultTask(built[0]) if which == "built" else load_default_task()
+    task = load_task(built[0]) if which == "built" else load_task("default")
     tr, va, te = (_customers(task, s) for s in ("train", "validation", "test"))
     assert tr and va and te
     assert not (tr & va) and not (tr & te) and not (va & te)
@@ -45,12 +45,12 @@ def test_splits_disjoint_by_customer(built, which):
 
 
 def test_tokenizer_round_trip_and_specials():
-    task = load_default_task()
-    tok = task.tokenizer()
+    task = load_task("default")
+    tok = task.load_tokenizer()
     assert tok.pad_token == "<pad>" and tok.pad_token_id == 0
     assert tok.eos_token == "<eos>" and tok.eos_token_id != tok.pad_token_id
     assert tok.unk_token == "<unk>"
-    texts = [r["prompt"] for r in task.prompts("validation")[:200]]
+    texts = [r["prompt"] for r in task.prompt_records("validation")[:200]]
     texts += [d["response"] for d in task.demonstrations("validation")[:200]]
     texts += make_corpus(TaskConfig(**SMALL))["validation"]
     for t in texts:
@@ -62,12 +62,12 @@ def test_tokenizer_round_trip_and_specials():
 
 
 def test_demonstrations_skip_kinds_and_score_high():
-    task = load_default_task()
+    task = load_task("default")
     demos = task.demonstrations("train")
     kinds = {d["kind"] for d in demos}
     assert not kinds & set(task.config.undemonstrated_kinds)
     assert len(kinds) >= 7
-    assert len({r["kind"] for r in task.prompts("test")} & set(task.config.undemonstrated_kinds)) == 2
+    assert len({r["kind"] for r in task.prompt_records("test")} & set(task.config.undemonstrated_kinds)) == 2
     scores = gold_scores([d["prompt"] for d in demos[:500]], [d["response"] for d in demos[:500]])
     assert sum(scores) / len(scores) > 0.85
     assert max(len(d["response"].split()) for d in demos) <= 22
@@ -75,9 +75,9 @@ def test_demonstrations_skip_kinds_and_score_high():
 
 def test_jsonl_loads_with_datasets():
     datasets = pytest.importorskip("datasets")
-    task = load_default_task()
-    ds = datasets.load_dataset("json", data_files=str(task.prompts_file("test")), split="train")
-    assert "prompt" in ds.column_names and len(ds) == len(task.prompts("test"))
+    task = load_task("default")
+    ds = datasets.load_dataset("json", data_files=str(task.prompt_source("test")), split="train")
+    assert "prompt" in ds.column_names and len(ds) == len(task.prompt_records("test"))
     ds = datasets.load_dataset("json", data_files=str(task.demonstrations_file("validation")),
                                split="train")
     assert {"prompt", "response"} <= set(ds.column_names)

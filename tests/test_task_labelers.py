@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from textbandit.task import bradley_terry, calibrate, measure_agreement, pairs_from_ranking
+from agents.pipeline.rating import bradley_terry, pairs_from_ranking, win_probability
+from textbandit.task import calibrate, measure_agreement
 from textbandit.task.labelers import LabelerPool, expected_agreement, make_labelers
-from textbandit.task.rating import win_probability
 
 
 def _pool_of_golds(rng, n=3000, k=4):
@@ -26,12 +26,12 @@ def test_agreement_matches_setting_within_two_points():
 
 
 def test_shipped_labelers_agree_about_73_percent():
-    from textbandit.task import load_default_task
+    from textbandit.task import load_task
     from textbandit.task.build import LABELER_STREAM, calibration_pool
 
-    task = load_default_task()
+    task = load_task("default")
     rng = np.random.default_rng([task.config.seed, LABELER_STREAM])
-    golds = calibration_pool(task.prompts("train"), ["the cat runs ."] * 10, rng, n=300)
+    golds = calibration_pool(task.prompt_records("train"), ["the cat runs ."] * 10, rng, n=300)
     assert abs(measure_agreement(task.labelers(), golds, np.random.default_rng(1), 4)
                - task.config.labeler_agreement) < 0.04
 

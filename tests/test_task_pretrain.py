@@ -4,9 +4,9 @@ import json
 
 from transformers import AutoModelForCausalLM
 
-from textbandit.task import TaskConfig, load_default_task
+from textbandit.task import TaskConfig, load_task
 from textbandit.task.build import build
-from textbandit.task.lm import sample
+from agents.sampling import sample_texts
 
 
 def test_pretrain_command_saves_a_loadable_model(tmp_path, capsys):
@@ -22,22 +22,35 @@ def test_pretrain_command_saves_a_loadable_model(tmp_path, capsys):
     summary = json.loads((out / "pretrain_summary.json").read_text())
     assert 0.5e6 < summary["parameters"] < 1.5e6 and summary["validation_perplexity"] > 1
     model = AutoModelForCausalLM.from_pretrained(str(out))
-    tok = load_default_task(tmp_path / "task").tokenizer()
-    texts, ended = sample(model, tok, ["instruction : list 2 colors . response :"] * 3,
-                          max_new_tokens=5)
+    tok = load_task(tmp_path / "task").load_tokenizer()
+    texts, ended = sample_texts(model, tok, ["instruction : list 2 colors . response :"] * 3, max_new_tokens=5)
     assert len(texts) == 3 and len(ended) == 3
 
 
 def test_cached_sampling_matches_recomputation():
+    """The sampler's KV cache gives the tokens a full recomputation of every step gives (same draws)."""
     import torch
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    tok = load_default_task().tokenizer()
+    from agents.sampling import draw, sample
+    from textbandit.layout import encode_prompt, left_pad, position_ids
+
+    tok = load_task("default").load_tokenizer()
     torch.manual_seed(0)
-    model = GPT2LMHeadModel(GPT2Config(vocab_size=len(tok), n_positions=64, n_embd=32,
-                                       n_layer=2, n_head=2))
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=len(tok), n_positions=64, n_embd=32, n_layer=2, n_head=2)).eval()
     prompts = ["instruction : list 2 colors . response :",
                "instruction : write about animals in at most 5 words . response :"]
-    a = sample(model, tok, prompts, max_new_tokens=8, seed=3, use_cache=True)
-    b = sample(model, tok, prompts, max_new_tokens=8, seed=3, use_cache=False)
-    assert a == b
+    ids, mask = left_pad([encode_prompt(tok, p, 32) for p in prompts], tok.pad_token_id)
+    cached = sample(model, ids, mask, 8, tok.eos_token_id, tok.pad_token_id, generator=torch.Generator().manual_seed(3))
+    g, seq, seq_mask, done, out = torch.Generator().manual_seed(3), ids, mask, torch.zeros(2, dtype=torch.bool), []
+    with torch.no_grad():
+        for _ in range(8):  # no cache: the whole sequence again at every step
+            logits = model(input_ids=seq, attention_mask=seq_mask, position_ids=position_ids(seq_mask)).logits[:, -1]
+            token = torch.where(done, tok.pad_token_id, draw(torch.softmax(logits.float(), dim=-1), g))
+            out.append(token)
+            done |= token == tok.eos_token_id
+            seq, seq_mask = torch.cat([seq, token[:, None]], 1), torch.cat([seq_mask, torch.ones(2, 1, dtype=torch.long)], 1)
+            if done.all():
+                break
+    recomputed = torch.stack(out, 1)
+    assert torch.equal(cached[:, : recomputed.shape[1]], recomputed)

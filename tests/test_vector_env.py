@@ -192,11 +192,11 @@ def test_forward_batch_size_splits_the_scoring_forwards_without_changing_the_num
 
 def test_scoring_chunks_are_length_sorted_and_cut_to_their_longest_row(vec_kwargs):
     envs = gym.make_vec("TextBandit-v0", num_envs=N, forward_batch_size=2, **vec_kwargs)
-    core = envs.unwrapped.core
+    env = envs.unwrapped
     widths = {"reference": [], "policy": [], "reward": []}
     hooks = [model.register_forward_pre_hook(lambda m, args, kw, k=key: widths[k].append(kw["input_ids"].shape), with_kwargs=True)
-             for key, model in (("reference", core.reference_model), ("policy", core.policy.model),
-                                ("reward", core.reward_model.trunk))]
+             for key, model in (("reference", env.reference_model), ("policy", env.policy.model),
+                                ("reward", env.reward_model.trunk))]
     actions = make_actions(np.random.default_rng(1), N)  # responses of 3, 1 and L tokens
     obs, _ = envs.reset(seed=5)
     info = envs.step(actions)[4]["final_info"]
@@ -214,17 +214,6 @@ def test_scoring_chunks_are_length_sorted_and_cut_to_their_longest_row(vec_kwarg
     ref = whole.step(actions)[4]["final_info"]
     for key in TOKEN_KEYS + ("score", "kl"):
         np.testing.assert_allclose(info[key], ref[key], **TOL, err_msg=key)
-
-
-def test_docstrings_say_the_scoring_runs_in_chunks_not_one_pass():
-    import textbandit.core
-    import textbandit.vector_env
-
-    for doc in (textbandit.__doc__, textbandit.core.__doc__, textbandit.vector_env.__doc__,
-                TextBanditVectorEnv.__doc__):
-        assert "one forward pass" not in doc and "one batched forward" not in doc
-        assert "forward_batch_size" in doc
-    assert "by construction" not in textbandit.core.__doc__ and "rounding" in textbandit.core.__doc__
 
 
 def test_reset_refuses_unknown_options_and_seeds_that_are_not_ints(vec_kwargs):

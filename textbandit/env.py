@@ -8,68 +8,10 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.error import ResetNeeded
 
-from textbandit import defaults
-from textbandit.core import BanditCore, CoreAccess, Settings
+from textbandit.scorer import EnvAttributes, build_scorer
 
 # Info keys whose values are per-token arrays padded to max_new_tokens.
 TOKEN_KEYS = ("token_kl", "logprobs", "ref_logprobs", "response_mask", "token_rewards")
-
-
-def build_core(
-    task: str | None = "default",
-    split: str = "train",
-    reward_model=None,
-    reference_model=None,
-    tokenizer=None,
-    prompts=None,
-    policy=None,
-    kl_coef: float | None = None,
-    max_prompt_len: int | None = None,
-    max_new_tokens: int | None = None,
-    temperature: float = 1.0,
-    missing_eos_penalty: float | None = None,
-    prompt_truncation: str = "error",
-    gold_fn=None,
-    device: str = "cpu",
-    torch_dtype=None,
-    forward_batch_size: int | str | None = "auto",
-) -> BanditCore:
-    """Resolve the arguments of ``TextBanditEnv`` (what is not given comes from the task)."""
-    if task not in ("default", None):
-        raise ValueError(f"task={task!r}; the embedded task is 'default' (or pass task=None and your own models)")
-    given = {"reward_model": reward_model, "reference_model": reference_model, "tokenizer": tokenizer, "prompts": prompts}
-    if task is None:
-        missing = [name for name, value in given.items() if value is None]
-        if missing:
-            raise ValueError(f"with task=None pass {', '.join(missing)} too (or use task='default')")
-        settings = dict(defaults.GENERIC_SETTINGS)
-    else:
-        settings = defaults.env_settings()
-        reward_model = reward_model if reward_model is not None else defaults.reward_model_path()
-        reference_model = reference_model if reference_model is not None else defaults.reference_path()
-        tokenizer = tokenizer if tokenizer is not None else defaults.tokenizer_path()
-        if prompts is None:  # the task's own prompts: its gold labeler can judge the responses
-            prompts = defaults.prompts_path(split)
-            gold_fn = gold_fn if gold_fn is not None else defaults.gold_fn()
-    given_settings = {"kl_coef": kl_coef, "max_prompt_len": max_prompt_len, "max_new_tokens": max_new_tokens}
-    settings.update({k: v for k, v in given_settings.items() if v is not None})
-    return BanditCore(
-        reward_model=reward_model,
-        reference_model=reference_model,
-        tokenizer=tokenizer,
-        prompts=prompts,
-        policy=policy,
-        settings=Settings(
-            temperature=temperature,
-            missing_eos_penalty=missing_eos_penalty,
-            prompt_truncation=prompt_truncation,
-            **settings,
-        ),
-        gold_fn=gold_fn,
-        device=device,
-        torch_dtype=torch_dtype,
-        forward_batch_size=forward_batch_size,
-    )
 
 
 def check_seed(seed):
@@ -97,7 +39,7 @@ def render_text(prompt: str, response: str, reward: float) -> str:
     return f"prompt:   {prompt}\nresponse: {response}\nreward:   {reward:+.4f}\n"
 
 
-class TextBanditEnv(gym.Env, CoreAccess):
+class TextBanditEnv(gym.Env, EnvAttributes):
     """A prompt in, a token sequence out, a reward back: RLHF's RL problem as a bandit.
 
     ## Description
@@ -137,21 +79,23 @@ class TextBanditEnv(gym.Env, CoreAccess):
     After one step: ``terminated=True``, ``truncated=False``.
 
     ## Arguments
-    - ``task``: ``"default"`` (the embedded task; any component not given below comes from it)
-      or ``None`` (pass all four components).
-    - ``split``: the task's customer split to draw prompts from: train, validation or test.
+    - ``task``: ``"default"`` (the shipped task), a path to a built task folder, or a
+      ``textbandit.task.Task`` (its prompts, tokenizer, models, settings and gold judge); any
+      component given below replaces the task's. ``None``: no task (pass all four components).
+    - ``split``: the task's split to draw prompts from: train, validation or test.
     - ``reward_model``: a ``textbandit.reward_model.RewardModel`` or a local path to one.
     - ``reference_model``: the SFT model, a Hugging Face causal LM or a local path.
     - ``tokenizer``: a Hugging Face tokenizer or a path; its pad token must differ from EOS.
     - ``prompts``: a list of strings, a ``datasets.Dataset`` or a JSONL path (``prompt`` field).
     - ``policy``: a causal LM or any object with ``response_logprobs`` (``textbandit.policy``).
-    - ``kl_coef``, ``max_prompt_len``, ``max_new_tokens``: task defaults when None.
+    - ``kl_coef``, ``max_prompt_len``, ``max_new_tokens``: the task's when None.
     - ``temperature``: the sampling temperature; policy and reference logits are divided by it.
     - ``missing_eos_penalty``: subtracted from the score of a response without EOS (``None``,
       the default: no penalty; otherwise a finite number >= 0).
     - ``prompt_truncation``: ``"error"`` (default) refuses prompts longer than
       ``max_prompt_len`` at construction; ``"left"`` keeps their last ``max_prompt_len`` tokens.
-    - ``gold_fn``: ``gold_fn(prompts, responses, ended_with_eos) -> scores`` for evaluation.
+    - ``gold_fn``: ``gold_fn(prompts, responses, ended_with_eos) -> scores`` for evaluation (the
+      task's judge when the prompts are the task's).
     - ``device``, ``torch_dtype``: where and in what precision the models run.
     - ``forward_batch_size``: rows per forward pass of the reference and reward models (and of
       a plain causal-LM policy). Rows are sorted by length and each chunk is cut to its own
@@ -162,12 +106,16 @@ class TextBanditEnv(gym.Env, CoreAccess):
       the batch exactly as the observation and action lay it out, so a learner that scores
       with the same code gets bit-identical log-probs (``agents.ppo`` relies on this).
 
+    The env's public attributes (``kl_coef``, settable; ``tokenizer``, ``prompts``, ``device``,
+    ``temperature``, ``max_prompt_len``, ``max_new_tokens``, ``reward_model``,
+    ``reference_model``, ``policy``, ``gold_fn``; ``set_policy``) are all an agent needs of it.
+
     ## Example
     >>> import gymnasium as gym, textbandit
-    >>> env = gym.make("TextBandit-v0")                         # doctest: +SKIP
-    >>> obs, info = env.reset(seed=0)                           # doctest: +SKIP
-    >>> obs, reward, terminated, truncated, info = env.step(env.action_space.sample())  # doctest: +SKIP
-    >>> terminated, info["score"] - env.unwrapped.kl_coef * info["kl"] == reward  # doctest: +SKIP
+    >>> env = gym.make("TextBandit-v0")
+    >>> obs, info = env.reset(seed=0)
+    >>> obs, reward, terminated, truncated, info = env.step(env.action_space.sample())
+    >>> bool(terminated), bool(abs(info["score"] - env.unwrapped.kl_coef * info["kl"] - reward) < 1e-6)
     (True, True)
 
     ## Version History
@@ -180,9 +128,9 @@ class TextBanditEnv(gym.Env, CoreAccess):
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode={render_mode!r}; supported: {self.metadata['render_modes']}")
         self.render_mode = render_mode
-        self.core = build_core(**kwargs)
-        self.observation_space = self.core.observation_space
-        self.action_space = self.core.action_space
+        self.scorer = build_scorer(**kwargs)
+        self.observation_space = self.scorer.observation_space
+        self.action_space = self.scorer.action_space
         self._index: int | None = None
         self._last: str | None = None
 
@@ -195,23 +143,23 @@ class TextBanditEnv(gym.Env, CoreAccess):
                 raise TypeError(f"prompt_index={index!r}; it must be an int (the index of a prompt), "
                                 f"got {type(index).__name__}")
             index = int(index)
-            if not 0 <= index < len(self.core.prompts):
-                raise ValueError(f"prompt_index={index} is outside [0, {len(self.core.prompts)})")
+            if not 0 <= index < len(self.scorer.prompts):
+                raise ValueError(f"prompt_index={index} is outside [0, {len(self.scorer.prompts)})")
         else:
-            index = int(self.np_random.integers(len(self.core.prompts)))
+            index = int(self.np_random.integers(len(self.scorer.prompts)))
         self._index = index
-        obs = self.core.observe(np.array([index]))
-        return {k: v[0] for k, v in obs.items()}, {"prompt": self.core.prompts[index], "prompt_index": index}
+        obs = self.scorer.observe(np.array([index]))
+        return {k: v[0] for k, v in obs.items()}, {"prompt": self.scorer.prompts[index], "prompt_index": index}
 
     def step(self, action):
         if self._index is None:
             raise ResetNeeded("call reset() before step(): each episode is one step")
         idx = np.array([self._index])
-        out = self.core.score(idx, self.core.check_actions(action, n=1))
-        obs = {k: v[0] for k, v in self.core.observe(idx).items()}  # fresh arrays, same prompt
+        out = self.scorer.score(idx, self.scorer.check_actions(action, n=1))
+        obs = {k: v[0] for k, v in self.scorer.observe(idx).items()}  # fresh arrays, same prompt
         self._index = None
         info = {k: (v[0] if k in TOKEN_KEYS or v.dtype == object else v[0].item()) for k, v in out.items() if k != "reward"}
-        info["policy_attached"] = self.core.policy is not None
+        info["policy_attached"] = self.scorer.policy is not None
         reward = float(out["reward"][0])
         self._last = render_text(info["prompt"], info["response"], reward)
         # truncated=False: a bandit ends after one step by design, never by a time limit

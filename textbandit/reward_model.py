@@ -21,7 +21,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from textbandit.scoring import position_ids as default_position_ids
+from textbandit.layout import position_ids as default_position_ids
 
 HEAD_FILE = "reward_head.safetensors"
 

@@ -1,9 +1,9 @@
-"""Log-prob and reward scoring of ``prompt ++ response`` batches.
+"""Log-probs and the RLHF reward of ``prompt ++ response`` batches, as pure functions.
 
-Every model in textbandit sees a left-padded prompt followed by a response that ends at its
-first EOS (kept); tokens after it are padding. The pure functions here are the one place that
-turns that layout into model inputs, so the environment, the reward model and the learners
-agree on positions, masks and temperature to the last bit.
+:func:`response_logprobs` is how the environment and every learner score a response with a
+causal LM (the layout of :mod:`textbandit.layout`, logits divided by the temperature), so they
+agree to the last bit; :func:`rlhf_reward` is the one place that turns reward-model scores and
+log-probs into the reward of InstructGPT's RL objective.
 
 Shapes: ``N`` responses, prompts of ``P`` tokens, responses of ``L`` tokens, vocab ``V``.
 """
@@ -12,47 +12,11 @@ from __future__ import annotations
 
 import functools
 import inspect
+from typing import NamedTuple
 
 import torch
-import torch.nn.functional as F
 
-
-def response_mask(response_ids: torch.Tensor, eos_token_id: int) -> torch.Tensor:
-    """1 for every response token up to and including the first EOS, 0 after it.
-
-    >>> response_mask(torch.tensor([[5, 2, 7, 7], [5, 6, 6, 6]]), eos_token_id=2).tolist()
-    [[1, 1, 0, 0], [1, 1, 1, 1]]
-    """
-    is_eos = (response_ids == eos_token_id).long()
-    eos_before = torch.cumsum(is_eos, dim=1) - is_eos  # EOS tokens strictly before t
-    return (eos_before == 0).long()
-
-
-def ends_with_eos(response_ids: torch.Tensor, eos_token_id: int) -> torch.Tensor:
-    """(N,) bool: whether each response contains an EOS (False means truncated)."""
-    return (response_ids == eos_token_id).any(dim=1)
-
-
-def position_ids(attention_mask: torch.Tensor) -> torch.Tensor:
-    """Positions that ignore left padding: ``cumsum(mask) - 1`` clamped at 0."""
-    return (torch.cumsum(attention_mask, dim=1) - 1).clamp(min=0)
-
-
-def join(
-    prompt_ids: torch.Tensor,
-    prompt_mask: torch.Tensor,
-    response_ids: torch.Tensor,
-    resp_mask: torch.Tensor,
-    pad_token_id: int,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``(input_ids, attention_mask, position_ids)`` of ``prompt ++ response``, (N, P+L) each.
-
-    Response tokens after the first EOS become ``pad_token_id`` and are masked out.
-    """
-    response_ids = torch.where(resp_mask.bool(), response_ids, pad_token_id)
-    input_ids = torch.cat([prompt_ids, response_ids], dim=1)
-    attention_mask = torch.cat([prompt_mask, resp_mask], dim=1).long()
-    return input_ids, attention_mask, position_ids(attention_mask)
+from textbandit.layout import join
 
 
 def gather_logprobs(logits: torch.Tensor, tokens: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
@@ -106,9 +70,33 @@ def response_logprobs(
     return gather_logprobs(logits, tokens, temperature) * resp_mask
 
 
-def masked_mean(x: torch.Tensor, mask: torch.Tensor, dim=None) -> torch.Tensor:
-    """Mean of ``x`` over the positions where ``mask`` is 1."""
-    mask = mask.to(x.dtype)
-    if dim is None:
-        return (x * mask).sum() / mask.sum().clamp(min=1)
-    return (x * mask).sum(dim) / mask.sum(dim).clamp(min=1)
+class Reward(NamedTuple):
+    """What :func:`rlhf_reward` returns; token arrays are (N, L) and 0 where masked."""
+
+    reward: torch.Tensor  # (N,) score - kl_coef * kl
+    kl: torch.Tensor  # (N,) sum_t token_kl
+    token_kl: torch.Tensor  # KL_t = log pi(a_t) - log pi_ref(a_t)
+    token_rewards: torch.Tensor  # -kl_coef * KL_t, plus the score on the last response token
+
+
+def rlhf_reward(scores: torch.Tensor, logprobs: torch.Tensor, ref_logprobs: torch.Tensor, mask: torch.Tensor,
+                kl_coef: float) -> Reward:
+    """The reward of InstructGPT's RL objective for one sample: ``score - kl_coef * sum_t KL_t``.
+
+    ``KL_t = log pi(a_t|.) - log pi_ref(a_t|.)`` on the response tokens (``mask``); the per-token
+    rewards are what GAE consumes: ``-kl_coef * KL_t``, plus the score on the last response token
+    (the EOS when there is one), as in lm-human-preferences.
+
+    >>> r = rlhf_reward(torch.tensor([1.0]), torch.tensor([[-1.0, -2.0, 0.0]]),
+    ...                 torch.tensor([[-1.5, -1.0, 0.0]]), torch.tensor([[1, 1, 0]]), kl_coef=0.1)
+    >>> r.kl.tolist(), r.token_kl.tolist(), round(r.reward.item(), 6)
+    ([-0.5], [[0.5, -1.0, 0.0]], 1.05)
+    >>> [round(x, 6) for x in r.token_rewards[0].tolist()]
+    [-0.05, 1.1, 0.0]
+    """
+    token_kl = (logprobs - ref_logprobs) * mask
+    kl = token_kl.sum(dim=1)
+    token_rewards = -kl_coef * token_kl
+    last = mask.sum(dim=1) - 1  # the last response token (the EOS when there is one)
+    token_rewards[torch.arange(len(last), device=last.device), last] += scores
+    return Reward(scores - kl_coef * kl, kl, token_kl, token_rewards)

@@ -11,8 +11,8 @@ from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from textbandit.core import CoreAccess
-from textbandit.env import build_core, check_options, check_seed
+from textbandit.env import check_options, check_seed
+from textbandit.scorer import EnvAttributes, build_scorer
 
 
 def _stacked(values: dict[str, np.ndarray], n: int) -> dict[str, Any]:
@@ -24,7 +24,7 @@ def _stacked(values: dict[str, np.ndarray], n: int) -> dict[str, Any]:
     return info
 
 
-class TextBanditVectorEnv(VectorEnv, CoreAccess):
+class TextBanditVectorEnv(VectorEnv, EnvAttributes):
     """``num_envs`` copies of ``TextBanditEnv`` that share their models and score in one batch.
 
     Takes the arguments of ``TextBanditEnv`` plus ``num_envs``. Each step scores all responses
@@ -57,16 +57,16 @@ class TextBanditVectorEnv(VectorEnv, CoreAccess):
             raise ValueError("the vector env does not render; use TextBanditEnv(render_mode='ansi')")
         self.num_envs = num_envs
         self.render_mode = None
-        self.core = build_core(**kwargs)
-        self.single_observation_space = self.core.observation_space
-        self.single_action_space = self.core.action_space
+        self.scorer = build_scorer(**kwargs)
+        self.single_observation_space = self.scorer.observation_space
+        self.single_action_space = self.scorer.action_space
         self.observation_space = batch_space(self.single_observation_space, num_envs)
         self.action_space = batch_space(self.single_action_space, num_envs)
         self._rngs: list[np.random.Generator] | None = None
         self._indices: np.ndarray | None = None
 
     def _draw(self) -> np.ndarray:
-        return np.array([int(rng.integers(len(self.core.prompts))) for rng in self._rngs], dtype=np.int64)
+        return np.array([int(rng.integers(len(self.scorer.prompts))) for rng in self._rngs], dtype=np.int64)
 
     def reset(self, *, seed: int | list[int | None] | None = None, options: dict | None = None):
         n = self.num_envs
@@ -90,25 +90,25 @@ class TextBanditVectorEnv(VectorEnv, CoreAccess):
                 raise TypeError(f"prompt_indices must be ints (one prompt index per env), got dtype {indices.dtype}: "
                                 f"{options['prompt_indices']!r}")
             indices = indices.astype(np.int64).reshape(-1)
-            if indices.shape != (n,) or indices.min() < 0 or indices.max() >= len(self.core.prompts):
-                raise ValueError(f"prompt_indices must be {n} ints in [0, {len(self.core.prompts)})")
+            if indices.shape != (n,) or indices.min() < 0 or indices.max() >= len(self.scorer.prompts):
+                raise ValueError(f"prompt_indices must be {n} ints in [0, {len(self.scorer.prompts)})")
             self._indices = indices
         else:
             self._indices = self._draw()
-        return self.core.observe(self._indices), self._reset_info()
+        return self.scorer.observe(self._indices), self._reset_info()
 
     def _reset_info(self) -> dict[str, Any]:
-        prompts = np.array([self.core.prompts[i] for i in self._indices], dtype=object)
+        prompts = np.array([self.scorer.prompts[i] for i in self._indices], dtype=object)
         return _stacked({"prompt": prompts, "prompt_index": self._indices.copy()}, self.num_envs)
 
     def step(self, actions):
         if self._indices is None:
             raise ResetNeeded("call reset() before step()")
         n = self.num_envs
-        out = self.core.score(self._indices, self.core.check_actions(actions, n))
+        out = self.scorer.score(self._indices, self.scorer.check_actions(actions, n))
         rewards = out.pop("reward")
-        out["policy_attached"] = np.full(n, self.core.policy is not None)
-        final = self.core.observe(self._indices)
+        out["policy_attached"] = np.full(n, self.scorer.policy is not None)
+        final = self.scorer.observe(self._indices)
         final_obs = np.empty(n, dtype=object)
         for i in range(n):
             final_obs[i] = {k: v[i] for k, v in final.items()}
@@ -118,4 +118,4 @@ class TextBanditVectorEnv(VectorEnv, CoreAccess):
         info.update(_stacked({"final_obs": final_obs, "final_info": _stacked(out, n)}, n))
         terminated = np.ones(n, dtype=bool)
         truncated = np.zeros(n, dtype=bool)
-        return self.core.observe(self._indices), rewards, terminated, truncated, info
+        return self.scorer.observe(self._indices), rewards, terminated, truncated, info

@@ -1,12 +1,16 @@
 """Atomic checkpoints and RNG state, so a stopped run resumes bit-identically.
 
-A training state is one ``torch.save``d dict of tensors and plain data (model, optimizer, step,
-data position, RNG states). It is written to a temporary file of its own and ``os.replace``d,
-so a crash mid-write leaves the previous checkpoint intact, and it is read back with
+Every trainer's checkpoint has one format: a folder (``OUT/checkpoint``) holding
+``trainer_state.pt``, one ``torch.save``d dict of tensors and plain data (optimizer, step, data
+position, RNG states, log rows; SFT and RM put the model's weights there too), plus any model
+files the trainer writes beside it (PPO: the policy in Hugging Face format, so a checkpoint
+loads as a model). :func:`save_checkpoint` writes the folder under a temporary name and swaps it
+in whole, so a crash mid-write leaves the previous checkpoint intact (or its ``.old`` copy
+during the swap, which :func:`find_checkpoint` falls back to). The state is read back with
 ``torch.load(weights_only=True)``: a file that holds anything else (a crafted pickle that would
 run code) is refused, never executed. RNG states are therefore stored as tensors, ints and lists.
 
-A failed write (a full disk, a lost mount) removes its temporary file, keeps the last good
+A failed write (a full disk, a lost mount) removes its temporary files, keeps the last good
 checkpoint and raises an ``OSError`` that says what happened.
 """
 
@@ -66,13 +70,49 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> None
         raise
 
 
-def save_checkpoint_atomic(state: dict, path: str | os.PathLike) -> None:
-    """``torch.save(state, path)`` through a temporary file and ``os.replace``."""
-    atomic_write(path, lambda tmp: torch.save(state, tmp))
+STATE_FILE = "trainer_state.pt"
+
+
+def save_checkpoint(directory: str | os.PathLike, state: dict,
+                    write_model: Callable[[Path], None] | None = None) -> None:
+    """Write the checkpoint folder ``directory`` atomically: ``state`` to ``trainer_state.pt`` and,
+    with ``write_model``, the model files it writes into the folder (e.g. ``policy.save_pretrained``).
+
+    The folder is written under a fresh temporary name and swapped in only when complete; a failed
+    write removes it, keeps the last checkpoint and raises the ``OSError`` of :func:`write_failure`.
+    """
+    directory = Path(directory)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    old = directory.with_name(directory.name + ".old")
+    tmp = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}.", suffix=".tmp"))
+    try:
+        if write_model is not None:
+            write_model(tmp)
+        torch.save(state, tmp / STATE_FILE)
+    except (OSError, RuntimeError) as e:  # safetensors and torch.save report a failed write differently
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise write_failure(e, directory) from e
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if directory.exists():
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(directory, old)
+    os.replace(tmp, directory)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def find_checkpoint(directory: str | os.PathLike) -> Path | None:
+    """The checkpoint folder to resume from: ``directory``, or its ``.old`` copy after a crash mid-swap."""
+    directory = Path(directory)
+    for path in (directory, directory.with_name(directory.name + ".old")):
+        if (path / STATE_FILE).exists():
+            return path
+    return None
 
 
 def load_state(path: str | os.PathLike) -> dict:
-    """A state file written by :func:`save_checkpoint_atomic`, loaded with ``weights_only=True`` (on CPU).
+    """A state file written by :func:`save_checkpoint`, loaded with ``weights_only=True`` (on CPU).
 
     Raises :class:`UnsafeCheckpointError` for a file that holds anything but tensors and plain data.
     """
@@ -87,12 +127,14 @@ def load_state(path: str | os.PathLike) -> dict:
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict:
-    """Load a checkpoint directory's ``state.pt`` (or a state file) written by :func:`save_checkpoint_atomic`."""
+    """The state of a checkpoint folder written by :func:`save_checkpoint` (its ``.old`` copy if the
+    folder itself is gone mid-swap), or of its ``trainer_state.pt`` file."""
     path = Path(path)
-    if path.is_dir():
-        path = path / "state.pt"
     if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint at {path}; pass the checkpoint directory a run wrote")
+        found = find_checkpoint(path)
+        if found is None:
+            raise FileNotFoundError(f"no checkpoint at {path}; pass the checkpoint folder a run wrote (OUT/checkpoint)")
+        path = found / STATE_FILE
     return load_state(path)
 
 

@@ -1,15 +1,8 @@
-"""Device choice and mixed precision for the trainers."""
+"""Mixed precision and the optimizer of the trainers (the device resolver is :mod:`textbandit.runtime`'s)."""
 
 from __future__ import annotations
 
 import torch
-
-
-def resolve_device(device: str) -> torch.device:
-    """``'auto'`` means CUDA when available, else CPU."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def autocast(device: torch.device, bf16: bool):

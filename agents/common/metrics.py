@@ -12,28 +12,35 @@ from agents.common.checkpoint import atomic_write
 
 
 class MetricLogger:
-    """Append ``{"step": s, **scalars}`` lines to ``out_dir/metrics.jsonl``; mirror to TensorBoard.
+    """Append ``{"step": s, **scalars}`` lines to ``out_dir/metrics.jsonl`` and tables of samples to
+    ``out_dir/samples.jsonl``; mirror both to TensorBoard.
 
     TensorBoard events go to ``out_dir/tb`` when the ``tensorboard`` package is installed (the
     ``report`` extra); without it only JSONL is written, with a warning. A resumed run passes
-    ``resume_rows``, the number of rows its checkpoint had logged (``rows`` when it was saved):
-    the rows after them are dropped, since the run logs them again, so each step is logged once;
+    ``resume_rows``, the rows its checkpoint had logged (``rows`` when it was saved): the rows
+    after them are dropped, since the run logs them again, so each step is logged once;
     ``resume_step``, the checkpoint's step, hides later TensorBoard events the same way.
 
     >>> import tempfile
     >>> log = MetricLogger(tempfile.mkdtemp(), tensorboard=False)
     >>> log.log(1, {"train/loss": 2.5})
+    >>> log.log_samples(1, [{"prompt": "p", "response": "r", "score": 0.5}])
+    >>> log.rows
+    {'metrics': 1, 'samples': 1}
     >>> log.close()
     """
 
+    FILES = ("metrics", "samples")
+
     def __init__(self, out_dir: str | os.PathLike, tensorboard: bool = True, resume_step: int | None = None,
-                 resume_rows: int | None = None):
+                 resume_rows: dict[str, int] | None = None):
         self.out_dir = Path(out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        path = self.out_dir / "metrics.jsonl"
-        # rows in metrics.jsonl: a checkpoint stores it, a resumed run passes it back as resume_rows
-        self.rows = keep_rows(path, resume_rows) if resume_rows is not None else count_rows(path)
-        self._file = path.open("a", encoding="utf-8")
+        paths = {name: self.out_dir / f"{name}.jsonl" for name in self.FILES}
+        # rows in each log: a checkpoint stores them, a resumed run passes them back as resume_rows
+        self.rows = {name: keep_rows(path, (resume_rows or {}).get(name, 0)) if resume_rows is not None
+                     else count_rows(path) for name, path in paths.items()}
+        self._paths, self._files = paths, {}  # opened at their first row: SFT writes no samples.jsonl
         self._tb = None
         if tensorboard:
             try:
@@ -45,19 +52,32 @@ class MetricLogger:
                 purge = None if resume_step is None else resume_step + 1  # events from this step on are hidden
                 self._tb = SummaryWriter(str(self.out_dir / "tb"), purge_step=purge)
 
+    def _write(self, name: str, row: dict) -> None:
+        if name not in self._files:
+            self._files[name] = self._paths[name].open("a", encoding="utf-8")
+        self._files[name].write(json.dumps(row) + "\n")
+        self._files[name].flush()
+        self.rows[name] += 1
+
     def log(self, step: int, scalars: dict) -> None:
         """Record numeric ``scalars`` at ``step`` (non-finite values are written as null in JSONL)."""
         clean = {k: float(v) for k, v in scalars.items()}
-        row = {"step": int(step), **{k: (v if math.isfinite(v) else None) for k, v in clean.items()}}
-        self._file.write(json.dumps(row) + "\n")
-        self._file.flush()
-        self.rows += 1
+        self._write("metrics", {"step": int(step), **{k: (v if math.isfinite(v) else None) for k, v in clean.items()}})
         if self._tb is not None:
             for k, v in clean.items():
                 self._tb.add_scalar(k, v, step)
 
+    def log_samples(self, step: int, rows: list[dict]) -> None:
+        """Record a table of samples (``prompt``, ``response``, ``score`` per row) at ``step``."""
+        self._write("samples", {"step": int(step), "samples": rows})
+        if self._tb is not None:
+            header = "| prompt | response | score |\n|---|---|---|\n"
+            body = "".join(f"| {r['prompt']} | {r['response']} | {r['score']:+.3f} |\n" for r in rows)
+            self._tb.add_text("samples", header + body, step)
+
     def close(self) -> None:
-        self._file.close()
+        for f in self._files.values():
+            f.close()
         if self._tb is not None:
             self._tb.close()
 

@@ -74,8 +74,8 @@ def train_rloo(lm, envs, k: int = 4, iterations: int = 50, lr: float = 1e-4, tem
 if __name__ == "__main__":  # the default task: python -m agents.examples.rloo
     from transformers import AutoModelForCausalLM
 
-    from textbandit import defaults
+    from textbandit.task import load_task
 
-    model = AutoModelForCausalLM.from_pretrained(defaults.reference_path())
+    model = AutoModelForCausalLM.from_pretrained(load_task("default").reference_model)
     vec = gym.make_vec("TextBandit-v0", num_envs=32, policy=model)
     train_rloo(model, vec, k=4, iterations=30, lr=3e-5, callback=print)

@@ -4,47 +4,88 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-# Sizes and lengths of each preset. `quick` must finish within 10 minutes on 2 CPU cores;
-# `full` (a model-size sweep, more data) within 60; `tiny` is for the test suite only.
-# `sft_epochs` and `ppo_iterations` may be a number or {size: number}: on 2 CPU cores the 11M
-# model's 16 SFT epochs alone take over half an hour, so `full` gives it fewer (see per_size).
-PRESETS: dict[str, dict] = {
-    "quick": dict(
+
+@dataclass(frozen=True)
+class Preset:
+    """The sizes and budgets of one preset. Per-size settings map each size run to its value."""
+
+    n_customers: int
+    """simulated customers of the task (split by customer)"""
+    prompts_per_customer: int
+    """prompts each customer writes"""
+    corpus_texts: int
+    """texts in the pretraining corpus"""
+    sizes: tuple[str, ...]
+    """the model sizes SFT and PPO run at; the first is the main one, the others form the size sweep"""
+    large_size: str
+    """the large base model the small PPO model must beat"""
+    pretrain_steps: dict[str, int]
+    """pretraining steps per size"""
+    sft_epochs: dict[str, int]
+    """SFT epochs per size (on 2 CPU cores the 11M model's 16 epochs alone take over half an hour)"""
+    comparison_prompts: int
+    """training prompts whose K samples the labelers rank"""
+    validation_comparison_prompts: int
+    """held-out prompts ranked for the reward model's accuracy"""
+    k: tuple[int, int]
+    """K is drawn in this range per prompt (the paper: 4 to 9)"""
+    rm_epochs: int
+    """reward-model epochs"""
+    rm_lr: float
+    """reward-model learning rate"""
+    ppo_iterations: dict[str, int]
+    """PPO iterations per size"""
+    ppo_batch: int
+    """responses per PPO iteration (minibatches of a quarter of it)"""
+    kl_sweep: tuple[float, ...]
+    """KL coefficients run beside the default one (0 shows over-optimisation)"""
+    eval_prompts: int
+    """test prompts every model is judged on"""
+    curve_every: int
+    """the held-out gold curve is measured every this many PPO iterations"""
+    curve_prompts: int
+    """validation prompts of the held-out gold curve"""
+    ppo_learning_rate: float = 1e-5
+    """PPO's peak learning rate"""
+    ppo_update_epochs: int = 4
+    """PPO's passes over each rollout batch"""
+
+
+# `quick` must finish within 10 minutes on 2 CPU cores; `full` (a model-size sweep, more data)
+# within 60; `tiny` is for the test suite only.
+PRESETS: dict[str, Preset] = {
+    "quick": Preset(
         n_customers=200, prompts_per_customer=30, corpus_texts=40000,
         sizes=("small",), large_size="large", pretrain_steps={"small": 300, "large": 300},
-        sft_epochs=4, comparison_prompts=2000, validation_comparison_prompts=200, k=(4, 9),
-        rm_epochs=1, rm_lr=3e-4, ppo_iterations=30, ppo_batch=64, kl_sweep=(0.0,), eval_prompts=256,
-        curve_every=3, curve_prompts=192, ppo=dict(learning_rate=1e-4, update_epochs=4),
+        sft_epochs={"small": 4}, comparison_prompts=2000, validation_comparison_prompts=200, k=(4, 9),
+        rm_epochs=1, rm_lr=3e-4, ppo_iterations={"small": 30}, ppo_batch=64, kl_sweep=(0.0,), eval_prompts=256,
+        curve_every=3, curve_prompts=192, ppo_learning_rate=1e-4, ppo_update_epochs=4,
     ),
-    "full": dict(
+    "full": Preset(
         n_customers=400, prompts_per_customer=40, corpus_texts=80000,
-        sizes=("small", "large"), large_size="large",
-        pretrain_steps={"small": 1200, "large": 800},
+        sizes=("small", "large"), large_size="large", pretrain_steps={"small": 1200, "large": 800},
         sft_epochs={"small": 16, "large": 4}, comparison_prompts=3000, validation_comparison_prompts=600, k=(4, 9),
-        rm_epochs=1, rm_lr=3e-4, ppo_iterations={"small": 80, "large": 30}, ppo_batch=64, kl_sweep=(0.0, 0.02, 0.2), eval_prompts=600,
-        curve_every=5, curve_prompts=256, ppo=dict(learning_rate=1e-4, update_epochs=4),
+        rm_epochs=1, rm_lr=3e-4, ppo_iterations={"small": 80, "large": 30}, ppo_batch=64,
+        kl_sweep=(0.0, 0.02, 0.2), eval_prompts=600, curve_every=5, curve_prompts=256,
+        ppo_learning_rate=1e-4, ppo_update_epochs=4,
     ),
-    "tiny": dict(
+    "tiny": Preset(
         n_customers=20, prompts_per_customer=6, corpus_texts=400,
         sizes=("small",), large_size="large", pretrain_steps={"small": 4, "large": 2},
-        sft_epochs=1, comparison_prompts=12, validation_comparison_prompts=8, k=(4, 5),
-        rm_epochs=1, rm_lr=3e-4, ppo_iterations=2, ppo_batch=8, kl_sweep=(0.0,), eval_prompts=8,
+        sft_epochs={"small": 1}, comparison_prompts=12, validation_comparison_prompts=8, k=(4, 5),
+        rm_epochs=1, rm_lr=3e-4, ppo_iterations={"small": 2}, ppo_batch=8, kl_sweep=(0.0,), eval_prompts=8,
         curve_every=1, curve_prompts=8,
     ),
 }
-
-
-def per_size(value, size: str):
-    """A preset setting for one model size: ``value[size]`` if it is a dict, else ``value``."""
-    return value[size] if isinstance(value, dict) else value
 
 
 @dataclass
 class PipelineConfig:
     """The InstructGPT recipe end to end: pretrain, SFT, collect, RM, PPO (+ptx), evaluate.
 
-    Every stage writes Hugging Face format into ``out``; a stage whose output is complete is
-    not run again, so an interrupted pipeline continues where it stopped.
+    Every stage writes Hugging Face format into ``out``; a stage whose output is complete and was
+    built with the same settings is not run again, so an interrupted pipeline continues where it
+    stopped.
     """
 
     out: str = "runs/quick"
@@ -74,8 +115,8 @@ class PipelineConfig:
     device: str = "auto"
     """'auto' (CUDA when available), 'cpu' or 'cuda'"""
     export_defaults: bool = False
-    """copy the tokenizer, prompts, SFT and reward models into textbandit/assets/default (fp16), the
-    models TextBandit-v0 serves with no arguments"""
+    """copy the run's task folder with its SFT and reward models (OUT/export) into textbandit/assets/default,
+    the task TextBandit-v0 serves with no arguments"""
     progress: bool = True
     """show progress bars"""
     rebuild: bool = False
@@ -93,7 +134,7 @@ class PipelineConfig:
             raise ValueError(f"ptx_coef={self.ptx_coef}; use >= 0")
 
     @property
-    def settings(self) -> dict:
+    def settings(self) -> Preset:
         return PRESETS[self.preset]
 
     def to_dict(self) -> dict:

@@ -18,19 +18,22 @@ from textbandit.vector_env import TextBanditVectorEnv
 
 class HeldOutCurve:
     """A ``train(callback=...)`` hook: every ``every`` iterations (and at the last), sample the
-    policy on ``n_prompts`` fixed prompts of ``env_kwargs``'s prompt set and record the means of
-    the env's ``score``, ``kl`` (to the env's reference, the SFT model) and ``gold_score``.
+    policy on ``n_prompts`` fixed prompts of the task's ``split`` and record the means of the env's
+    ``score``, ``kl`` (to the task's reference, the SFT model) and ``gold_score``.
 
-    ``points`` holds ``{"iteration", "score", "kl", "gold"}`` lists, one entry per measurement.
+    ``env`` holds the env's other settings (the PPO run's ``temperature`` and ``missing_eos_penalty``,
+    so ``score`` is the proxy PPO maximises; ``device``). ``points`` holds ``{"iteration", "score",
+    "kl", "gold"}`` lists, one entry per measurement.
     """
 
-    def __init__(self, env_kwargs: dict, n_prompts: int, every: int, last: int, seed: int, batch_size: int = 64):
+    def __init__(self, task, split: str, n_prompts: int, every: int, last: int, seed: int, batch_size: int = 64,
+                 **env):
         if every < 1 or n_prompts < 1:
             raise ValueError(f"every={every}, n_prompts={n_prompts}: both must be >= 1")
-        self.envs = TextBanditVectorEnv(num_envs=min(batch_size, n_prompts), **env_kwargs)
-        if self.envs.core.gold_fn is None:
-            raise ValueError("the curve's env has no gold labeler: pass gold_fn= in env_kwargs")
-        n_available = len(self.envs.core.prompts)
+        self.envs = TextBanditVectorEnv(num_envs=min(batch_size, n_prompts), task=task, split=split, **env)
+        if self.envs.gold_fn is None:
+            raise ValueError("the curve's env has no gold labeler: use a task with a gold judge")
+        n_available = len(self.envs.prompts)
         rng = np.random.default_rng([seed, 81])
         self.indices = np.sort(rng.choice(n_available, size=min(n_prompts, n_available), replace=False))
         self.every, self.last, self.seed = every, last, seed
@@ -38,7 +41,7 @@ class HeldOutCurve:
 
     def measure(self, iteration: int, model) -> None:
         """Record one point for ``model`` (a causal LM) at ``iteration``."""
-        temperature = self.envs.core.settings.temperature  # the env scores at it, so sample at it
+        temperature = self.envs.temperature  # the env scores at it, so sample at it
         s = sample_and_score(self.envs, model, self.indices, temperature, seed=self.seed)
         for key, value in (("iteration", iteration), ("score", s.score.mean()), ("kl", s.kl.mean()),
                            ("gold", s.gold.mean())):

@@ -12,11 +12,12 @@ import math
 import numpy as np
 import torch
 
+from agents.common.lm import blocks, perplexity
 from agents.pipeline.labeling import gold_lists
 from agents.pipeline.metrics import mean_by, rouge_l, sentence_bleu, win_rate
+from agents.pipeline.rating import bradley_terry, pairs_from_ranking
 from agents.pipeline.samples import Samples, sample_and_score
-from textbandit.task.lm import blocks, perplexity
-from textbandit.task import Instruction, measure_agreement, pairs_from_ranking, bradley_terry
+from textbandit.task import DefaultTask, Instruction, measure_agreement
 from textbandit.task.demonstrator import demonstrate
 from textbandit.vector_env import TextBanditVectorEnv
 
@@ -56,34 +57,25 @@ def labeler_agreement(task, pool, comparison_records: list[dict], seed: int) -> 
     return measure_agreement(pool, gold_lists(task, comparison_records), np.random.default_rng([seed, 79]), rounds=5)
 
 
-def evaluate_models(
-    task,
-    models: dict[str, torch.nn.Module],
-    env_kwargs: dict,
-    n_prompts: int,
-    seed: int,
-    pool=None,
-    temperature: float = 1.0,
-    batch_size: int = 64,
-) -> dict:
+def evaluate_models(task: DefaultTask, models: dict[str, torch.nn.Module], n_prompts: int, seed: int, pool=None,
+                    device: str = "cpu", temperature: float = 1.0, batch_size: int = 64) -> dict:
     """Sample each model on the same ``n_prompts`` test prompts and measure everything per model.
 
-    ``env_kwargs`` build the evaluation env (the pipeline's reward model, SFT reference,
-    tokenizer, test prompts and gold labeler); ``pool`` the labelers of the Elo ratings (default:
-    the task's). Returns ``{"samples", "models", "per_kind",
-    "elo", "ngram"}``.
+    ``task``: the run's task with its reward model and SFT reference (the env judges the test
+    prompts with them and with the task's gold labeler); ``pool``: the labelers of the Elo
+    ratings (default: the task's). Returns ``{"samples", "models", "per_kind", "ngram"}``.
     """
-    records = task.prompts("test")
+    records = task.prompt_records("test")
     rng = np.random.default_rng([seed, 80])
     idx = np.sort(rng.choice(len(records), size=min(n_prompts, len(records)), replace=False))
-    envs = TextBanditVectorEnv(num_envs=min(batch_size, len(idx)), **env_kwargs)
-    device = envs.core.device
+    envs = TextBanditVectorEnv(num_envs=min(batch_size, len(idx)), task=task, split="test", device=device)
+    device = envs.device
     samples = {name: sample_and_score(envs, m.to(device), idx, temperature, seed=seed) for name, m in models.items()}
 
     refs = references(task, [records[i] for i in idx], seed)
     kinds = [records[i]["kind"] for i in idx]
     corpus = task.corpus()["validation"][:400]
-    tokenizer = envs.core.tokenizer
+    tokenizer = envs.tokenizer
     per_model, per_kind, bleu_all, rouge_all, gold_all = {}, {}, [], [], []
     for name, s in samples.items():
         bleu = [sentence_bleu(h, r) for h, r in zip(s.responses, refs)]

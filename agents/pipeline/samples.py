@@ -50,10 +50,10 @@ def sample_and_score(
     ``envs`` is a ``TextBanditVectorEnv`` whose policy is set to ``model`` here (so its KL is
     the model's KL to the env's reference); it is scored in chunks of ``envs.num_envs``.
     """
-    core = envs.unwrapped.core if hasattr(envs, "unwrapped") else envs.core
-    envs.set_policy(model)
+    env = envs.unwrapped
+    env.set_policy(model)
     model.eval()
-    generator = torch.Generator(device=core.device).manual_seed(seed)
+    generator = torch.Generator(device=env.device).manual_seed(seed)
     n, B = len(prompt_indices), envs.num_envs
     chunks: dict[str, list] = {k: [] for k in ("response", "prompt", "score", "kl", "gold_score", "truncated_response")}
     tokens = []
@@ -64,11 +64,11 @@ def sample_and_score(
         obs, _ = envs.reset(options={"prompt_indices": idx})
         response = sample(
             model,
-            torch.as_tensor(obs["input_ids"], device=core.device),
-            torch.as_tensor(obs["attention_mask"], device=core.device),
-            core.settings.max_new_tokens,
-            core.eos_token_id,
-            core.pad_token_id,
+            torch.as_tensor(obs["input_ids"], device=env.device),
+            torch.as_tensor(obs["attention_mask"], device=env.device),
+            env.max_new_tokens,
+            env.tokenizer.eos_token_id,
+            env.tokenizer.pad_token_id,
             temperature=temperature,
             top_p=top_p,
             generator=generator,

@@ -2,9 +2,9 @@
 
 Each iteration: reset ``batch_size`` bandits, sample a response per prompt, ``step`` them (the
 environment scores the response with the reward model and computes the per-token KL to the
-SFT model with *our* policy's log-probs), add values, run GAE, then ``update_epochs`` epochs of
-clipped-surrogate updates over shuffled minibatches, optionally mixing in the pretraining loss
-(PPO-ptx). Example::
+reference with *our* policy's log-probs, and returns the per-token rewards), take the values of
+that same scoring forward, run GAE, then ``update_epochs`` epochs of clipped-surrogate updates
+over shuffled minibatches, optionally mixing in the pretraining loss (PPO-ptx). Example::
 
     from agents.ppo import PPOConfig, train
     result = train(PPOConfig(total_iterations=20, output_dir="runs/ppo"))
@@ -28,18 +28,18 @@ import numpy as np
 import torch
 
 import textbandit  # noqa: F401  (registers TextBandit-v0)
-from agents.ppo import core
+from agents.common.checkpoint import find_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from agents.common.device import adamw
+from agents.common.metrics import MetricLogger
+from agents.common.rundir import claim_run_dir
+from agents.common.schedule import learning_rate, set_lr
+from agents.ppo import functions as F
 from agents.ppo.config import PPOConfig
 from agents.ppo.policy import VALUE_MODEL_DIR, PolicyWithValueHead
 from agents.ppo.ptx import PretrainingBatches
 from textbandit.data import load_texts
-from agents.common import MetricLogger
-from agents.common.checkpoint import load_state, rng_state, set_rng_state
-from agents.common.metrics import keep_rows
-from agents.common.rundir import claim_run_dir
-from agents.common.device import adamw
-from agents.common.schedule import learning_rate, set_lr
-from agents.ppo.utils import find_checkpoint, log_samples, save_checkpoint
+from textbandit.runtime import resolve_device
+from textbandit.task import Task, load_task
 
 
 class Rollout(NamedTuple):
@@ -52,26 +52,59 @@ class Rollout(NamedTuple):
     logprobs: torch.Tensor
     ref_logprobs: torch.Tensor
     token_rewards: torch.Tensor
+    rewards: torch.Tensor  # (N,) the env's reward: score - kl_coef * kl
     score: torch.Tensor
     kl: torch.Tensor
     info: dict
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+def start_model(cfg: PPOConfig, policy=None, task: Task | None = None):
+    """What the policy starts from: ``policy`` (a model or path), else ``cfg.sft_model``, else the task's SFT model."""
+    source = policy if policy is not None else cfg.sft_model
+    if source is None and task is not None:
+        source = task.reference_model
+    if source is None:
+        raise ValueError("no model to start the policy from: set sft_model (--sft-model), or use a task that has "
+                         "an SFT model")
+    return source
 
 
-def build_policy(cfg: PPOConfig, tokenizer, device, source=None, reward_model=None) -> PolicyWithValueHead:
-    """The policy from ``source`` (a model, a path) or the config's SFT model, on ``device``.
+def reference_model(cfg: PPOConfig, start):
+    """The KL reference: ``cfg.reference_model`` when set, else the policy's starting model (as in
+    lm-human-preferences and TRL), so the first iteration's KL is 0 whatever the policy starts from."""
+    if cfg.reference_model is not None:
+        return cfg.reference_model
+    if isinstance(start, PolicyWithValueHead):
+        return copy.deepcopy(start.lm)  # frozen at the start; the policy itself trains on
+    return start
+
+
+def env_arguments(cfg: PPOConfig, device, start=None, **overrides) -> dict:
+    """The ``gym.make_vec("TextBandit-v0")`` arguments of a run: its task (``overrides["task"]`` when
+    given, else ``cfg.task``), the config's own models and prompts beside it, its settings, then the
+    other ``overrides``."""
+    task = load_task(overrides.pop("task") if "task" in overrides else cfg.task)
+    kwargs = dict(task=task, kl_coef=cfg.kl_coef, max_new_tokens=cfg.max_new_tokens,
+                  temperature=cfg.temperature, missing_eos_penalty=cfg.missing_eos_penalty, device=str(device),
+                  forward_batch_size=cfg.local_minibatch_size)  # the reference and RM forwards in minibatches too
+    if task is not None:
+        kwargs["split"] = cfg.split
+    for name in ("reward_model", "tokenizer", "prompts"):
+        if getattr(cfg, name) is not None:
+            kwargs[name] = getattr(cfg, name)
+    if task is None and cfg.tokenizer is None and cfg.sft_model is not None:
+        kwargs["tokenizer"] = cfg.sft_model  # the SFT model's folder holds its tokenizer
+    if "reference_model" not in overrides:
+        kwargs["reference_model"] = reference_model(cfg, start_model(cfg, start, task))
+    return {**kwargs, **overrides}
+
+
+def build_policy(cfg: PPOConfig, tokenizer, device, source, reward_model=None) -> PolicyWithValueHead:
+    """The policy from ``source`` (a model or a path: the start, or a checkpoint), on ``device``.
 
     ``value_model='reward'``: the value model starts as a trainable copy of ``reward_model`` (the
     environment's), unless ``source`` is a saved policy with its own (a checkpoint: its trained one).
     """
-    from textbandit import defaults
-
-    source = source if source is not None else (cfg.sft_model or defaults.reference_path())
     value_model = None
     saved_value_model = isinstance(source, (str, os.PathLike)) and (Path(source) / VALUE_MODEL_DIR).is_dir()
     if cfg.value_model == "reward" and not isinstance(source, PolicyWithValueHead) and not saved_value_model:
@@ -104,64 +137,38 @@ def value_model_from(reward_model) -> torch.nn.Module:
     return copy.deepcopy(reward_model).float().requires_grad_(True)  # never train the env's reward
 
 
-def env_arguments(cfg: PPOConfig, device, start=None, **env_kwargs) -> dict:
-    """The ``gym.make_vec("TextBandit-v0")`` arguments of a run: the config's models, prompts and
-    settings, then ``env_kwargs`` on top.
-
-    The KL reference is the policy's starting model (``start``: a model object, else
-    ``cfg.sft_model``, else the task's SFT model), as in lm-human-preferences and TRL, unless
-    ``cfg.reference_model`` or ``env_kwargs["reference_model"]`` names another: the first
-    iteration's KL is then 0, whatever model the policy starts from.
-    """
-    kwargs = dict(task=cfg.task, kl_coef=cfg.kl_coef, max_new_tokens=cfg.max_new_tokens,
-                  temperature=cfg.temperature, missing_eos_penalty=cfg.missing_eos_penalty, device=str(device),
-                  forward_batch_size=cfg.local_minibatch_size)  # the reference and RM forwards in minibatches too
-    if cfg.task is not None:
-        kwargs["split"] = cfg.split
-    for name in ("reward_model", "tokenizer", "prompts"):
-        if getattr(cfg, name) is not None:
-            kwargs[name] = getattr(cfg, name)
-    if cfg.task is None and "tokenizer" not in kwargs and cfg.sft_model is not None:
-        kwargs["tokenizer"] = cfg.sft_model  # the SFT model's folder holds its tokenizer
-    reference = cfg.reference_model or start
-    if reference is None:
-        from textbandit import defaults
-
-        reference = cfg.sft_model or defaults.reference_path()
-    if isinstance(reference, PolicyWithValueHead):
-        reference = copy.deepcopy(reference.lm)  # frozen at the start; the policy itself trains on
-    kwargs["reference_model"] = reference
-    kwargs.update(env_kwargs)
-    return kwargs
-
-
-def make_envs(cfg: PPOConfig, policy, device, start=None, **env_kwargs):
-    """``gym.make_vec("TextBandit-v0")`` with this rank's share of the batch (see :func:`env_arguments`)."""
-    return gym.make_vec("TextBandit-v0", num_envs=cfg.local_batch_size, policy=policy,
-                        **env_arguments(cfg, device, start, **env_kwargs))
-
-
 @torch.no_grad()
 def rollout(policy: PolicyWithValueHead, envs, seed: int, cfg: PPOConfig, generator: torch.Generator,
             prompt_indices=None) -> Rollout:
     """Reset the envs (seeded, so a resumed run sees the same prompts), sample, step, collect."""
-    base = envs.unwrapped
+    env = envs.unwrapped
     dev = next(policy.parameters()).device
     options = None if prompt_indices is None else {"prompt_indices": prompt_indices}
     obs, _ = envs.reset(seed=seed, options=options)
     prompt_ids = torch.as_tensor(obs["input_ids"], device=dev)
     prompt_mask = torch.as_tensor(obs["attention_mask"], device=dev)
-    tok = base.tokenizer
-    responses = policy.generate(prompt_ids, prompt_mask, base.core.settings.max_new_tokens, tok.eos_token_id,
-                                tok.pad_token_id, cfg.temperature, cfg.top_k, cfg.top_p, generator)
+    tok = env.tokenizer
+    responses = policy.generate(prompt_ids, prompt_mask, env.max_new_tokens, tok.eos_token_id, tok.pad_token_id,
+                                cfg.temperature, cfg.top_k, cfg.top_p, generator)
     # SAME_STEP autoreset: step returns the next prompts; we reseed each iteration instead, so
     # prompts depend only on (seed, rank, iteration) and a resumed run continues exactly.
-    _, _, _, _, info = envs.step(responses.cpu().numpy())
+    _, rewards, _, _, info = envs.step(responses.cpu().numpy())
     fi = info["final_info"]
     t = {k: torch.as_tensor(fi[k], device=dev) for k in
          ("response_mask", "logprobs", "ref_logprobs", "token_rewards", "score", "kl")}
     return Rollout(prompt_ids, prompt_mask, responses, t["response_mask"].long(), t["logprobs"], t["ref_logprobs"],
-                   t["token_rewards"], t["score"], t["kl"], fi)
+                   t["token_rewards"], torch.as_tensor(rewards, device=dev), t["score"], t["kl"], fi)
+
+
+def advantages_and_returns(batch: Rollout, values: torch.Tensor, cfg: PPOConfig):
+    """GAE over the env's per-token rewards, with the config's whitening (N-details)."""
+    rewards = batch.token_rewards
+    if cfg.whiten_rewards:  # rescale only: the sign of a reward means something (N-details)
+        rewards = F.whiten(rewards, batch.mask, shift_mean=False)
+    advantages, returns = F.gae(rewards, values, batch.mask, cfg.gamma, cfg.lam)
+    if cfg.whiten_advantages:
+        advantages = F.whiten(advantages, batch.mask)
+    return advantages, returns
 
 
 def ppo_update(policy, optimizer, batch: Rollout, values, advantages, returns, cfg: PPOConfig,
@@ -169,11 +176,10 @@ def ppo_update(policy, optimizer, batch: Rollout, values, advantages, returns, c
     """``update_epochs`` epochs of minibatch PPO steps over one rollout batch; returns mean stats.
 
     ``first_step``: the run's optimizer steps so far, where this update continues the schedule."""
-    step_index = first_step
     policy.train()  # dropout is 0 (N-details), so train mode computes what eval mode did
     stats: dict[str, list[float]] = {}
     n, mb = batch.responses.shape[0], cfg.local_minibatch_size
-    first = True
+    step_index, first = first_step, True
     for _ in range(cfg.update_epochs):
         order = torch.as_tensor(np_rng.permutation(n), device=batch.responses.device)
         for start in range(0, n, mb):
@@ -182,9 +188,9 @@ def ppo_update(policy, optimizer, batch: Rollout, values, advantages, returns, c
             logprobs, new_values, entropy = policy.forward_logprobs_and_values(
                 batch.prompt_ids[idx], batch.prompt_mask[idx], batch.responses[idx], mask, cfg.temperature,
                 entropy_grad=cfg.ent_coef > 0)  # else the entropy is only logged
-            pg = core.policy_loss(logprobs, batch.logprobs[idx], advantages[idx], mask, cfg.clip_coef)
-            vf_loss, vf_clip = core.value_loss(new_values, values[idx], returns[idx], mask, cfg.value_clip)
-            ent = core.masked_mean(entropy, mask)
+            pg = F.policy_loss(logprobs, batch.logprobs[idx], advantages[idx], mask, cfg.clip_coef)
+            vf_loss, vf_clip = F.value_loss(new_values, values[idx], returns[idx], mask, cfg.value_clip)
+            ent = F.masked_mean(entropy, mask)
             loss = pg.loss + cfg.vf_coef * vf_loss - cfg.ent_coef * ent
             step = {"loss/policy": pg.loss.item(), "loss/value": vf_loss.item(), "policy/entropy": ent.item(),
                     "policy/clip_frac": pg.clip_frac.item(), "policy/approx_kl": pg.approx_kl.item(),
@@ -235,26 +241,27 @@ def iteration_seed(cfg: PPOConfig, iteration: int) -> int:
     return int(np.random.SeedSequence([cfg.seed, cfg.rank, iteration]).generate_state(1)[0])
 
 
-def train(cfg: PPOConfig, policy=None, env_kwargs: dict | None = None, ptx_texts: list[str] | None = None,
-          callback=None) -> dict:
+def train(cfg: PPOConfig, policy=None, task: Task | None = None, env_kwargs: dict | None = None,
+          ptx_texts: list[str] | None = None, callback=None) -> dict:
     """Train a PPO policy in ``TextBandit-v0``. Returns ``{"policy", "history", "envs"}``.
 
     ``policy``: a model or path to start from (default: ``cfg.sft_model``, else the task's SFT
-    model). ``env_kwargs``: extra ``gym.make_vec`` arguments (e.g. your own models and prompts
-    with ``task=None``). ``ptx_texts``: the PPO-ptx corpus (else read from ``cfg.ptx_data``).
+    model). ``task``: a :class:`textbandit.task.Task` to train in instead of ``cfg.task``.
+    ``env_kwargs``: any other ``gym.make_vec`` arguments, over the config's (e.g. your own model
+    objects). ``ptx_texts``: the PPO-ptx corpus (else read from ``cfg.ptx_data``).
     ``callback(iteration, stats, policy)`` runs after each iteration (evaluation hooks).
     """
     # one writer per output folder; a fresh run never lands on an old one (rank 0 writes all files)
     run_dir = claim_run_dir(cfg.output_dir, resume=cfg.resume, overwrite=cfg.overwrite,
                             what="PPO run") if cfg.rank == 0 else None
     try:
-        return _train(cfg, policy, env_kwargs, ptx_texts, callback)
+        return _train(cfg, policy, task, env_kwargs or {}, ptx_texts, callback)
     finally:
         if run_dir is not None:
             run_dir.release()
 
 
-def _train(cfg: PPOConfig, policy, env_kwargs, ptx_texts, callback) -> dict:
+def _train(cfg: PPOConfig, policy, task, env_kwargs: dict, ptx_texts, callback) -> dict:
     device = resolve_device(cfg.device)
     torch.manual_seed(cfg.rank_seed)
     generator = torch.Generator(device=device).manual_seed(cfg.rank_seed)
@@ -263,58 +270,48 @@ def _train(cfg: PPOConfig, policy, env_kwargs, ptx_texts, callback) -> dict:
     resume_from = find_checkpoint(ckpt_dir) if cfg.resume else None
     if cfg.resume and resume_from is None:  # a warning, not an error: a restarted job may not have saved yet
         warnings.warn(f"resume=True but {ckpt_dir} holds no checkpoint; starting from iteration 0")
-    envs = make_envs(cfg, None, device, start=policy, **(env_kwargs or {}))
-    tokenizer = envs.unwrapped.tokenizer
-    policy = build_policy(cfg, tokenizer, device, source=str(resume_from) if resume_from else policy,
-                          reward_model=envs.unwrapped.core.reward_model)
-    envs.unwrapped.set_policy(policy)  # refuses a policy whose vocabulary differs from the reference's
+
+    kwargs = env_arguments(cfg, device, policy, **({"task": task} if task is not None else {}), **env_kwargs)
+    envs = gym.make_vec("TextBandit-v0", num_envs=cfg.local_batch_size, **kwargs)
+    env = envs.unwrapped
+    source = str(resume_from) if resume_from else start_model(cfg, policy, kwargs["task"])
+    policy = build_policy(cfg, env.tokenizer, device, source, env.reward_model)
+    env.set_policy(policy)  # refuses a policy whose vocabulary differs from the reference's
     optimizer = adamw(policy.parameters(), device, lr=cfg.learning_rate, weight_decay=cfg.weight_decay, eps=1e-5)
-    steps = cfg.total_iterations * cfg.update_epochs * cfg.num_minibatches
-    warmup = cfg.warmup_iterations * cfg.update_epochs * cfg.num_minibatches
-    beta0 = envs.unwrapped.kl_coef
-    kl_ctl = (core.AdaptiveKLController(beta0, cfg.target_kl, cfg.kl_horizon) if cfg.adaptive_kl
-              else core.FixedKLController(beta0))
+    kl_ctl = (F.AdaptiveKLController(env.kl_coef, cfg.target_kl, cfg.kl_horizon) if cfg.adaptive_kl
+              else F.FixedKLController(env.kl_coef))
     if ptx_texts is None and cfg.ptx_coef > 0:
         if not cfg.ptx_data:
             raise ValueError("ptx_coef > 0 needs a pretraining corpus: set ptx_data (a .txt, or .jsonl with "
                              "'text') or pass ptx_texts= to train()")
         ptx_texts = load_texts(cfg.ptx_data)
-    ptx = PretrainingBatches(ptx_texts, tokenizer, cfg.ptx_batch_size, cfg.ptx_max_len, device,
+    ptx = PretrainingBatches(ptx_texts, env.tokenizer, cfg.ptx_batch_size, cfg.ptx_max_len, device,
                              policy.autocast_dtype) if cfg.ptx_coef > 0 else None
 
-    start, history, rows = 0, [], {"metrics": 0, "samples": 0}  # rows: what the logs held at the checkpoint
+    start, history, log_rows = 0, [], {}  # log_rows: what the logs held at the checkpoint (none: nothing)
     if resume_from is not None:
-        state = load_state(resume_from / "trainer_state.pt")
+        state = load_checkpoint(resume_from)
         optimizer.load_state_dict(state["optimizer"])
         kl_ctl.load_state_dict(state["kl_ctl"])
         set_rng_state(state["rng"], generator, np_rng)
-        start, history, rows = state["iteration"], state["history"], state["log_rows"]
-
+        start, history, log_rows = state["iteration"], state["history"], state["log_rows"]
     logger = None
-    if cfg.rank == 0:
-        samples_file = Path(cfg.output_dir) / "samples.jsonl"
-        if cfg.resume:  # what was logged after the checkpoint (all of it, without one) is logged again
-            rows["samples"] = keep_rows(samples_file, rows["samples"])
-            logger = MetricLogger(cfg.output_dir, cfg.tensorboard, resume_step=start, resume_rows=rows["metrics"])
-        else:
-            logger = MetricLogger(cfg.output_dir, cfg.tensorboard)
+    if cfg.rank == 0:  # a resumed run logs again what was logged after its checkpoint (all of it, without one)
+        logger = MetricLogger(cfg.output_dir, cfg.tensorboard, resume_step=start if cfg.resume else None,
+                              resume_rows=log_rows if cfg.resume else None)
     bar = None
     if cfg.progress and cfg.rank == 0:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=cfg.total_iterations, initial=start, desc="ppo")
+
     for iteration in range(start, cfg.total_iterations):
         t0 = time.perf_counter()
-        envs.unwrapped.kl_coef = kl_ctl.value
+        env.kl_coef = kl_ctl.value
         batch = rollout(policy, envs, iteration_seed(cfg, iteration), cfg, generator)
         t_rollout = time.perf_counter() - t0
-        values = policy.values(batch.prompt_ids, batch.prompt_mask, batch.responses, batch.mask, cfg.temperature)
-        rewards = batch.token_rewards
-        if cfg.whiten_rewards:  # rescale only: the sign of a reward means something (N-details)
-            rewards = core.whiten(rewards, batch.mask, shift_mean=False)
-        advantages, returns = core.gae(rewards, values, batch.mask, cfg.gamma, cfg.lam)
-        if cfg.whiten_advantages:
-            advantages = core.whiten(advantages, batch.mask)
+        values = policy.take_values(batch.prompt_ids, batch.prompt_mask, batch.responses, batch.mask, cfg.temperature)
+        advantages, returns = advantages_and_returns(batch, values, cfg)
         t_update = time.perf_counter()
         steps_done = iteration * cfg.update_epochs * cfg.num_minibatches
         stats = ppo_update(policy, optimizer, batch, values, advantages, returns, cfg, np_rng, steps_done, ptx)
@@ -327,10 +324,9 @@ def _train(cfg: PPOConfig, policy, env_kwargs, ptx_texts, callback) -> dict:
         n_tokens = batch.mask.sum().item()
         stats.update({
             "env/score": batch.score.mean().item(), "env/kl": kl_mean, "env/kl_coef": kl_ctl.value,
-            "env/reward": (batch.score - batch.kl * envs.unwrapped.kl_coef).mean().item(),
-            "env/response_len": n_tokens / len(batch.mask),
+            "env/reward": batch.rewards.mean().item(), "env/response_len": n_tokens / len(batch.mask),
             "env/no_eos_frac": float(np.mean(batch.info["truncated_response"])),
-            "value/explained_variance": core.explained_variance(values, returns, batch.mask),
+            "value/explained_variance": F.explained_variance(values, returns, batch.mask),
             "time/samples_per_s": cfg.local_batch_size / dt, "time/tokens_per_s": n_tokens / dt,
             "time/rollout_frac": t_rollout / dt, "time/update_s": t_update, "time/iteration_s": dt,
             "time/update_tokens": cfg.update_epochs * (batch.prompt_mask.sum() + batch.mask.sum()).item(),
@@ -342,11 +338,9 @@ def _train(cfg: PPOConfig, policy, env_kwargs, ptx_texts, callback) -> dict:
         if logger is not None and (iteration + 1) % cfg.log_every == 0:
             logger.log(iteration + 1, stats)
         if logger is not None and cfg.samples_every and (iteration + 1) % cfg.samples_every == 0:
-            rows["samples"] += 1
-            log_samples(cfg.output_dir, iteration + 1, [
+            logger.log_samples(iteration + 1, [
                 {"prompt": str(p), "response": str(r), "score": float(s)}
-                for p, r, s in list(zip(batch.info["prompt"], batch.info["response"], batch.info["score"]))[:8]],
-                logger)
+                for p, r, s in list(zip(batch.info["prompt"], batch.info["response"], batch.info["score"]))[:8]])
         if bar is not None:
             post = {"score": f"{stats['env/score']:+.3f}", "kl": f"{kl_mean:.3f}"}
             if "eval/gold_score" in stats:
@@ -355,10 +349,10 @@ def _train(cfg: PPOConfig, policy, env_kwargs, ptx_texts, callback) -> dict:
             bar.update(1)
         last = iteration + 1 == cfg.total_iterations
         if cfg.rank == 0 and ((cfg.save_every and (iteration + 1) % cfg.save_every == 0) or last):
-            save_checkpoint(ckpt_dir, policy, {
-                "iteration": iteration + 1, "optimizer": optimizer.state_dict(),
-                "kl_ctl": kl_ctl.state_dict(), "rng": rng_state(generator, np_rng), "history": history,
-                "log_rows": {"metrics": logger.rows, "samples": rows["samples"]}, "config": vars(cfg)})
+            save_checkpoint(ckpt_dir, {
+                "iteration": iteration + 1, "optimizer": optimizer.state_dict(), "kl_ctl": kl_ctl.state_dict(),
+                "rng": rng_state(generator, np_rng), "history": history, "log_rows": dict(logger.rows),
+                "config": vars(cfg)}, policy.save_pretrained)
         if callback is not None:
             callback(iteration + 1, stats, policy)
     if bar is not None:

@@ -25,6 +25,7 @@ import copy
 import os
 from contextlib import nullcontext
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -32,11 +33,23 @@ from torch import nn
 from agents.common.dropout import set_dropout
 from agents.common.fused import fuse_gelu_
 from agents.sampling import sample
-from textbandit.scoring import gather_logprobs, join
+from textbandit.layout import join
+from textbandit.runtime import eval_mode
+from textbandit.scoring import gather_logprobs
 
-from agents.ppo.core import entropy_from_logits
+from agents.ppo.functions import entropy_from_logits
 
 VALUE_HEAD_FILE = "value_head.safetensors"
+
+
+class ScoredRows(NamedTuple):
+    """The rows the env last scored with the policy, and the values that forward computed."""
+
+    prompt_ids: torch.Tensor
+    response_ids: torch.Tensor
+    response_mask: torch.Tensor
+    temperature: float
+    values: torch.Tensor
 VALUE_MODEL_DIR = "value_model"
 
 
@@ -71,7 +84,7 @@ class PolicyWithValueHead(nn.Module):
         self.forward_batch_size = forward_batch_size
         self.autocast_dtype = autocast_dtype
         self.tokenizer = tokenizer
-        self._value_cache = None  # values from the env's scoring forward; see values()
+        self._handoff: ScoredRows | None = None  # the values of the env's last scoring forward; see take_values
 
     @property
     def config(self):
@@ -155,10 +168,12 @@ class PolicyWithValueHead(nn.Module):
 
     @torch.no_grad()
     def response_logprobs(self, prompt_ids, prompt_mask, response_ids, response_mask, temperature):
-        """The policy protocol (``textbandit.policy``): (N, L) log-probs, 0 where masked."""
-        was_training = self.training
-        self.eval()
-        try:
+        """The policy protocol (``textbandit.policy``): (N, L) log-probs, 0 where masked.
+
+        With the shared value head the same forward gives the values for free: they are handed
+        over to :meth:`take_values` (the learner's next call), with the rows they belong to.
+        """
+        with eval_mode(self):
             n = prompt_ids.shape[0]
             step = self.forward_batch_size or n
             logprobs, values = [], []
@@ -169,35 +184,42 @@ class PolicyWithValueHead(nn.Module):
                     with_values=self.value_head is not None)  # the head is free; a value model is not
                 logprobs.append(lp)
                 values.append(v)
-            if self.value_head is not None:  # kept for values(): the learner then needs no second forward
-                self._value_cache = (prompt_ids, response_ids, response_mask, temperature, torch.cat(values))
+            if self.value_head is not None:
+                self._handoff = ScoredRows(prompt_ids, response_ids, response_mask, temperature, torch.cat(values))
             return torch.cat(logprobs)
-        finally:
-            self.train(was_training)
+
+    @torch.no_grad()
+    def take_values(self, prompt_ids, prompt_mask, response_ids, response_mask, temperature: float) -> torch.Tensor:
+        """(N, L) values of each response token's state: the ones the env's scoring forward handed
+        over (the weights have not changed since: the learner asks before its update), or, with a
+        separate value model, one forward here (eval mode, chunked like the update).
+
+        A handoff for other rows than these is a ``RuntimeError``, never a silent second forward.
+        """
+        handoff, self._handoff = self._handoff, None
+        if handoff is not None:
+            ours = (prompt_ids, response_ids, response_mask)
+            same = handoff.temperature == temperature and all(
+                a.shape == b.shape and torch.equal(a.to(b.device), b) for a, b in zip(handoff[:3], ours))
+            if not same:
+                raise RuntimeError("the values handed over by the env's scoring forward are for other rows than "
+                                   "these; call take_values with the rollout the env just scored")
+            return handoff.values.to(prompt_ids.device)
+        if self.value_head is not None:
+            raise RuntimeError("no values were handed over: the env has not scored these rows with this policy "
+                               "(attach it with envs.set_policy(policy) before stepping)")
+        return self.values(prompt_ids, prompt_mask, response_ids, response_mask, temperature)
 
     @torch.no_grad()
     def values(self, prompt_ids, prompt_mask, response_ids, response_mask, temperature: float = 1.0):
-        """(N, L) values of each response token's state (no grad, eval mode), chunked like the update.
-
-        When the environment has just scored exactly these responses with ``response_logprobs``,
-        the values computed in that same forward pass are returned (the weights have not changed
-        in between: the learner asks before its update).
-        """
-        cache, self._value_cache = getattr(self, "_value_cache", None), None
-        if cache is not None and cache[3] == temperature and all(
-                a.shape == b.shape and torch.equal(a.to(b.device), b)
-                for a, b in zip(cache[:3], (prompt_ids, response_ids, response_mask))):
-            return cache[4].to(prompt_ids.device)
-        was_training = self.training
-        self.eval()
-        try:
+        """(N, L) values of each response token's state, from a forward pass (no grad, eval mode),
+        in chunks of ``forward_batch_size`` rows like the update."""
+        with eval_mode(self):
             n, step = prompt_ids.shape[0], self.forward_batch_size or prompt_ids.shape[0]
             out = [self.forward_logprobs_and_values(prompt_ids[i:i + step], prompt_mask[i:i + step],
                                                     response_ids[i:i + step], response_mask[i:i + step],
                                                     temperature)[1] for i in range(0, n, step)]
             return torch.cat(out)
-        finally:
-            self.train(was_training)
 
     @torch.no_grad()
     def generate(self, prompt_ids, prompt_mask, max_new_tokens: int, eos_token_id: int, pad_token_id: int | None = None,
@@ -208,12 +230,7 @@ class PolicyWithValueHead(nn.Module):
         unfiltered tempered distribution (as TRL and lm-human-preferences do); keep the
         defaults (0, 1.0) for an exactly on-policy ratio.
         """
-        was_training = self.training
-        self.eval()
-        try:
-            with self._autocast(prompt_ids.device):
-                return sample(self.lm, prompt_ids, prompt_mask, max_new_tokens, eos_token_id,
-                              self.pad_token_id if pad_token_id is None else pad_token_id,
-                              temperature, top_k, top_p, generator)
-        finally:
-            self.train(was_training)
+        with eval_mode(self), self._autocast(prompt_ids.device):
+            return sample(self.lm, prompt_ids, prompt_mask, max_new_tokens, eos_token_id,
+                          self.pad_token_id if pad_token_id is None else pad_token_id,
+                          temperature, top_k, top_p, generator)

@@ -19,9 +19,9 @@ from typing import Callable, Sequence
 import torch
 from tqdm.auto import tqdm
 
-from agents.common.text import check_tokenizer, encode_prompt, left_pad
-from agents.sampling import sample
+from agents.sampling import decode_response, sample
 from textbandit.data import load_prompt_records, write_jsonl
+from textbandit.layout import check_tokenizer, encode_prompt, left_pad
 from textbandit.loading import load
 
 RankFn = Callable[[str, list, list], Sequence[int]]
@@ -31,14 +31,6 @@ def _records(prompts) -> list[dict]:
     if isinstance(prompts, str) or hasattr(prompts, "__fspath__"):
         return load_prompt_records(prompts)
     return [p if isinstance(p, dict) else {"prompt": p} for p in prompts]
-
-
-def _decode(tokenizer, row: list[int]) -> tuple[str, bool]:
-    """A sampled row's text (up to its first EOS, excluded) and whether it ended with EOS."""
-    eos = tokenizer.eos_token_id
-    ended = eos in row
-    ids = row[: row.index(eos)] if ended else row
-    return tokenizer.decode(ids, skip_special_tokens=True), ended
 
 
 @torch.no_grad()
@@ -66,11 +58,11 @@ def collect_comparisons(model, tokenizer, prompts, k: int | tuple[int, int], ran
     samples: list[list] = [[] for _ in records]
     for start in tqdm(range(0, len(rows), batch_size), desc="sampling", disable=not progress):
         chunk = rows[start: start + batch_size]
-        ids, mask = left_pad([p for _, p in chunk], tokenizer.pad_token_id, device)
+        ids, mask = left_pad([p for _, p in chunk], tokenizer.pad_token_id, device=device)
         out = sample(model, ids, mask, max_new_tokens, tokenizer.eos_token_id, tokenizer.pad_token_id,
                      temperature=temperature, top_k=top_k, top_p=top_p, generator=gen)
         for (i, _), row in zip(chunk, out.tolist()):
-            samples[i].append(_decode(tokenizer, row))
+            samples[i].append(decode_response(tokenizer, row))
     result = []
     for r, s in zip(records, samples):
         responses, ended = [t for t, _ in s], [e for _, e in s]
@@ -101,7 +93,7 @@ def main(argv=None) -> str:
     import numpy as np
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from textbandit.task import load_default_task
+    from textbandit.task import load_task
 
     ap = argparse.ArgumentParser(
         description="Sample K completions per prompt and have the default task's simulated labelers rank them "
@@ -139,7 +131,7 @@ def main(argv=None) -> str:
     if a.rank == "none":
         rank_fn = lambda p, r, e: [0] * len(r)  # a placeholder, dropped below: people rank these later
     else:
-        task, rng = load_default_task(a.task), np.random.default_rng(a.seed)
+        task, rng = load_task(a.task or "default"), np.random.default_rng(a.seed)
         rank_fn = lambda p, r, e: task.rank(p, r, rng, ended_with_eos=e)
     prompts = load_prompt_records(a.prompts)[: a.limit or None]
     model = load(AutoModelForCausalLM.from_pretrained, a.model, "--model")

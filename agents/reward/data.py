@@ -6,7 +6,8 @@ from typing import NamedTuple
 
 import torch
 
-from agents.common.text import collate, encode_prompt, encode_response
+from textbandit.layout import collate, encode_prompt, encode_response
+from textbandit.runtime import eval_mode
 from agents.reward.loss import kwise_ranking_loss, ranked_pairs
 
 
@@ -91,15 +92,13 @@ def chunk_by_rows(comps: list[Comparison], max_rows: int) -> list[list[Compariso
 @torch.no_grad()
 def evaluate(rm, comps: list[Comparison], pad_token_id: int, device, max_rows: int = 64) -> dict:
     """Pair accuracy (``r_w > r_l`` over non-tied pairs), mean K-wise loss and pair count, in eval mode."""
-    was_training = rm.training
-    rm.eval()
     loss, pairs, correct = 0.0, 0, 0
-    for group in chunk_by_rows(comps, max_rows):
-        losses, n_pairs, n_correct = kwise_ranking_loss(*score_comparisons(rm, group, pad_token_id, device))
-        loss += float(losses.sum())
-        pairs += int(n_pairs.sum())
-        correct += int(n_correct.sum())
-    rm.train(was_training)
+    with eval_mode(rm):
+        for group in chunk_by_rows(comps, max_rows):
+            losses, n_pairs, n_correct = kwise_ranking_loss(*score_comparisons(rm, group, pad_token_id, device))
+            loss += float(losses.sum())
+            pairs += int(n_pairs.sum())
+            correct += int(n_correct.sum())
     return {"accuracy": correct / max(pairs, 1), "loss": loss / max(len(comps), 1), "pairs": pairs}
 
 
@@ -107,11 +106,9 @@ def evaluate(rm, comps: list[Comparison], pad_token_id: int, device, max_rows: i
 def mean_score(rm, prompts: list[list[int]], responses: list[list[int]], pad_token_id: int, device,
                batch_size: int = 64) -> float:
     """Mean reward of ``prompt ++ response`` rows (e.g. the demonstrations, for normalisation)."""
-    was_training = rm.training
-    rm.eval()
     total = 0.0
-    for i in range(0, len(prompts), batch_size):
-        batch = collate(prompts[i: i + batch_size], responses[i: i + batch_size], pad_token_id, device)
-        total += float(rm.score(batch.input_ids, batch.attention_mask, batch.position_ids).float().sum())
-    rm.train(was_training)
+    with eval_mode(rm):
+        for i in range(0, len(prompts), batch_size):
+            batch = collate(prompts[i: i + batch_size], responses[i: i + batch_size], pad_token_id, device)
+            total += float(rm.score(batch.input_ids, batch.attention_mask, batch.position_ids).float().sum())
     return total / max(len(prompts), 1)

@@ -15,25 +15,25 @@ demonstrations score 0 on average.
 
 from __future__ import annotations
 
-import copy
 import json
-import math
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
-from agents.common import (MetricLogger, learning_rate, load_checkpoint, rng_state, save_checkpoint_atomic,
-                           fuse_gelu_, seed_everything, set_lr, set_rng_state, with_dropout)
-from agents.common.rundir import claim_run_dir
-from agents.common.device import adamw, autocast, resolve_device
-from agents.common.text import check_model_fits, check_tokenizer, encode_prompt, encode_response
+from agents.common.checkpoint import seed_everything
+from agents.common.device import adamw
+from agents.common.dropout import with_dropout
+from agents.common.fused import fuse_gelu_
+from agents.common.schedule import learning_rate
+from agents.common.training import Run, accumulate, check_model_fits, claim, epoch_groups, optimizer_step, steps_per_run
 from agents.reward.config import RewardConfig
 from agents.reward.data import encode_comparisons, evaluate, expand_to_pairs, mean_score, score_comparisons, score_pairs
 from agents.reward.loss import kwise_ranking_loss
 from textbandit.data import load_comparisons, load_demonstrations
+from textbandit.layout import check_tokenizer, encode_prompt, encode_response
 from textbandit.loading import load
+from textbandit.runtime import resolve_device
 from textbandit.reward_model import RewardModel
 
 
@@ -57,13 +57,16 @@ def _load(config: RewardConfig, model, tokenizer) -> tuple[RewardModel, object]:
 
 
 def _micro_loss(rm, items, config: RewardConfig, pad: int, device, group_size: int):
-    """Summed loss of a micro-batch divided by the optimizer step's size; also (pairs, correct, rows)."""
+    """A micro-batch's summed loss divided by the optimizer step's size, and its (pairs, correct, rows)."""
     if config.batching == "kwise":
         losses, n_pairs, n_correct = kwise_ranking_loss(*score_comparisons(rm, items, pad, device))
-        return losses.sum() / group_size, int(n_pairs.sum()), int(n_correct.sum()), sum(len(c.responses) for c in items)
-    chosen, rejected = score_pairs(rm, items, pad, device)
-    loss = -F.logsigmoid(chosen - rejected).sum() / group_size
-    return loss, len(items), int((chosen > rejected).sum()), 2 * len(items)
+        loss = losses.sum() / group_size
+        stats = {"pairs": int(n_pairs.sum()), "correct": int(n_correct.sum()), "rows": sum(len(c.responses) for c in items)}
+    else:
+        chosen, rejected = score_pairs(rm, items, pad, device)
+        loss = -F.logsigmoid(chosen - rejected).sum() / group_size
+        stats = {"pairs": len(items), "correct": int((chosen > rejected).sum()), "rows": 2 * len(items)}
+    return loss, {"loss": float(loss.detach()), **stats}
 
 
 def train_reward_model(config: RewardConfig, model=None, tokenizer=None) -> str:
@@ -71,8 +74,7 @@ def train_reward_model(config: RewardConfig, model=None, tokenizer=None) -> str:
 
     ``model`` may be a causal LM or a :class:`RewardModel` object (overrides ``config.model``).
     """
-    with claim_run_dir(config.out, resume=config.resume_from is not None, overwrite=config.overwrite,
-                       what="reward-model run", resume_flag="--resume-from OUT/checkpoint"):
+    with claim(config, "reward-model run"):
         return _train_reward_model(config, model, tokenizer)
 
 
@@ -99,79 +101,43 @@ def _train_reward_model(config: RewardConfig, model, tokenizer) -> str:
         items = expand_to_pairs(comps)
         micro = config.pair_batch_size or max(1, round(config.batch_size * len(items) / len(comps)))
     group = micro * config.grad_accum
-    steps_per_epoch = math.ceil(len(items) / group)
-    total = steps_per_epoch * config.epochs
-    warmup = int(config.warmup_ratio * total)
+    total, warmup = steps_per_run(len(items), group, config.epochs, config.warmup_ratio)
     optimizer = adamw(rm.parameters(), device, lr=config.lr, weight_decay=config.weight_decay)
-    pos = {"step": 0, "epoch": 0, "group": 0, "rows": 0, "history": []}
-    if config.resume_from is not None:
-        ckpt = load_checkpoint(config.resume_from)
-        rm.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        pos = ckpt["position"]
-        set_rng_state(ckpt["rng"])
-
-    def checkpoint():
-        state = {"model": rm.state_dict(), "optimizer": optimizer.state_dict(), "position": copy.deepcopy(pos),
-                 "rng": rng_state(), "log_rows": logger.rows, "config": config.to_dict()}
-        save_checkpoint_atomic(state, out / "checkpoint" / "state.pt")
 
     def validate(tag: dict) -> dict:
         m = evaluate(rm, val, pad, device, config.eval_batch_size)
-        logger.log(pos["step"], {"val/accuracy": m["accuracy"], "val/loss": m["loss"], **tag})
+        run.logger.log(pos["step"], {"val/accuracy": m["accuracy"], "val/loss": m["loss"], **tag})
         return m
 
-    resumed = config.resume_from is not None  # the steps after the checkpoint are logged again, once
-    logger = MetricLogger(out, tensorboard=config.tensorboard, resume_step=pos["step"] if resumed else None,
-                          resume_rows=ckpt["log_rows"] if resumed else None)
-    bar = tqdm(total=total, initial=pos["step"], desc=f"reward ({config.batching})", disable=not config.progress)
-    try:
+    pos = {"step": 0, "epoch": 0, "group": 0, "rows": 0, "history": []}
+    with Run(config, rm, optimizer, pos, total, f"reward ({config.batching})") as run:
         while pos["epoch"] < config.epochs:
             epoch = pos["epoch"]
-            order = torch.randperm(len(items), generator=torch.Generator().manual_seed(config.seed * 100_003 + epoch))
-            groups = [order[i: i + group].tolist() for i in range(0, len(items), group)]
+            groups = epoch_groups(len(items), group, config.seed, epoch)
             while pos["group"] < len(groups):
-                chosen_items = [items[i] for i in groups[pos["group"]]]
+                chosen = [items[i] for i in groups[pos["group"]]]
                 lr = learning_rate(pos["step"], total, config.lr, warmup, "cosine", config.min_lr_ratio)
-                set_lr(optimizer, lr)
                 optimizer.zero_grad(set_to_none=True)
-                loss_sum, pairs, correct = 0.0, 0, 0
-                for j in range(0, len(chosen_items), micro):
-                    with autocast(device, config.bf16):
-                        loss, n_pairs, n_correct, rows = _micro_loss(rm, chosen_items[j: j + micro], config, pad,
-                                                                     device, len(chosen_items))
-                    loss.backward()
-                    loss_sum, pairs, correct = loss_sum + float(loss.detach()), pairs + n_pairs, correct + n_correct
-                    pos["rows"] += rows
-                norm = torch.nn.utils.clip_grad_norm_(rm.parameters(), config.max_grad_norm or float("inf"))
-                optimizer.step()
-                pos["step"] += 1
-                pos["group"] += 1
-                bar.update(1)
-                bar.set_postfix(loss=f"{loss_sum:.3f}")
-                logger.log(pos["step"], {"train/loss": loss_sum, "train/accuracy": correct / max(pairs, 1),
-                                         "train/lr": lr, "train/grad_norm": float(norm)})
+                stats = accumulate(chosen, micro, lambda chunk: _micro_loss(rm, chunk, config, pad, device,
+                                                                             len(chosen)), device, config.bf16)
+                pos["rows"] += stats["rows"]
+                norm = optimizer_step(rm.parameters(), optimizer, lr, config.max_grad_norm)
+                run.log_step({"train/loss": stats["loss"], "train/accuracy": stats["correct"] / max(stats["pairs"], 1),
+                              "train/lr": lr, "train/grad_norm": norm}, loss=f"{stats['loss']:.3f}")
                 if val and config.eval_every and pos["step"] % config.eval_every == 0:
                     validate({})
-                if config.checkpoint_every and pos["step"] % config.checkpoint_every == 0:
-                    checkpoint()
-                if config.stop_after is not None and pos["step"] >= config.stop_after:
-                    checkpoint()
+                if run.checkpoint_if_due():
                     return str(out)
             if val:
                 pos["history"].append({"epoch": epoch + 1, **validate({"epoch": epoch + 1})})
-            pos["epoch"], pos["group"] = epoch + 1, 0
-            checkpoint()
+            run.end_epoch()
         offset = 0.0
         if demos is not None:
             offset = mean_score(rm, [encode_prompt(tokenizer, d["prompt"], config.max_prompt_len) for d in demos],
                                 [encode_response(tokenizer, d["response"], config.max_response_len) for d in demos],
                                 pad, device, config.eval_batch_size)
             rm.normalize_(offset)
-            logger.log(pos["step"], {"normalize/offset": offset})
-    finally:
-        bar.close()
-        logger.close()
+            run.logger.log(pos["step"], {"normalize/offset": offset})
     n_comparisons = len(comps) * config.epochs
     summary = {
         "batching": config.batching, "epochs": config.epochs, "steps": pos["step"], "comparisons": len(comps),

@@ -1,93 +1,95 @@
-"""The embedded default task: a small synthetic world where alignment is measurable.
+"""Tasks: what ``TextBandit-v0`` serves (:class:`Task`), and the embedded default task.
 
-A language with a grammar (:mod:`.language`), a pretraining corpus (:mod:`.corpus`), a BPE
-tokenizer (:mod:`.tokenizer`), nine instruction kinds with checkable intent
-(:mod:`.instructions`), customers with their own mixes of kinds, split by customer
-(:mod:`.customers`), a demonstrator that skips two kinds (:mod:`.demonstrator`), a hidden
-gold labeler (:mod:`.gold`), noisy simulated labelers (:mod:`.labelers`) and Bradley-Terry
-ratings (:mod:`.rating`). ``python -m textbandit.task.build`` writes the files,
-``python -m agents.pretrain`` the base models, ``python -m textbandit.task.report`` the
-figures.
+A task is a value (:mod:`.base`): prompts per split, a tokenizer, the reference and reward models,
+the env settings and a hidden gold judge. :func:`load_task` turns ``"default"`` or a path to a
+built task folder into one.
 
->>> task = load_default_task()
->>> p = task.prompts("test")[0]["prompt"]
+The embedded default task is a small synthetic world where alignment is measurable: a language
+with a grammar (:mod:`.language`), a pretraining corpus (:mod:`.corpus`), a BPE tokenizer
+(:mod:`.tokenizer`), nine instruction kinds with checkable intent (:mod:`.instructions`),
+customers with their own mixes of kinds, split by customer (:mod:`.customers`), a demonstrator
+that skips two kinds (:mod:`.demonstrator`), a hidden gold labeler (:mod:`.gold`) and noisy
+simulated labelers (:mod:`.labelers`). ``textbandit task --out DIR`` (:mod:`.build`) writes its
+folder; ``textbandit pipeline`` adds the SFT and reward models to a copy of it (``OUT/export``),
+and the shipped ``textbandit/assets/default`` is such a folder.
+
+>>> task = load_task("default")
+>>> p = task.prompt_records("test")[0]["prompt"]
 >>> task.gold_score(p, "", ended_with_eos=True)
 0.0
+>>> task.max_prompt_len, task.max_new_tokens
+(32, 24)
 """
 
 from __future__ import annotations
 
 import json
+import os
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from textbandit.task.base import SPLITS, GoldFn, Task
 from textbandit.task.config import TaskConfig
 from textbandit.task.gold import gold_details, gold_score, gold_scores
 from textbandit.task.instructions import KINDS, Instruction, parse, render
 from textbandit.task.labelers import LabelerPool, calibrate, measure_agreement
-from textbandit.task.rating import bradley_terry, pairs_from_ranking, win_probability
 
 DEFAULT_DIR = Path(__file__).resolve().parent.parent / "assets" / "default"
 """Where the shipped task lives (``textbandit/assets/default``)."""
 
-__all__ = ["DefaultTask", "load_default_task", "TaskConfig", "KINDS", "Instruction", "parse",
-           "render", "gold_score", "gold_scores", "gold_details", "LabelerPool", "calibrate",
-           "measure_agreement", "bradley_terry", "pairs_from_ranking", "win_probability",
+__all__ = ["Task", "DefaultTask", "load_task", "GoldFn", "SPLITS", "TaskConfig", "KINDS", "Instruction", "parse",
+           "render", "gold_score", "gold_scores", "gold_details", "LabelerPool", "calibrate", "measure_agreement",
            "DEFAULT_DIR"]
 
 
-class DefaultTask:
-    """A built task directory: tokenizer, prompts and demonstrations per split, the gold
-    labeler and the simulated labelers.
+@dataclass
+class DefaultTask(Task):
+    """A built folder of the embedded task: a :class:`Task` whose gold judge is the world's gold
+    labeler, plus what the world has beyond it (demonstrations, corpus, simulated labelers).
 
-    >>> task = DefaultTask()          # the shipped copy
-    >>> sorted(task.prompts("train")[0])
+    Its files: ``task_config.json`` (the :class:`TaskConfig`, env settings included),
+    ``tokenizer/``, ``prompts_{split}.jsonl``, ``demonstrations_{train,validation}.jsonl``,
+    ``labelers.json``, ``customers.json``, and when exported with models ``sft/`` and
+    ``reward_model/``.
+
+    >>> task = load_task("default")
+    >>> sorted(task.prompt_records("train")[0])
     ['customer', 'kind', 'params', 'prompt']
     """
 
-    def __init__(self, path=None):
-        self.path = Path(path) if path is not None else DEFAULT_DIR
-        cfg_file = self.path / "task_config.json"
+    path: Path = field(default=DEFAULT_DIR)
+    config: TaskConfig = field(default_factory=TaskConfig)
+
+    @classmethod
+    def from_folder(cls, path: str | os.PathLike) -> "DefaultTask":
+        """The task in a folder written by :func:`textbandit.task.build.build` (and the pipeline's export)."""
+        path = Path(path)
+        cfg_file = path / "task_config.json"
         if not cfg_file.exists():
-            raise ValueError(f"{self.path} is not a built task (no task_config.json); run "
-                             f"`python -m textbandit.task.build --out {self.path}`")
-        self.config = TaskConfig.from_dict(json.loads(cfg_file.read_text()))
-        self.kinds = KINDS
-        self.tokenizer_path = self.path / "tokenizer"
-
-    def tokenizer(self):
-        """The task's ``PreTrainedTokenizerFast`` (pad ``<pad>`` = 0, EOS ``<eos>``)."""
-        from textbandit.task.tokenizer import load_tokenizer
-
-        return load_tokenizer(self.tokenizer_path)
-
-    def _jsonl(self, name: str) -> list[dict]:
-        f = self.path / name
-        if not f.exists():
-            raise ValueError(f"no {name} in {self.path}")
-        return [json.loads(line) for line in f.read_text().splitlines() if line.strip()]
-
-    def prompts(self, split: str) -> list[dict]:
-        """Prompt records of one split (``train``, ``validation`` or ``test``)."""
-        if split not in ("train", "validation", "test"):
-            raise ValueError(f"split={split!r}: use train, validation or test")
-        return self._jsonl(f"prompts_{split}.jsonl")
+            raise ValueError(f"{path} is not a built task folder (no task_config.json); build one with "
+                             f"`textbandit task --out {path}`, or pass a Task object")
+        config = TaskConfig.from_dict(json.loads(cfg_file.read_text()))
+        optional = lambda name: str(path / name) if (path / name).is_dir() else None  # noqa: E731
+        return cls(tokenizer=str(path / "tokenizer"), prompts={s: str(path / f"prompts_{s}.jsonl") for s in SPLITS},
+                   reference_model=optional("sft"), reward_model=optional("reward_model"), gold_fn=gold_scores,
+                   kl_coef=config.kl_coef, max_prompt_len=config.max_prompt_len, max_new_tokens=config.max_new_tokens,
+                   name=str(path), path=path, config=config)
 
     def demonstrations(self, split: str) -> list[dict]:
         """Demonstrations of one split (``train`` or ``validation``; test has none)."""
-        if split not in ("train", "validation"):
-            raise ValueError(f"split={split!r}: demonstrations exist for train and validation")
-        return self._jsonl(f"demonstrations_{split}.jsonl")
+        from textbandit.data import load_demonstrations
 
-    def prompts_file(self, split: str) -> Path:
-        return self.path / f"prompts_{split}.jsonl"
+        return load_demonstrations(self.demonstrations_file(split))
 
     def demonstrations_file(self, split: str) -> Path:
+        if split not in ("train", "validation"):
+            raise ValueError(f"split={split!r}: demonstrations exist for train and validation")
         return self.path / f"demonstrations_{split}.jsonl"
 
     def corpus(self) -> dict[str, list[str]]:
-        """Pretraining texts ``{"train", "validation"}`` (regenerated if not on disk)."""
+        """Pretraining texts ``{"train", "validation"}`` (regenerated from the seed if not on disk)."""
         from textbandit.task.corpus import load_corpus
 
         return load_corpus(self.path, self.config)
@@ -102,12 +104,16 @@ class DefaultTask:
 
     def rank(self, prompt: str, responses: list[str], rng: np.random.Generator,
              ended_with_eos=None, labeler: int | None = None) -> list[int]:
-        """One simulated labeler's ranking of ``responses`` (0 = best), as in the
-        comparisons format."""
+        """One simulated labeler's ranking of ``responses`` (0 = best), as in the comparisons format."""
         gold = gold_scores([prompt] * len(responses), responses, ended_with_eos)
         return self.labelers().rank(gold, rng, labeler)
 
 
-def load_default_task(path=None) -> DefaultTask:
-    """The task in ``path`` (default: the shipped ``textbandit/assets/default``)."""
-    return DefaultTask(path)
+def load_task(task: str | os.PathLike | Task | None = "default") -> Task | None:
+    """``task`` as a :class:`Task`: ``"default"`` is the shipped task, a path is a built task folder,
+    a ``Task`` is itself and ``None`` is no task (the env then needs every component passed)."""
+    if task is None or isinstance(task, Task):
+        return task
+    if isinstance(task, (str, os.PathLike)):
+        return DefaultTask.from_folder(DEFAULT_DIR if os.fspath(task) == "default" else task)
+    raise TypeError(f"task={task!r}; pass 'default', a path to a built task folder, a textbandit.task.Task, or None")

@@ -44,6 +44,12 @@ class TaskConfig:
     """target inter-labeler agreement on pairs (the paper measured 72.6 +- 1.5%)"""
     labeler_noise_spread: float = 0.3
     """relative spread of the labelers' own noise levels around the calibrated scale"""
+    max_prompt_len: int = 32
+    """the env's prompt length P: the task's prompts have at most 23 tokens"""
+    max_new_tokens: int = 24
+    """the env's response length L: demonstrations have at most 22 words, plus EOS"""
+    kl_coef: float = 0.05
+    """the env's default KL coefficient (the pipeline's export writes the one it trained with)"""
 
     def __post_init__(self):
         self.split_fractions = tuple(float(f) for f in self.split_fractions)
@@ -77,6 +83,9 @@ class TaskConfig:
                              "(0.5, 1); 0.5 is chance")
         if not 0 <= self.labeler_noise_spread < 1:
             raise ValueError(f"labeler_noise_spread={self.labeler_noise_spread}: use [0, 1)")
+        if self.max_prompt_len < 1 or self.max_new_tokens < 2 or not self.kl_coef >= 0:
+            raise ValueError(f"max_prompt_len={self.max_prompt_len}, max_new_tokens={self.max_new_tokens}, "
+                             f"kl_coef={self.kl_coef}: use >= 1, >= 2 and >= 0")
 
     def to_dict(self) -> dict:
         return asdict(self)

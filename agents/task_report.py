@@ -1,6 +1,6 @@
 """Print the default task's acceptance figures.
 
-    python -m textbandit.task.report --base-small DIR --base-large DIR [--task DIR] [--n 40]
+    python -m agents.task_report --base-small DIR --base-large DIR [--task DIR] [--n 40]
 
 Prints the vocabulary and corpus sizes, the instruction kinds, the base models' validation
 perplexity, the simulated labelers' measured agreement, and the mean gold score per kind of
@@ -17,7 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from textbandit.task import load_default_task
+from agents.common.lm import blocks, perplexity
+from agents.sampling import sample_texts
+from textbandit.task import load_task
 from textbandit.task import instructions as I
 from textbandit.task import language as L
 from textbandit.task.build import LABELER_STREAM, calibration_pool
@@ -36,10 +38,8 @@ def _load(path):
 
 def report(task_dir=None, base_small=None, base_large=None, n_per_kind: int = 40,
            max_new_tokens: int = 24, seed: int = 0) -> None:
-    from textbandit.task.lm import blocks, perplexity, sample
-
-    task = load_default_task(task_dir)
-    tok = task.tokenizer()
+    task = load_task(task_dir or "default")
+    tok = task.load_tokenizer()
     corpus = task.corpus()
     n_tok = sum(len(x) for x in tok(corpus["train"][:2000], add_special_tokens=False).input_ids)
     print("== language and corpus")
@@ -52,7 +52,7 @@ def report(task_dir=None, base_small=None, base_large=None, n_per_kind: int = 40
     print("\n== instruction kinds (prompts train/validation/test)")
     counts = {s: defaultdict(int) for s in ("train", "validation", "test")}
     for s in counts:
-        for r in task.prompts(s):
+        for r in task.prompt_records(s):
             counts[s][r["kind"]] += 1
     undemo = task.config.undemonstrated_kinds
     for k in I.KINDS:
@@ -72,7 +72,7 @@ def report(task_dir=None, base_small=None, base_large=None, n_per_kind: int = 40
 
     rng = np.random.default_rng(seed)
     by_kind = defaultdict(list)
-    for r in task.prompts("validation"):
+    for r in task.prompt_records("validation"):
         by_kind[r["kind"]].append(r)
     demos = defaultdict(list)
     for d in task.demonstrations("validation"):
@@ -83,7 +83,7 @@ def report(task_dir=None, base_small=None, base_large=None, n_per_kind: int = 40
     prompts = [r["prompt"] for r in chosen]
     for name, m in models.items():
         if m is not None:
-            samples[name] = sample(m, tok, prompts, max_new_tokens, seed=seed)
+            samples[name] = sample_texts(m, tok, prompts, max_new_tokens, seed=seed)
     print(f"\n== mean gold score per kind ({n_per_kind} validation prompts per kind; "
           f"base samples at T=1, {max_new_tokens} tokens)")
     print(f"  {'kind':14s} {'demos':>6s} {'careful':>8s} " +
@@ -114,7 +114,7 @@ def report(task_dir=None, base_small=None, base_large=None, n_per_kind: int = 40
     pool = task.labelers()
     print(f"  {len(pool.noises)} labelers, noise {min(pool.noises):.3f}..{max(pool.noises):.3f}"
           f" (target agreement {task.config.labeler_agreement})")
-    cal = calibration_pool(task.prompts("train"), corpus["train"],
+    cal = calibration_pool(task.prompt_records("train"), corpus["train"],
                            np.random.default_rng([task.config.seed, LABELER_STREAM]))
     print(f"  measured agreement on the calibration pool (K=4): "
           f"{measure_agreement(pool, cal, rng, rounds=5):.3f}")

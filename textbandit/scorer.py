@@ -1,9 +1,11 @@
-"""The batched engine behind ``TextBanditEnv`` and ``TextBanditVectorEnv``.
+"""The batched scorer behind ``TextBanditEnv`` and ``TextBanditVectorEnv``.
 
-``BanditCore`` holds the models, the tokenizer and the tokenized prompts, and scores a batch
-of responses with batched forward passes (in chunks of ``forward_batch_size`` rows). The single
-env uses it with N = 1 and the vector env with N = num_envs: the same code path, so both give the
-same numbers up to the float rounding of different batch shapes (about 1e-7).
+``BatchScorer`` holds the models, the tokenizer and the tokenized prompts, and scores a batch of
+responses with batched forward passes (in chunks of ``forward_batch_size`` rows): reference and
+policy log-probs, reward-model scores, then the reward of :func:`textbandit.scoring.rlhf_reward`.
+The single env uses it with N = 1 and the vector env with N = num_envs: the same code path, so
+both give the same numbers up to the float rounding of different batch shapes (about 1e-7).
+:func:`build_scorer` resolves the env's arguments against its task (:mod:`textbandit.task`).
 """
 
 from __future__ import annotations
@@ -11,19 +13,22 @@ from __future__ import annotations
 import math
 import numbers
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
 from gymnasium import spaces
 
 from textbandit.data import load_prompts
+from textbandit.layout import check_tokenizer, ends_with_eos, join, left_pad, response_mask
 from textbandit.loading import check_source, load
 from textbandit.policy import CausalLMPolicy, as_policy, is_causal_lm, max_positions, vocab_size_of
-from textbandit.scoring import ends_with_eos, join, response_logprobs, response_mask
+from textbandit.runtime import resolve_device
+from textbandit.scoring import response_logprobs, rlhf_reward
+from textbandit.task import GoldFn, Task, load_task
 
-GoldFn = Callable[[list, list, list], list]
-"""``gold_fn(prompts, responses, ended_with_eos) -> scores``: a task's hidden judge, for evaluation."""
+# The settings of an env with no task (task=None): a task sets its own (textbandit.task.Task).
+GENERIC_SETTINGS = {"kl_coef": 0.05, "max_prompt_len": 64, "max_new_tokens": 32}
 
 
 def is_finite_number(value) -> bool:
@@ -76,15 +81,7 @@ def _load_tokenizer(tokenizer):
             "tokenizer must be a Hugging Face tokenizer or a local path to one (loadable with "
             f"transformers.AutoTokenizer), got {type(tokenizer).__name__}"
         )
-    pad, eos = tokenizer.pad_token_id, tokenizer.eos_token_id
-    if eos is None:
-        raise ValueError("the tokenizer has no EOS token; set tokenizer.eos_token (responses end at EOS)")
-    if pad is None or pad == eos:
-        raise ValueError(
-            f"the tokenizer's pad token id ({pad}) must exist and differ from its EOS id ({eos}), or padding "
-            "could not be told from a response's end; add one: tokenizer.add_special_tokens("
-            "{'pad_token': '<pad>'}) and model.resize_token_embeddings(len(tokenizer))"
-        )
+    check_tokenizer(tokenizer)
     return tokenizer
 
 
@@ -139,7 +136,7 @@ def check_scores(scores, n: int, source: str) -> np.ndarray:
 AUTO_CPU_FORWARD_BATCH = 16  # measured with benchmarks/env_throughput.py on 2 cores: 16 beat 8, 32 and 64
 
 
-class BanditCore:
+class BatchScorer:
     """Models, tokenizer and tokenized prompts, plus batched scoring. See ``TextBanditEnv``."""
 
     def __init__(
@@ -161,8 +158,7 @@ class BanditCore:
             raise ValueError(f"forward_batch_size={forward_batch_size!r}; use a positive int, None for whole batches, "
                              "or 'auto'")
         self.settings = settings
-        self.device = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
-                                   "cpu" if device == "auto" else device)
+        self.device = resolve_device(device)
         if forward_batch_size == "auto":  # on a CPU, short length-sorted chunks waste least on padding
             forward_batch_size = AUTO_CPU_FORWARD_BATCH if self.device.type == "cpu" else None
         self.forward_batch_size = forward_batch_size
@@ -226,22 +222,17 @@ class BanditCore:
     def _tokenize_prompts(self, prompts: list[str]) -> tuple[np.ndarray, np.ndarray]:
         P = self.settings.max_prompt_len
         encoded = self.tokenizer(prompts, add_special_tokens=False)["input_ids"]
-        ids = np.full((len(prompts), P), self.pad_token_id, dtype=np.int64)
-        mask = np.zeros((len(prompts), P), dtype=np.int64)
         for i, toks in enumerate(encoded):
-            if len(toks) > P:
-                if self.settings.prompt_truncation == "error":
-                    raise ValueError(
-                        f"prompt {i} has {len(toks)} tokens, more than max_prompt_len={P}: {prompts[i][:80]!r}...; "
-                        "raise max_prompt_len, drop long prompts, or pass prompt_truncation='left' to keep "
-                        "each prompt's last max_prompt_len tokens"
-                    )
-                toks = toks[-P:]
+            if len(toks) > P and self.settings.prompt_truncation == "error":
+                raise ValueError(
+                    f"prompt {i} has {len(toks)} tokens, more than max_prompt_len={P}: {prompts[i][:80]!r}...; "
+                    "raise max_prompt_len, drop long prompts, or pass prompt_truncation='left' to keep "
+                    "each prompt's last max_prompt_len tokens"
+                )
             if len(toks) == 0:
                 raise ValueError(f"prompt {i} ({prompts[i]!r}) tokenizes to nothing; remove it")
-            ids[i, P - len(toks) :] = toks  # left padding: the response follows the prompt's end
-            mask[i, P - len(toks) :] = 1
-        return ids, mask
+        ids, mask = left_pad([toks[-P:] for toks in encoded], self.pad_token_id, width=P)
+        return ids.numpy(), mask.numpy()
 
     # --- per step ---------------------------------------------------------------------------
 
@@ -305,20 +296,16 @@ class BanditCore:
         if s.missing_eos_penalty is not None:
             score = score - s.missing_eos_penalty * (~finished).float()
 
-        token_kl = (logprobs - ref_logprobs) * mask  # KL_t = log pi(a_t|.) - log pi_ref(a_t|.)
-        kl = token_kl.sum(dim=1)
-        token_rewards = -s.kl_coef * token_kl
-        last = mask.sum(dim=1) - 1  # the last response token (the EOS when there is one)
-        token_rewards[torch.arange(len(last), device=dev), last] += score
+        r = rlhf_reward(score, logprobs, ref_logprobs, mask, s.kl_coef)
         out = {
-            "reward": (score - s.kl_coef * kl).double(),
+            "reward": r.reward.double(),
             "score": score,
-            "kl": kl,
-            "token_kl": token_kl,
+            "kl": r.kl,
+            "token_kl": r.token_kl,
             "logprobs": logprobs,
             "ref_logprobs": ref_logprobs,
             "response_mask": mask,
-            "token_rewards": token_rewards,
+            "token_rewards": r.token_rewards,
             "truncated_response": ~finished,
         }
         out = {k: v.cpu().numpy() for k, v in out.items()}
@@ -360,28 +347,124 @@ class BanditCore:
         return self.tokenizer.batch_decode(rows, skip_special_tokens=True)
 
 
-class CoreAccess:
-    """What both environments expose of their ``BanditCore``: the KL coefficient, the tokenizer
-    and the attached policy."""
+class EnvAttributes:
+    """What both environments expose of their scorer, as public attributes: agents read these and
+    never reach into ``env.scorer``."""
 
-    core: BanditCore
+    scorer: BatchScorer
 
     @property
     def kl_coef(self) -> float:
         """The KL coefficient; settable (an adaptive KL controller updates it between steps)."""
-        return self.core.settings.kl_coef
+        return self.scorer.settings.kl_coef
 
     @kl_coef.setter
     def kl_coef(self, value: float) -> None:
         if not (is_finite_number(value) and value >= 0):
             raise ValueError(f"kl_coef={value!r}; it must be a finite number >= 0 (0 disables the KL penalty)")
-        self.core.settings.kl_coef = float(value)
+        self.scorer.settings.kl_coef = float(value)
 
     @property
     def tokenizer(self):
         """The tokenizer that turns prompts into observations and responses into text."""
-        return self.core.tokenizer
+        return self.scorer.tokenizer
+
+    @property
+    def prompts(self) -> list[str]:
+        """The prompt texts episodes draw from (``reset(options=...)`` indexes into them)."""
+        return self.scorer.prompts
+
+    @property
+    def device(self) -> torch.device:
+        """Where the env's models run (and where a policy's inputs arrive)."""
+        return self.scorer.device
+
+    @property
+    def temperature(self) -> float:
+        """The sampling temperature the log-probs are computed at: sample at it too."""
+        return self.scorer.settings.temperature
+
+    @property
+    def max_prompt_len(self) -> int:
+        """P: prompts are left-padded to this many tokens."""
+        return self.scorer.settings.max_prompt_len
+
+    @property
+    def max_new_tokens(self) -> int:
+        """L: a response's length, the action's size."""
+        return self.scorer.settings.max_new_tokens
+
+    @property
+    def reward_model(self):
+        """The reward model that scores responses."""
+        return self.scorer.reward_model
+
+    @property
+    def reference_model(self):
+        """The reference (SFT) model of the KL penalty."""
+        return self.scorer.reference_model
+
+    @property
+    def policy(self):
+        """The attached policy (``None``: the KL is 0)."""
+        return self.scorer.policy
+
+    @property
+    def gold_fn(self):
+        """The task's hidden judge of the env's prompts (``None`` when there is none); evaluation only."""
+        return self.scorer.gold_fn
 
     def set_policy(self, policy) -> None:
         """Attach (or with ``None`` detach) the policy whose KL to the reference is penalised."""
-        self.core.set_policy(policy)
+        self.scorer.set_policy(policy)
+
+
+def build_scorer(
+    task: str | Task | None = "default",
+    split: str = "train",
+    reward_model=None,
+    reference_model=None,
+    tokenizer=None,
+    prompts=None,
+    policy=None,
+    kl_coef: float | None = None,
+    max_prompt_len: int | None = None,
+    max_new_tokens: int | None = None,
+    temperature: float = 1.0,
+    missing_eos_penalty: float | None = None,
+    prompt_truncation: str = "error",
+    gold_fn=None,
+    device: str = "cpu",
+    torch_dtype=None,
+    forward_batch_size: int | str | None = "auto",
+) -> BatchScorer:
+    """The scorer of ``TextBanditEnv``'s arguments: what is not given comes from the task."""
+    task = load_task(task)
+    given = {"reward_model": reward_model, "reference_model": reference_model, "tokenizer": tokenizer,
+             "prompts": prompts}
+    if task is None:
+        settings = dict(GENERIC_SETTINGS)
+    else:
+        settings = task.settings()
+        if prompts is None:  # the task's own prompts: its gold judge can judge the responses
+            given["prompts"] = task.prompt_source(split)
+            gold_fn = gold_fn if gold_fn is not None else task.gold_fn
+        for name in ("reward_model", "reference_model", "tokenizer"):
+            if given[name] is None:
+                given[name] = getattr(task, name)
+    missing = [name for name, value in given.items() if value is None]
+    if missing:
+        where = "with task=None" if task is None else f"the task {task.name!r} has no {', '.join(missing)}:"
+        raise ValueError(f"{where} pass {', '.join(missing)} too" + (" (or use task='default')" if task is None else ""))
+    given_settings = {"kl_coef": kl_coef, "max_prompt_len": max_prompt_len, "max_new_tokens": max_new_tokens}
+    settings.update({k: v for k, v in given_settings.items() if v is not None})
+    return BatchScorer(
+        **given,
+        policy=policy,
+        settings=Settings(temperature=temperature, missing_eos_penalty=missing_eos_penalty,
+                          prompt_truncation=prompt_truncation, **settings),
+        gold_fn=gold_fn,
+        device=device,
+        torch_dtype=torch_dtype,
+        forward_batch_size=forward_batch_size,
+    )

@@ -1,0 +1,219 @@
+"""What the supervised trainers share: one config block and the small pieces of a training loop.
+
+SFT and the reward model (and pretraining, for the pieces it uses) call these functions from
+their own loops, so each trainer file reads as its own loss plus a short loop; there is no base
+trainer class to learn. The pieces, in the order a step uses them:
+
+- :class:`TrainConfig`: the fields both configs have (schedule, clipping, lengths, run control);
+- :func:`check_model_fits`: a model too small for the tokenizer or the data, refused before training;
+- :func:`epoch_groups`: the seeded data order of an epoch, cut into optimizer steps;
+- :func:`accumulate`: the micro-batches of one step, each forwarded and backpropagated;
+- :func:`optimizer_step`: learning rate, gradient clipping, update;
+- :func:`claim` and :class:`Run`: the output folder claimed, the metrics log and the progress
+  bar, the checkpoint written and resumed, and ``stop_after`` checked.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable
+
+import torch
+
+from agents.common.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from agents.common.device import autocast
+from agents.common.metrics import MetricLogger
+from agents.common.rundir import claim_run_dir
+from agents.common.schedule import set_lr
+
+
+@dataclass
+class TrainConfig:
+    """The settings SFT (:class:`agents.sft.SFTConfig`) and the reward model
+    (:class:`agents.reward.RewardConfig`) share; each adds its own data, model and loss fields."""
+
+    warmup_ratio: float = 0.03
+    """fraction of the optimizer steps spent in linear warmup"""
+    min_lr_ratio: float = 0.1
+    """learning rate at the end of the cosine decay, as a fraction of the peak"""
+    weight_decay: float = 0.0
+    """AdamW weight decay"""
+    grad_accum: int = 1
+    """micro-batches per optimizer step"""
+    max_grad_norm: float = 1.0
+    """gradient clipping threshold on the global L2 norm (0 disables clipping)"""
+    max_prompt_len: int = 64
+    """prompts longer than this keep their last tokens"""
+    max_response_len: int = 64
+    """responses are cut to this many tokens, EOS included"""
+    seed: int = 0
+    """seed of the data order, dropout and initialisation"""
+    device: str = "auto"
+    """'auto' (CUDA when available), 'cpu' or 'cuda'"""
+    bf16: bool = True
+    """bf16 autocast on GPU (ignored on CPU)"""
+    checkpoint_every: int = 0
+    """save a resumable checkpoint every this many optimizer steps (0: at the end of each epoch only)"""
+    resume_from: str | None = None
+    """checkpoint folder (OUT/checkpoint) of an earlier run to continue exactly"""
+    overwrite: bool = False
+    """a fresh run into an out folder that holds a run replaces it (its logs and checkpoints are removed
+    first); without it such a run is refused"""
+    stop_after: int | None = None
+    """end the run after this many optimizer steps, leaving a checkpoint (a planned interruption; the
+    schedule still spans all epochs)"""
+    tensorboard: bool = True
+    """also write TensorBoard events to OUT/tb"""
+    progress: bool = True
+    """show a tqdm progress bar"""
+
+    def __post_init__(self):
+        for name in ("grad_accum", "max_prompt_len"):
+            if not (isinstance(getattr(self, name), int) and getattr(self, name) >= 1):
+                raise ValueError(f"{name}={getattr(self, name)!r}; use an int >= 1")
+        if self.max_response_len < 2:
+            raise ValueError(f"max_response_len={self.max_response_len}; use >= 2 (one token plus EOS)")
+        if not 0 <= self.warmup_ratio < 1 or not 0 <= self.min_lr_ratio <= 1:
+            raise ValueError(f"warmup_ratio={self.warmup_ratio}, min_lr_ratio={self.min_lr_ratio}; "
+                             "use 0 <= warmup_ratio < 1 and 0 <= min_lr_ratio <= 1")
+        if self.max_grad_norm < 0 or self.weight_decay < 0 or self.checkpoint_every < 0:
+            raise ValueError("max_grad_norm, weight_decay and checkpoint_every must be >= 0 (0 disables them)")
+        if self.stop_after is not None and self.stop_after < 1:
+            raise ValueError(f"stop_after={self.stop_after}; use >= 1 or None")
+        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
+            raise ValueError(f"device={self.device!r}; use 'auto', 'cpu' or 'cuda[:i]'")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def check_model_fits(model, tokenizer, lengths, what: str = "model") -> None:
+    """Refuse, before training, a model whose embedding has fewer rows than the tokenizer has tokens,
+    or whose position embeddings are shorter than the longest ``prompt + response`` in ``lengths``."""
+    from textbandit.policy import max_positions, vocab_size_of
+
+    vocab = vocab_size_of(model)
+    if vocab is not None and vocab < len(tokenizer):
+        raise ValueError(f"the {what}'s vocabulary ({vocab}) is smaller than the tokenizer's ({len(tokenizer)}); "
+                         "pass the tokenizer the model was trained with, or resize its embeddings "
+                         "(model.resize_token_embeddings(len(tokenizer)))")
+    n, longest = max_positions(model), max(lengths, default=0)
+    if n is not None and longest > n:
+        raise ValueError(f"the longest prompt + response in the data has {longest} tokens, more than the {what}'s "
+                         f"{n} positions; lower max_prompt_len or max_response_len so they sum to at most {n}")
+
+
+def epoch_groups(n_items: int, group_size: int, seed: int, epoch: int) -> list[list[int]]:
+    """The item indices of each optimizer step of ``epoch``: a permutation seeded by (seed, epoch),
+    so a resumed run sees the same order, cut into groups of ``group_size``."""
+    order = torch.randperm(n_items, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
+    return [order[i: i + group_size].tolist() for i in range(0, n_items, group_size)]
+
+
+def accumulate(items: list, micro_batch: int, loss_fn: Callable, device, bf16: bool) -> dict:
+    """Forward and backpropagate ``items`` in micro-batches of ``micro_batch``: ``loss_fn(chunk)``
+    returns ``(loss, stats)``; each loss is backpropagated (gradients add up) and the stats (numbers)
+    are summed over the chunks and returned."""
+    totals: dict = {}
+    for j in range(0, len(items), micro_batch):
+        with autocast(device, bf16):
+            loss, stats = loss_fn(items[j: j + micro_batch])
+        loss.backward()
+        for k, v in stats.items():
+            totals[k] = totals.get(k, 0) + v
+    return totals
+
+
+def optimizer_step(parameters: Iterable[torch.Tensor], optimizer: torch.optim.Optimizer, lr: float,
+                   max_grad_norm: float) -> float:
+    """Clip the gradients' global L2 norm to ``max_grad_norm`` (0: no clipping), set ``lr`` and step;
+    returns the norm before clipping."""
+    norm = torch.nn.utils.clip_grad_norm_(list(parameters), max_grad_norm or float("inf"))
+    set_lr(optimizer, lr)
+    optimizer.step()
+    return float(norm)
+
+
+class Run:
+    """The bookkeeping of one supervised run in ``config.out`` (claimed first with :func:`claim`):
+    the metrics log and the progress bar, and the checkpoint (model weights, optimizer, position, RNG states and log rows: everything a resumed
+    run needs to continue bit-identically). Use as a context manager; ``position`` is the trainer's
+    own dict (step, epoch, group, and whatever else it must carry across a resume).
+    """
+
+    def __init__(self, config: TrainConfig, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                 position: dict, total_steps: int, desc: str):
+        self.config, self.model, self.optimizer, self.position = config, model, optimizer, position
+        self.out = Path(config.out)
+        resume_rows = None
+        if config.resume_from is not None:
+            state = load_checkpoint(config.resume_from)
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            position.clear()
+            position.update(state["position"])
+            set_rng_state(state["rng"])
+            resume_rows = state["log_rows"]
+        # a resumed run logs again what was logged after its checkpoint, so each row appears once
+        self.logger = MetricLogger(self.out, tensorboard=config.tensorboard,
+                                   resume_step=position["step"] if resume_rows is not None else None,
+                                   resume_rows=resume_rows)
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(total=total_steps, initial=position["step"], desc=desc, disable=not config.progress)
+
+    def checkpoint(self) -> None:
+        """Write ``OUT/checkpoint`` (atomically; see :mod:`agents.common.checkpoint`)."""
+        save_checkpoint(self.out / "checkpoint", {
+            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "position": copy.deepcopy(self.position), "rng": rng_state(),
+            "log_rows": dict(self.logger.rows), "config": self.config.to_dict()})
+
+    def log_step(self, scalars: dict, **postfix) -> None:
+        """Count, show and log an optimizer step (``scalars`` at the new step)."""
+        pos = self.position
+        pos["step"] += 1
+        pos["group"] += 1
+        self.bar.update(1)
+        self.bar.set_postfix(**postfix)
+        self.logger.log(pos["step"], scalars)
+
+    def checkpoint_if_due(self) -> bool:
+        """Checkpoint every ``checkpoint_every`` steps; returns True when the run is to stop here
+        (``stop_after``), after a checkpoint. Call it once a step's rows are all logged."""
+        c, step = self.config, self.position["step"]
+        if c.checkpoint_every and step % c.checkpoint_every == 0:
+            self.checkpoint()
+        if c.stop_after is not None and step >= c.stop_after:
+            self.checkpoint()
+            return True
+        return False
+
+    def end_epoch(self) -> None:
+        """Move to the next epoch and checkpoint."""
+        self.position["epoch"] += 1
+        self.position["group"] = 0
+        self.checkpoint()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.bar.close()
+        self.logger.close()
+
+
+def claim(config: TrainConfig, what: str):
+    """Claim ``config.out`` for this run (:func:`agents.common.rundir.claim_run_dir`): use as ``with claim(...)``."""
+    return claim_run_dir(config.out, resume=config.resume_from is not None, overwrite=config.overwrite, what=what,
+                         resume_flag="--resume-from OUT/checkpoint")
+
+
+def steps_per_run(n_items: int, group_size: int, epochs: int, warmup_ratio: float) -> tuple[int, int]:
+    """``(total, warmup)`` optimizer steps of a run of ``epochs`` over ``n_items`` in groups of ``group_size``."""
+    total = math.ceil(n_items / group_size) * epochs
+    return total, int(warmup_ratio * total)

@@ -1,0 +1,114 @@
+"""The pipeline's stages: each built once, reused only if built from the same inputs.
+
+Every stage of ``textbandit pipeline`` is a sub-folder of ``--out``; :class:`Stages` runs a stage
+unless its folder holds a ``.done`` record of the same inputs, and :class:`Invocations` keeps the
+wall time of every call on one ``--out``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+
+class StageChangedError(ValueError):
+    """A finished stage in ``--out`` was built with other settings than this run asks for."""
+
+
+class Stages:
+    """Runs each stage once, and reuses it only if it was built from the same inputs.
+
+    ``stage(name, fn, inputs)`` runs ``fn(folder)`` unless the folder holds a ``.done`` file (and
+    every file in ``requires``, for outputs that later versions added) whose recorded inputs equal
+    ``inputs``: the stage's settings plus the identities (keys) of the stages it consumed, so a
+    change anywhere upstream reaches every stage below it. A finished stage built from other
+    inputs is a :class:`StageChangedError` naming the stage and the settings that differ, unless
+    ``rebuild`` is set: then it is built again (and so, by their keys, is every stage after it).
+    ``seconds`` holds what every stage took when it was built, in this call or an earlier one;
+    ``built`` names the stages this call built.
+    """
+
+    def __init__(self, out: Path, rebuild: bool = False):
+        self.out, self.rebuild = out, rebuild
+        self.seconds: dict[str, float] = {}
+        self.keys: dict[str, str] = {}
+        self.built: list[str] = []
+
+    def __call__(self, name: str, fn, inputs: dict, requires: tuple[str, ...] = ()) -> Path:
+        path = self.out / name
+        inputs = json.loads(json.dumps(inputs, sort_keys=True, default=str))
+        key = hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:16]
+        self.keys[name] = key
+        done = path / ".done"
+        if done.exists() and all((path / f).exists() for f in requires):
+            record = json.loads(done.read_text())
+            if record.get("key") == key:
+                self.seconds[name] = record.get("seconds", 0.0)
+                return path
+            if not self.rebuild:
+                raise StageChangedError(
+                    f"stage {name!r} in {self.out} was built with other settings: {_differences(record.get('inputs'), inputs)}; "
+                    "pass --rebuild true to build it (and the stages after it) again, or use another --out")
+        if path.exists():  # an interrupted stage, or one to rebuild: start it again from scratch
+            shutil.rmtree(path)
+        t0 = time.time()
+        fn(path)
+        path.mkdir(parents=True, exist_ok=True)
+        self.seconds[name] = time.time() - t0
+        self.built.append(name)
+        (path / ".done").write_text(json.dumps({"seconds": self.seconds[name], "key": key, "inputs": inputs}))
+        return path
+
+
+def _differences(old: dict | None, new: dict) -> str:
+    """``"kl_coef was 0.05, now 0.1; ..."`` for the settings that differ between two input records."""
+    if old is None:
+        return "it was built by an older textbandit that did not record its settings"
+    flat_old, flat_new = _flatten(old), _flatten(new)
+    diffs = [f"{k} was {flat_old.get(k, '(unset)')}, now {flat_new.get(k, '(unset)')}"
+             for k in sorted(set(flat_old) | set(flat_new)) if flat_old.get(k) != flat_new.get(k)]
+    return "; ".join(diffs[:8]) + ("; ..." if len(diffs) > 8 else "")
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def file_digest(path: str | os.PathLike) -> str:
+    """A short sha256 of a file's bytes: the identity of a user's data file among a stage's inputs."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+
+
+def settings_of(config, *skip: str) -> dict:
+    """A stage config's fields as its inputs, without where it writes and how it reports progress
+    (``out``, ``output_dir``, ``progress``, ``tensorboard``, ``device``) and the fields in ``skip``."""
+    drop = {"out", "output_dir", "progress", "tensorboard", "device", *skip}
+    return {k: v for k, v in dataclasses.asdict(config).items() if k not in drop}
+
+
+class Invocations:
+    """Wall time of every ``textbandit pipeline`` call on one ``--out`` (``invocations.json``), so the
+    report's wall time counts the calls that built the stages it reuses, not only the last."""
+
+    def __init__(self, out: Path):
+        self.path, self.t0 = out / "invocations.json", time.time()
+        self.past = json.loads(self.path.read_text()) if self.path.exists() else []
+        self.recorded = False
+
+    def record(self, finished: bool = True) -> float:
+        """Write this call's time so far (again at each call); returns the total over all calls."""
+        now = {"started": self.t0, "seconds": time.time() - self.t0, "finished": finished}
+        self.path.write_text(json.dumps(self.past + [now], indent=1))
+        self.recorded = finished
+        return sum(i["seconds"] for i in self.past) + now["seconds"]
