@@ -11,7 +11,6 @@ from ``python -m agents.pretrain``; a missing directory is reported and skipped.
 from __future__ import annotations
 
 import argparse
-import json
 from collections import defaultdict
 from pathlib import Path
 
@@ -19,9 +18,9 @@ import numpy as np
 
 from agents.common.lm import blocks, perplexity
 from agents.sampling import sample_texts
-from textbandit.task import load_task
 from textbandit.task import instructions as I
 from textbandit.task import language as L
+from textbandit.task import load_task
 from textbandit.task.build import LABELER_STREAM, calibration_pool
 from textbandit.task.demonstrator import demonstrate
 from textbandit.task.gold import gold_scores

@@ -31,7 +31,6 @@ from gymnasium.vector import AutoresetMode, SyncVectorEnv
 import textbandit  # noqa: F401  (registers TextBandit-v0)
 from textbandit.task import load_task
 
-
 SIZES = {"1m": dict(n_embd=128, n_layer=4, n_head=4), "tiny": dict(n_embd=32, n_layer=2, n_head=2)}
 
 
@@ -143,8 +142,8 @@ def main(argv=None) -> None:
           f"torch {torch.__version__}, torch threads={torch.get_num_threads()}, "
           f"load average {os.getloadavg()[0]:.1f}")
     print(f"models    : {'default task' if use_default else f'local GPT-2 ({args.size})'} reference/policy/RM, "
-          f"{n_params / 1e6:.2f}M params each, vocab {core.vocab_size}; "
-          f"prompts <= {core.settings.max_prompt_len} tokens, responses <= {args.max_new_tokens} tokens")
+          f"{n_params / 1e6:.2f}M params each, vocab {len(env.tokenizer)}; "
+          f"prompts <= {env.max_prompt_len} tokens, responses <= {args.max_new_tokens} tokens")
     print(f"workload  : {n} envs x {args.steps} timed steps = {responses} responses per run, best of {args.repeats}; "
           f"batched env forward_batch_size={args.forward_batch_size}")
     print(f"batched   : gym.make_vec('TextBandit-v0', num_envs={n})  {responses / wb:8.1f} responses/s "

@@ -96,12 +96,13 @@ def main(argv=None):
     p.add_argument("--lr", type=float, help="PPO's learning rate (default: the preset's)")
     p.add_argument("--json", help="write the rows here too")
     a = p.parse_args(argv)
+    from transformers import AutoModelForCausalLM
+
     from agents.pipeline.config import PRESETS
     from agents.pipeline.samples import sample_and_score
     from textbandit.reward_model import RewardModel
     from textbandit.task import load_task
     from textbandit.vector_env import TextBanditVectorEnv
-    from transformers import AutoModelForCausalLM
 
     run = Path(a.run)
     if not (run / "reward_model" / ".done").exists():

@@ -29,7 +29,7 @@ import warnings
 from pathlib import Path
 
 import torch
-from tokenizers import Tokenizer, models, pre_tokenizers, decoders
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers
 from transformers import GPT2Config, GPT2ForSequenceClassification, GPT2LMHeadModel, PreTrainedTokenizerFast
 
 from agents.reward import RewardConfig, train_reward_model
@@ -72,7 +72,8 @@ def run_ours(lm, tok, comps, batch, tmp: Path) -> float:
 
 def run_trl(lm, tok, comps, batch, tmp: Path, accumulation: int = 1) -> float:
     from datasets import Dataset
-    from trl import RewardConfig as TRLConfig, RewardTrainer
+    from trl import RewardConfig as TRLConfig
+    from trl import RewardTrainer
 
     enc = lambda s: tok(s, add_special_tokens=False)["input_ids"]
     chosen, rejected = [], []
@@ -116,6 +117,7 @@ def main(argv=None):
     warnings.filterwarnings("ignore")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     import logging
+
     import transformers
 
     transformers.logging.set_verbosity_error()

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from tiny import PROMPTS, tiny_lm, tiny_tokenizer
 
 MAX_PROMPT_LEN = 12

@@ -12,10 +12,19 @@ import numpy as np
 import pytest
 import torch
 
-from agents.common import (MetricLogger, learning_rate, load_checkpoint, rng_state, save_checkpoint,
-                           set_dropout, set_lr, set_rng_state, with_dropout)
-from agents.common.dropout import dropout_fields, dropout_sites, has_dropout
+from agents.common import (
+    MetricLogger,
+    learning_rate,
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_dropout,
+    set_lr,
+    set_rng_state,
+    with_dropout,
+)
 from agents.common.cli import build_parser, field_docs, parse_config
+from agents.common.dropout import dropout_fields, dropout_sites, has_dropout
 from tests.tiny import tiny_lm
 
 
@@ -47,7 +56,7 @@ def test_metric_logger_writes_jsonl_and_tensorboard(tmp_path):
         log.log(2, {"train/loss": float("nan")})
         log.log_samples(2, [{"prompt": "p", "response": "r", "score": 0.5}])
         assert log.rows == {"metrics": 2, "samples": 1}
-    rows = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert rows == [{"step": 1, "train/loss": 2.0, "x": 3.0}, {"step": 2, "train/loss": None}]
     with MetricLogger(tmp_path, tensorboard=False, resume_rows={"metrics": 1}) as log:  # resumed after row 1
         assert log.rows == {"metrics": 1, "samples": 0}

@@ -20,13 +20,13 @@ from gymnasium.error import ResetNeeded
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
+from tiny import PROMPTS, tiny_lm, tiny_tokenizer
 
 import textbandit  # noqa: F401  (registers TextBandit-v0)
-from textbandit.scorer import Settings
 from textbandit.data import DataFormatError
 from textbandit.env import TOKEN_KEYS, TextBanditEnv
+from textbandit.scorer import Settings
 from textbandit.scoring import response_logprobs
-from tiny import PROMPTS, tiny_lm, tiny_tokenizer
 
 PAD, EOS = 0, 1
 L = 6  # conftest.MAX_NEW_TOKENS

@@ -16,8 +16,6 @@ from tiny import PROMPTS, tiny_lm, tiny_tokenizer  # noqa: E402
 from agents.examples.rloo import rloo_advantages, train_rloo  # noqa: E402
 from agents.examples.toy import KeywordReward  # noqa: E402
 
-
-
 pytestmark = pytest.mark.usefixtures("one_thread")  # see tests/conftest.py
 
 def test_rloo_advantages_leave_one_out():

@@ -18,11 +18,11 @@ import shutil
 from pathlib import Path
 
 import pytest
+from conftest import load_benchmark
+from tiny import tiny_lm, tiny_tokenizer
 
 from agents.cli import main as cli_main
-from conftest import load_benchmark
 from textbandit.data import load_comparisons
-from tiny import tiny_lm, tiny_tokenizer
 
 INSTALL = "apt-get install -y chromium chromium-driver && pip install selenium"
 SCREENSHOT = Path(__file__).parents[1] / "docs" / "labeling.png"

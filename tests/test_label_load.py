@@ -8,7 +8,6 @@ must be in the database exactly once, with the ranks that were sent; a hard dead
 from __future__ import annotations
 
 import pytest
-
 from conftest import load_benchmark
 
 LABELERS, SUBMISSIONS, DEADLINE_S = 20, 50, 45.0

@@ -11,8 +11,15 @@ import pytest
 from agents.label.cli import main as label_main
 from agents.label.data import kwise_records, load_items, split_by_prompt, trl_records
 from agents.label.db import LabelingError, NotAssigned, Store, UnknownItem
-from agents.label.ranking import (RankingError, agreement, pair_agreement, preference_pairs, validate_flags,
-                                  validate_ranking, validate_score)
+from agents.label.ranking import (
+    RankingError,
+    agreement,
+    pair_agreement,
+    preference_pairs,
+    validate_flags,
+    validate_ranking,
+    validate_score,
+)
 from textbandit.data import DataFormatError, load_comparisons
 
 

@@ -13,9 +13,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from tiny import PROMPTS, tiny_lm, tiny_tokenizer  # noqa: E402
 
-from agents.examples.toy import KeywordReward  # noqa: E402
-from agents.ppo import PPOConfig, PolicyWithValueHead, train  # noqa: E402
 from agents.common.cli import parse_config  # noqa: E402
+from agents.examples.toy import KeywordReward  # noqa: E402
+from agents.ppo import PolicyWithValueHead, PPOConfig, train  # noqa: E402
 from agents.ppo.learner import rollout  # noqa: E402
 from textbandit.scoring import response_logprobs  # noqa: E402
 

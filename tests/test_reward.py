@@ -8,15 +8,20 @@ import math
 
 import pytest
 import torch
-import torch.nn.functional as F
 
-from textbandit.layout import collate
-from agents.reward import (RewardConfig, collect_comparisons, kwise_ranking_loss, pairwise_loss, ranked_pairs,
-                           train_reward_model)
+from agents.reward import (
+    RewardConfig,
+    collect_comparisons,
+    kwise_ranking_loss,
+    pairwise_loss,
+    ranked_pairs,
+    train_reward_model,
+)
 from agents.reward.__main__ import main as reward_main
-from textbandit.data import DataFormatError, load_comparisons
-from textbandit.reward_model import RewardModel
 from tests.tiny import PROMPTS, tiny_lm, tiny_tokenizer
+from textbandit.data import DataFormatError, load_comparisons
+from textbandit.layout import collate
+from textbandit.reward_model import RewardModel
 
 
 def test_ranking_loss_equals_a_loop_over_pairs():
@@ -36,10 +41,10 @@ def test_ranking_loss_equals_a_loop_over_pairs():
         for i, j in itertools.combinations(range(len(r)), 2):
             if r[i] == r[j]:
                 continue  # ties are skipped as pairs
-            w, l = (i, j) if r[i] < r[j] else (j, i)
-            total += -math.log(1 / (1 + math.exp(-(scores[b, w] - scores[b, l]).item())))
+            win, lose = (i, j) if r[i] < r[j] else (j, i)
+            total += -math.log(1 / (1 + math.exp(-(scores[b, win] - scores[b, lose]).item())))
             count += 1
-            correct += int(scores[b, w] > scores[b, l])
+            correct += int(scores[b, win] > scores[b, lose])
         assert n_pairs[b] == count == len(ranked_pairs(r))
         assert n_correct[b] == correct
         assert losses[b].item() == pytest.approx(total / count, rel=1e-5)
@@ -174,7 +179,7 @@ def test_collect_writes_kwise_comparisons(tmp_path):
         seen.append(len(responses))
         return [sorted(len(r) for r in responses).index(len(r)) for r in responses]  # shortest best, ties share
 
-    recs = collect_comparisons(tiny_lm(len(tok)), tok, [{"prompt": p, "customer": 3} for p in PROMPTS], (4, 9),
+    collect_comparisons(tiny_lm(len(tok)), tok, [{"prompt": p, "customer": 3} for p in PROMPTS], (4, 9),
                                rank_by_length, tmp_path / "c.jsonl", max_new_tokens=6, batch_size=16, progress=False)
     loaded = load_comparisons(tmp_path / "c.jsonl")
     assert len(loaded) == len(PROMPTS) and all(4 <= k <= 9 for k in seen)

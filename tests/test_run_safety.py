@@ -18,14 +18,15 @@ import torch
 from agents.common import load_checkpoint, save_checkpoint
 from agents.common.checkpoint import UnsafeCheckpointError
 from agents.common.rundir import RunDirBusyError, claim_run_dir
+from agents.ppo import train as ppo_train
 from agents.reward import train_reward_model
 from agents.sft import train_sft
-from tests.test_ppo_learner import TOK, Stop, config as ppo_config, env_kwargs as ppo_env, stop_at
+from tests.test_ppo_learner import TOK, Stop, stop_at
+from tests.test_ppo_learner import config as ppo_config
+from tests.test_ppo_learner import env_kwargs as ppo_env
 from tests.test_reward import _config as rm_config
 from tests.test_sft import _config as sft_config
 from tests.tiny import tiny_lm, tiny_tokenizer
-
-from agents.ppo import train as ppo_train
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -6,8 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from agents.sampling import filter_logits, sample
 from agents.ppo.functions import masked_mean
+from agents.sampling import filter_logits, sample
 from textbandit.layout import ends_with_eos, join, position_ids, response_mask
 from textbandit.scoring import gather_logprobs, response_logprobs, rlhf_reward
 

@@ -109,7 +109,7 @@ def test_stop_and_resume_ends_where_an_unbroken_run_ends(tmp_path):
     assert a.keys() == b.keys()
     for k in a:
         assert torch.equal(a[k], b[k]), k
-    rows = [json.loads(l) for l in (tmp_path / "full" / "metrics.jsonl").read_text().splitlines()]
+    rows = [json.loads(line) for line in (tmp_path / "full" / "metrics.jsonl").read_text().splitlines()]
     assert [r["val/loss"] for r in rows if "val/loss" in r].__len__() == 2
 
 
@@ -132,9 +132,9 @@ def test_config_errors_name_the_fix():
 
 
 def test_epoch_choice_by_reward_model(tmp_path, monkeypatch):
-    import agents.sft.trainer as trainer
     from transformers import AutoModelForCausalLM
 
+    import agents.sft.trainer as trainer
     from textbandit.reward_model import RewardModel
 
     tok = tiny_tokenizer()
@@ -150,7 +150,7 @@ def test_epoch_choice_by_reward_model(tmp_path, monkeypatch):
     monkeypatch.setattr(trainer, "mean_rm_score", score)
     out = train_sft(_config(tmp_path, "sel", epochs=3, select_by_rm=str(tmp_path / "rm"), select_prompts=3,
                             select_max_new_tokens=4), tiny_lm(len(tok)), tok)
-    rows = [json.loads(l) for l in (tmp_path / "sel" / "metrics.jsonl").read_text().splitlines()]
+    rows = [json.loads(line) for line in (tmp_path / "sel" / "metrics.jsonl").read_text().splitlines()]
     scores = [r["val/rm_score"] for r in rows if "val/rm_score" in r]
     assert len(scores) == len(snapshots) == 3 and max(range(3), key=scores.__getitem__) == 1
     saved = AutoModelForCausalLM.from_pretrained(out).state_dict()

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from textbandit.task import DefaultTask, TaskConfig, gold_scores, load_task
+from textbandit.task import TaskConfig, gold_scores, load_task
 from textbandit.task.build import build
 from textbandit.task.corpus import make_corpus
 

@@ -4,9 +4,9 @@ import json
 
 from transformers import AutoModelForCausalLM
 
+from agents.sampling import sample_texts
 from textbandit.task import TaskConfig, load_task
 from textbandit.task.build import build
-from agents.sampling import sample_texts
 
 
 def test_pretrain_command_saves_a_loadable_model(tmp_path, capsys):

@@ -9,11 +9,11 @@ from gymnasium.error import ResetNeeded
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tiny import PROMPTS
 
 import textbandit  # noqa: F401  (registers TextBandit-v0)
 from textbandit.env import TOKEN_KEYS
 from textbandit.vector_env import TextBanditVectorEnv
-from tiny import PROMPTS
 
 N, L, EOS = 4, 6, 1
 TOL = dict(rtol=1e-5, atol=1e-5)

@@ -8,11 +8,17 @@
     env = gym.make("TextBandit-v0")                      # the embedded default task
     envs = gym.make_vec("TextBandit-v0", num_envs=64)    # batched forward passes, in chunks
                                                          # of forward_batch_size rows
+    env = gym.make("TextBandit-v0", task="runs/quick/export")   # a pipeline run's task and models
+    env = gym.make("TextBandit-v0", task=textbandit.Task(...))  # your own (textbandit.task.base)
 
 See ``textbandit.env.TextBanditEnv`` for the contract.
 """
 
 from gymnasium.envs.registration import register, registry
+
+from textbandit.task import Task, load_task
+
+__all__ = ["Task", "load_task", "__version__"]
 
 __version__ = "0.1.0"
 

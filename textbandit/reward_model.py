@@ -5,10 +5,17 @@ the unembedding (LM head) is dropped, and a linear head ``d -> 1`` reads a rewar
 token's final hidden state. The reward of ``prompt ++ response`` is the head's output at the last
 attended token (the response's EOS when it has one). See docs/architecture.md.
 
-    >>> rm = RewardModel.from_causal_lm("path/to/sft")             # doctest: +SKIP
-    >>> rm.score(input_ids, attention_mask)                        # doctest: +SKIP
-    tensor([ 0.31, -1.20])
-    >>> rm.save_pretrained("rm"); RewardModel.from_pretrained("rm")  # doctest: +SKIP
+    >>> import tempfile, torch
+    >>> from textbandit.task import load_task
+    >>> task = load_task("default")
+    >>> fresh = RewardModel.from_causal_lm(task.reference_model)   # the SFT trunk, a new scalar head
+    >>> rm = RewardModel.from_pretrained(task.reward_model)        # the shipped, trained one
+    >>> ids = torch.tensor([[5, 6, 7, 1], [0, 5, 6, 1]]); mask = (ids != 0).long()
+    >>> rm.score(ids, mask).shape
+    torch.Size([2])
+    >>> out = tempfile.mkdtemp(); rm.save_pretrained(out)
+    >>> torch.equal(RewardModel.from_pretrained(out).score(ids, mask), rm.score(ids, mask))
+    True
 """
 
 from __future__ import annotations

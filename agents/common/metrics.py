@@ -47,7 +47,7 @@ class MetricLogger:
                 from torch.utils.tensorboard import SummaryWriter
             except ImportError:  # optional dependency: say so, and keep the JSONL log
                 warnings.warn("tensorboard is not installed; metrics go to metrics.jsonl only "
-                              "(pip install 'textbandit[report]')")
+                              "(pip install 'textbandit[report]')", stacklevel=2)
             else:
                 purge = None if resume_step is None else resume_step + 1  # events from this step on are hidden
                 self._tb = SummaryWriter(str(self.out_dir / "tb"), purge_step=purge)

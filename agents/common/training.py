@@ -20,7 +20,7 @@ import dataclasses
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 
 import torch
 
@@ -28,7 +28,7 @@ from agents.common.checkpoint import load_checkpoint, rng_state, save_checkpoint
 from agents.common.device import autocast
 from agents.common.metrics import MetricLogger
 from agents.common.rundir import claim_run_dir
-from agents.common.schedule import set_lr
+from agents.common.schedule import learning_rate, set_lr
 
 
 @dataclass
@@ -140,14 +140,17 @@ def optimizer_step(parameters: Iterable[torch.Tensor], optimizer: torch.optim.Op
 
 class Run:
     """The bookkeeping of one supervised run in ``config.out`` (claimed first with :func:`claim`):
-    the metrics log and the progress bar, and the checkpoint (model weights, optimizer, position, RNG states and log rows: everything a resumed
+    its epochs and steps (:meth:`epochs`, :meth:`steps`) and learning rate (:meth:`lr`), the
+    metrics log and the progress bar, and the checkpoint (model weights, optimizer, position, RNG states and log rows: everything a resumed
     run needs to continue bit-identically). Use as a context manager; ``position`` is the trainer's
     own dict (step, epoch, group, and whatever else it must carry across a resume).
     """
 
     def __init__(self, config: TrainConfig, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                 position: dict, total_steps: int, desc: str):
+                 position: dict, n_items: int, group_size: int, desc: str):
         self.config, self.model, self.optimizer, self.position = config, model, optimizer, position
+        self.group_size = group_size  # items per optimizer step
+        self.total_steps, self.warmup_steps = steps_per_run(n_items, group_size, config.epochs, config.warmup_ratio)
         self.out = Path(config.out)
         resume_rows = None
         if config.resume_from is not None:
@@ -164,7 +167,29 @@ class Run:
                                    resume_rows=resume_rows)
         from tqdm.auto import tqdm
 
-        self.bar = tqdm(total=total_steps, initial=position["step"], desc=desc, disable=not config.progress)
+        self.bar = tqdm(total=self.total_steps, initial=position["step"], desc=desc, disable=not config.progress)
+
+    def epochs(self) -> Iterator[int]:
+        """The epochs left to run (from where a resumed run stopped); each one, once its loop body is
+        done, moves the position to the next epoch and checkpoints."""
+        while self.position["epoch"] < self.config.epochs:
+            yield self.position["epoch"]
+            self.position["epoch"] += 1
+            self.position["group"] = 0
+            self.checkpoint()
+
+    def steps(self, items: list) -> Iterator[list]:
+        """The items of each optimizer step left in this epoch: groups of ``group_size`` in the
+        epoch's seeded order (:func:`epoch_groups`); :meth:`log_step` moves on to the next."""
+        c, pos = self.config, self.position
+        groups = epoch_groups(len(items), self.group_size, c.seed, pos["epoch"])
+        while pos["group"] < len(groups):
+            yield [items[i] for i in groups[pos["group"]]]
+
+    def lr(self) -> float:
+        """The learning rate of the next optimizer step (warm-up, then cosine decay to ``min_lr_ratio``)."""
+        return learning_rate(self.position["step"], self.total_steps, self.config.lr, self.warmup_steps, "cosine",
+                             self.config.min_lr_ratio)
 
     def checkpoint(self) -> None:
         """Write ``OUT/checkpoint`` (atomically; see :mod:`agents.common.checkpoint`)."""
@@ -192,12 +217,6 @@ class Run:
             self.checkpoint()
             return True
         return False
-
-    def end_epoch(self) -> None:
-        """Move to the next epoch and checkpoint."""
-        self.position["epoch"] += 1
-        self.position["group"] = 0
-        self.checkpoint()
 
     def __enter__(self):
         return self

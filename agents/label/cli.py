@@ -116,7 +116,7 @@ def serve(a) -> None:
         from agents.label.app import create_app
     except ImportError as e:  # the label extra is not installed
         raise SystemExit(f"the labeling app needs Flask, Flask-WTF and waitress ({e}): pip install 'textbandit[label]' "
-                         f"(from a clone: pip install -e '.[label]')")
+                         f"(from a clone: pip install -e '.[label]')") from None
     if a.items:
         add_items(a)
     app = create_app(a.db, lease_minutes=a.lease_minutes)
@@ -132,7 +132,8 @@ def serve(a) -> None:
     try:
         server = create_server(app, host=a.host, port=a.port, threads=a.threads, ident="textbandit-label")
     except OSError as e:
-        raise SystemExit(f"cannot listen on {a.host}:{a.port} ({e.strerror}); pass another --port (0 picks a free one)")
+        raise SystemExit(f"cannot listen on {a.host}:{a.port} ({e.strerror}); pass another --port (0 picks a free one)") \
+            from None
     print(f"serving {n_items} items to {n_labelers} labelers on http://{a.host}:{server.effective_port}/ "
           f"(database {a.db}); Ctrl+C stops", flush=True)
     server.run()

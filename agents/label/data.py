@@ -55,8 +55,8 @@ def kwise_records(rankings: list[dict]) -> list[dict]:
 
 def trl_records(kwise: list[dict]) -> list[dict]:
     """TRL's preference records ``{"prompt", "chosen", "rejected"}``: every ordered pair of every ranking."""
-    return [{"prompt": r["prompt"], "chosen": r["responses"][w], "rejected": r["responses"][l]}
-            for r in kwise for w, l in preference_pairs(r["ranking"])]
+    return [{"prompt": r["prompt"], "chosen": r["responses"][w], "rejected": r["responses"][lose]}
+            for r in kwise for w, lose in preference_pairs(r["ranking"])]
 
 
 def split_by_prompt(records: list[dict], val_fraction: float, seed: int = 0) -> tuple[list[dict], list[dict]]:

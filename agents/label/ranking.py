@@ -22,7 +22,7 @@ weighs more than one with K = 4 (6 pairs), as the pairs the reward model trains 
 from __future__ import annotations
 
 import itertools
-from typing import Iterable, Mapping, Sequence
+from typing import Mapping, Sequence
 
 FLAGS = {
     "fails_instruction": "fails to follow the instruction",

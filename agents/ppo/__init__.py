@@ -1,10 +1,17 @@
 """PPO for RLHF in ``TextBandit-v0``: a causal LM with a value head, trained against a reward model
 with a per-token KL penalty to the SFT model (InstructGPT), optionally with PPO-ptx.
 
-Public API::
+Public API: :class:`PPOConfig`, :func:`train`, :class:`PolicyWithValueHead`. Two iterations on
+the shipped default task (its SFT model is the start and the KL reference)::
 
-    from agents.ppo import PPOConfig, PolicyWithValueHead, train
-    result = train(PPOConfig(total_iterations=50, output_dir="runs/ppo"))
+    >>> import tempfile
+    >>> from agents.ppo import PPOConfig, train
+    >>> cfg = PPOConfig(batch_size=8, minibatch_size=4, total_iterations=2, output_dir=tempfile.mkdtemp(),
+    ...                 device="cpu", progress=False, tensorboard=False)
+    >>> result = train(cfg)
+    >>> [h["iteration"] for h in result["history"]], abs(result["history"][0]["env/kl"]) < 1e-5
+    ([1, 2], True)
+    >>> result["policy"].save_pretrained(f"{cfg.output_dir}/final")  # loads with AutoModelForCausalLM
 
 Command line: ``python -m agents.ppo --total-iterations 50 --output-dir runs/ppo``.
 """

@@ -15,7 +15,6 @@ from typing import NamedTuple
 import torch
 
 
-
 def masked_mean(x: torch.Tensor, mask: torch.Tensor, dim=None) -> torch.Tensor:
     """Mean of ``x`` over the positions where ``mask`` is 1.
 

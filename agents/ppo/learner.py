@@ -269,7 +269,7 @@ def _train(cfg: PPOConfig, policy, task, env_kwargs: dict, ptx_texts, callback) 
     ckpt_dir = Path(cfg.output_dir) / "checkpoint"
     resume_from = find_checkpoint(ckpt_dir) if cfg.resume else None
     if cfg.resume and resume_from is None:  # a warning, not an error: a restarted job may not have saved yet
-        warnings.warn(f"resume=True but {ckpt_dir} holds no checkpoint; starting from iteration 0")
+        warnings.warn(f"resume=True but {ckpt_dir} holds no checkpoint; starting from iteration 0", stacklevel=3)
 
     kwargs = env_arguments(cfg, device, policy, **({"task": task} if task is not None else {}), **env_kwargs)
     envs = gym.make_vec("TextBandit-v0", num_envs=cfg.local_batch_size, **kwargs)

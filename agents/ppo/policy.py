@@ -32,12 +32,11 @@ from torch import nn
 
 from agents.common.dropout import set_dropout
 from agents.common.fused import fuse_gelu_
+from agents.ppo.functions import entropy_from_logits
 from agents.sampling import sample
 from textbandit.layout import join
 from textbandit.runtime import eval_mode
 from textbandit.scoring import gather_logprobs
-
-from agents.ppo.functions import entropy_from_logits
 
 VALUE_HEAD_FILE = "value_head.safetensors"
 

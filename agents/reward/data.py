@@ -6,9 +6,9 @@ from typing import NamedTuple
 
 import torch
 
+from agents.reward.loss import kwise_ranking_loss, ranked_pairs
 from textbandit.layout import collate, encode_prompt, encode_response
 from textbandit.runtime import eval_mode
-from agents.reward.loss import kwise_ranking_loss, ranked_pairs
 
 
 class Comparison(NamedTuple):
@@ -63,7 +63,7 @@ def score_comparisons(rm, comps: list[Comparison], pad_token_id: int, device):
 
 def expand_to_pairs(comps: list[Comparison]) -> list[tuple[list[int], list[int], list[int]]]:
     """``(prompt, chosen, rejected)`` for every non-tied pair of every comparison."""
-    return [(c.prompt, c.responses[w], c.responses[l]) for c in comps for w, l in ranked_pairs(c.ranking)]
+    return [(c.prompt, c.responses[w], c.responses[lose]) for c in comps for w, lose in ranked_pairs(c.ranking)]
 
 
 def score_pairs(rm, pairs, pad_token_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:

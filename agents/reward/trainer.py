@@ -8,9 +8,18 @@ every pair as an independent data point (the paper's ablation, which overfits an
 2 * C(K,2) / K times more forwards). After training, the head's bias is shifted so that the
 demonstrations score 0 on average.
 
+    >>> import json, tempfile
     >>> from agents.reward import RewardConfig, train_reward_model
-    >>> path = train_reward_model(RewardConfig(model="sft", train="c.jsonl", val="c_val.jsonl",
-    ...                                        normalize_with="demos.jsonl", out="rm"))  # doctest: +SKIP
+    >>> from textbandit.reward_model import RewardModel
+    >>> from textbandit.task import load_task
+    >>> task, work = load_task("default"), tempfile.mkdtemp()
+    >>> prompt = task.prompt_records("train")[0]["prompt"]
+    >>> comparisons = [{"prompt": prompt, "responses": ["the cat is red .", "cat cat", "the"], "ranking": [0, 1, 2]}]
+    >>> _ = open(f"{work}/c.jsonl", "w").write("".join(json.dumps(c) + "\\n" for c in comparisons * 4))
+    >>> path = train_reward_model(RewardConfig(model=task.reference_model, train=f"{work}/c.jsonl", out=f"{work}/rm",
+    ...                                        device="cpu", progress=False, tensorboard=False))
+    >>> RewardModel.from_pretrained(path).config.model_type
+    'gpt2'
 """
 
 from __future__ import annotations
@@ -18,23 +27,21 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import torch
 import torch.nn.functional as F
 
 from agents.common.checkpoint import seed_everything
 from agents.common.device import adamw
 from agents.common.dropout import with_dropout
 from agents.common.fused import fuse_gelu_
-from agents.common.schedule import learning_rate
-from agents.common.training import Run, accumulate, check_model_fits, claim, epoch_groups, optimizer_step, steps_per_run
+from agents.common.training import Run, accumulate, check_model_fits, claim, optimizer_step
 from agents.reward.config import RewardConfig
 from agents.reward.data import encode_comparisons, evaluate, expand_to_pairs, mean_score, score_comparisons, score_pairs
 from agents.reward.loss import kwise_ranking_loss
 from textbandit.data import load_comparisons, load_demonstrations
 from textbandit.layout import check_tokenizer, encode_prompt, encode_response
 from textbandit.loading import load
-from textbandit.runtime import resolve_device
 from textbandit.reward_model import RewardModel
+from textbandit.runtime import resolve_device
 
 
 def _load(config: RewardConfig, model, tokenizer) -> tuple[RewardModel, object]:
@@ -100,8 +107,6 @@ def _train_reward_model(config: RewardConfig, model, tokenizer) -> str:
     else:
         items = expand_to_pairs(comps)
         micro = config.pair_batch_size or max(1, round(config.batch_size * len(items) / len(comps)))
-    group = micro * config.grad_accum
-    total, warmup = steps_per_run(len(items), group, config.epochs, config.warmup_ratio)
     optimizer = adamw(rm.parameters(), device, lr=config.lr, weight_decay=config.weight_decay)
 
     def validate(tag: dict) -> dict:
@@ -110,16 +115,14 @@ def _train_reward_model(config: RewardConfig, model, tokenizer) -> str:
         return m
 
     pos = {"step": 0, "epoch": 0, "group": 0, "rows": 0, "history": []}
-    with Run(config, rm, optimizer, pos, total, f"reward ({config.batching})") as run:
-        while pos["epoch"] < config.epochs:
-            epoch = pos["epoch"]
-            groups = epoch_groups(len(items), group, config.seed, epoch)
-            while pos["group"] < len(groups):
-                chosen = [items[i] for i in groups[pos["group"]]]
-                lr = learning_rate(pos["step"], total, config.lr, warmup, "cosine", config.min_lr_ratio)
+    with Run(config, rm, optimizer, pos, len(items), micro * config.grad_accum, f"reward ({config.batching})") as run:
+        for epoch in run.epochs():
+            for chosen in run.steps(items):
+                lr = run.lr()
                 optimizer.zero_grad(set_to_none=True)
-                stats = accumulate(chosen, micro, lambda chunk: _micro_loss(rm, chunk, config, pad, device,
-                                                                             len(chosen)), device, config.bf16)
+                n = len(chosen)  # the step's size: each micro-batch's loss is its share of the mean
+                stats = accumulate(chosen, micro, lambda chunk, n=n: _micro_loss(rm, chunk, config, pad, device, n),
+                                   device, config.bf16)
                 pos["rows"] += stats["rows"]
                 norm = optimizer_step(rm.parameters(), optimizer, lr, config.max_grad_norm)
                 run.log_step({"train/loss": stats["loss"], "train/accuracy": stats["correct"] / max(stats["pairs"], 1),
@@ -130,7 +133,6 @@ def _train_reward_model(config: RewardConfig, model, tokenizer) -> str:
                     return str(out)
             if val:
                 pos["history"].append({"epoch": epoch + 1, **validate({"epoch": epoch + 1})})
-            run.end_epoch()
         offset = 0.0
         if demos is not None:
             offset = mean_score(rm, [encode_prompt(tokenizer, d["prompt"], config.max_prompt_len) for d in demos],

@@ -5,8 +5,16 @@ pad tokens never count. AdamW with linear warmup and cosine decay, gradient clip
 accumulation, residual dropout (off in evaluation), validation loss each epoch, optional choice
 of the epoch whose samples the reward model likes best, and exact stop-and-resume.
 
+    >>> import json, os, tempfile
     >>> from agents.sft import SFTConfig, train_sft
-    >>> path = train_sft(SFTConfig(model="base", train="demos.jsonl", val="val.jsonl", out="sft"))  # doctest: +SKIP
+    >>> from textbandit.task import load_task
+    >>> task, work = load_task("default"), tempfile.mkdtemp()
+    >>> demos = f"{work}/demos.jsonl"
+    >>> _ = open(demos, "w").write("".join(json.dumps(d) + "\\n" for d in task.demonstrations("train")[:8]))
+    >>> path = train_sft(SFTConfig(model=task.reference_model, train=demos, out=f"{work}/sft", epochs=1,
+    ...                            batch_size=4, device="cpu", progress=False, tensorboard=False))
+    >>> {"config.json", "model.safetensors", "tokenizer.json", "metrics.jsonl"} <= set(os.listdir(path))
+    True
 """
 
 from __future__ import annotations
@@ -21,8 +29,7 @@ from agents.common.checkpoint import seed_everything
 from agents.common.device import adamw, autocast
 from agents.common.dropout import with_dropout
 from agents.common.fused import fuse_gelu_
-from agents.common.schedule import learning_rate
-from agents.common.training import Run, accumulate, check_model_fits, claim, epoch_groups, optimizer_step, steps_per_run
+from agents.common.training import Run, accumulate, check_model_fits, claim, optimizer_step
 from agents.sampling import sample
 from agents.sft.config import SFTConfig
 from textbandit.data import load_demonstrations
@@ -118,10 +125,8 @@ def _train_sft(config: SFTConfig, model, tokenizer) -> str:
     val = encode_demonstrations(val_records, tokenizer, config) if val_records is not None else None
     check_model_fits(model, tokenizer, [len(p) + len(r) for p, r in train + (val or [])])
 
-    group = config.batch_size * config.grad_accum  # demonstrations per optimizer step
-    total, warmup = steps_per_run(len(train), group, config.epochs, config.warmup_ratio)
     decay, no_decay = [], []
-    for name, p in model.named_parameters():
+    for p in model.parameters():
         (no_decay if p.ndim < 2 else decay).append(p)
     optimizer = adamw([{"params": decay, "weight_decay": config.weight_decay},
                        {"params": no_decay, "weight_decay": 0.0}], device, lr=config.lr)
@@ -137,16 +142,14 @@ def _train_sft(config: SFTConfig, model, tokenizer) -> str:
         return s / n_tokens, {"nll": float(s.detach())}
 
     pos = {"step": 0, "epoch": 0, "group": 0, "best_score": -math.inf, "best_epoch": None}
-    with Run(config, model, optimizer, pos, total, "sft") as run:
-        while pos["epoch"] < config.epochs:
-            epoch = pos["epoch"]
-            groups = epoch_groups(len(train), group, config.seed, epoch)
-            while pos["group"] < len(groups):
-                examples = [train[i] for i in groups[pos["group"]]]
-                lr = learning_rate(pos["step"], total, config.lr, warmup, "cosine", config.min_lr_ratio)
+    group = config.batch_size * config.grad_accum  # demonstrations per optimizer step
+    with Run(config, model, optimizer, pos, len(train), group, "sft") as run:
+        for epoch in run.epochs():
+            for examples in run.steps(train):
+                lr = run.lr()
                 n_tokens = sum(len(r) for _, r in examples)
                 optimizer.zero_grad(set_to_none=True)
-                stats = accumulate(examples, config.batch_size, lambda chunk: loss(chunk, n_tokens), device,
+                stats = accumulate(examples, config.batch_size, lambda chunk, n=n_tokens: loss(chunk, n), device,
                                    config.bf16)
                 norm = optimizer_step(model.parameters(), optimizer, lr, config.max_grad_norm)
                 run.log_step({"train/loss": stats["nll"] / n_tokens, "train/lr": lr, "train/grad_norm": norm,
@@ -164,7 +167,6 @@ def _train_sft(config: SFTConfig, model, tokenizer) -> str:
                     pos["best_score"], pos["best_epoch"] = score, epoch
                     model.save_pretrained(str(out / "best"))
             run.logger.log(pos["step"], {**metrics, "epoch": epoch + 1})
-            run.end_epoch()
     if reward_model is not None:  # the chosen epoch's weights become the output
         from transformers import AutoModelForCausalLM
 
