@@ -14,9 +14,8 @@ sees only corpus text, never an instruction, so it knows the language and not th
 GPT-3 before InstructGPT). Saved with ``save_pretrained`` next to the task's tokenizer, so
 ``AutoModelForCausalLM.from_pretrained(out)`` and ``AutoTokenizer.from_pretrained(out)`` work.
 
-Sizes (vocab 727, 64 positions): ``small`` 0.89M parameters, ``large`` 10.95M (12x).
-Measured on 2 idle CPU cores (2026-11-28, the quick preset's 300 steps each): small, 32 blocks
-a step, 41 s; large, 16 blocks a step, 120 s.
+Sizes (vocab 727, 64 positions): ``small`` 0.89M parameters, ``large`` 10.95M (12x). Their
+pretraining times on 2 CPU cores are in benchmarks/README.md.
 """
 
 from __future__ import annotations

@@ -14,8 +14,7 @@ reward model is not the only limit: the number of RL samples is. Run after the p
 
     python benchmarks/ppo_oracle.py --run runs/quick --iterations 300 --every 30    # ~10 min on 2 cores
 
-Measured 2026-11-28 on the 2-core CPU machine (quick preset run, seed 0, 64 responses per
-iteration, 512 test prompts): see the table in benchmarks/README.md.
+What it measured is in benchmarks/README.md.
 """
 
 from __future__ import annotations

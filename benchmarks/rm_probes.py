@@ -19,22 +19,7 @@ gold score asks for most often.
 
     python benchmarks/rm_probes.py --run runs/quick            # about 3 minutes on 2 cores
 
-Measured 2026-11-28 on the 2-core CPU machine, on the quick preset's run (seed 0: 2,000 train
-and 200 validation comparisons; lr 3e-4, 1 epoch), accuracy on held-out pairs:
-
-    labels        pairs  accuracy
-    labelers       3790     0.571   (labeler agreement 0.729; 46% of the pairs are gold ties)
-    gold           2112     0.616   (non-tied pairs only)
-    length         3405     0.996
-    animal         1722     1.000
-    on_topic       1493     0.702
-    has_word        154     0.481
-
-Earlier runs of the same probes (scripts since folded into this one): gold with 3 epochs 0.627,
-with lr 1e-3 and 5 epochs 0.621 (training accuracy 0.69: it does not even fit); gold with 8,400
-train comparisons 0.657; gold with the 12x larger base as trunk 0.625; gold from a base
-pretrained 3x longer 0.646. The model learns what a response is (length, categories) and
-not whether it does what the prompt asked.
+What it measured is in benchmarks/README.md.
 """
 
 from __future__ import annotations

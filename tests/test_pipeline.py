@@ -3,7 +3,9 @@ transformers Auto classes, and report.json holds every key the report promises."
 
 import json
 
+import numpy as np
 import pytest
+import torch
 from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer
 
 from agents.cli import main as cli_main
@@ -66,6 +68,16 @@ def test_every_stage_output_loads_with_auto_classes(tiny_run):
     AutoModel.from_pretrained(out / "reward_model")  # the trunk; the scalar head is reward_head.safetensors
     RewardModel.from_pretrained(out / "reward_model")
     assert (out / "comparisons" / "train.jsonl").stat().st_size > 0
+    # the export is a task folder the env loads: the run's SFT model as reference, its reward model
+    import gymnasium as gym
+
+    env = gym.make("TextBandit-v0", task=str(out / "export"), split="test")
+    _, info = env.reset(seed=0)
+    _, reward, _, _, info = env.step(env.action_space.sample())
+    assert np.isfinite(reward) and 0 <= info["gold_score"] <= 1 and info["prompt"].startswith("instruction :")
+    export = AutoModelForCausalLM.from_pretrained(out / "export" / "sft").state_dict()
+    sft = AutoModelForCausalLM.from_pretrained(out / "sft_small").state_dict()
+    assert all(torch.allclose(export[k], sft[k], atol=1e-2) for k in sft)  # the run's SFT model, stored in fp16
 
 
 def test_a_finished_pipeline_is_not_run_again(tiny_run):
