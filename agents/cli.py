@@ -4,10 +4,12 @@
     textbandit task --out runs/task                         # build the default task's files
     textbandit pretrain --size small --task runs/task --out runs/base
     textbandit sft --model runs/base --train runs/task/demonstrations_train.jsonl --out runs/sft
-    textbandit collect --model runs/sft --prompts runs/task/prompts_train.jsonl --task runs/task --out runs/comparisons.jsonl
+    textbandit collect --model runs/sft --prompts runs/task/prompts_train.jsonl --task runs/task \
+        --out runs/comparisons.jsonl
     textbandit rm --model runs/sft --train runs/comparisons.jsonl --out runs/rm
     textbandit ppo --sft-model runs/sft --reward-model runs/rm --output-dir runs/ppo
-    textbandit eval --task runs/task --reward-model runs/rm --reference runs/sft --models sft=runs/sft ppo=runs/ppo/final
+    textbandit eval --task runs/task --reward-model runs/rm --reference runs/sft \
+        --models sft=runs/sft ppo=runs/ppo/final
     textbandit label serve --db labels.sqlite --items items.jsonl  # people rank (see textbandit label --help)
 
 ``textbandit <stage> --help`` explains every option. Every stage takes local paths (or hub
@@ -62,12 +64,18 @@ def evaluate(c: EvalConfig) -> None:
     task = load_task(c.task or "default").replace(reward_model=c.reward_model, reference_model=c.reference)
     from textbandit.loading import load
 
-    models = {n: load(AutoModelForCausalLM.from_pretrained, p, f"--models {n}").eval()
-              for n, p in (m.split("=", 1) for m in c.models)}
+    models = {
+        n: load(AutoModelForCausalLM.from_pretrained, p, f"--models {n}").eval()
+        for n, p in (m.split("=", 1) for m in c.models)
+    }
     ev = evaluate_models(task, models, c.n_prompts, c.seed, device=c.device)
     first = next(iter(models))
-    result = {"models": ev["models"], "per_kind": ev["per_kind"], "ngram": ev["ngram"],
-              "win_rates": pairwise_wins(ev["samples"], {f"{n}_vs_{first}": (n, first) for n in list(models)[1:]})}
+    result = {
+        "models": ev["models"],
+        "per_kind": ev["per_kind"],
+        "ngram": ev["ngram"],
+        "win_rates": pairwise_wins(ev["samples"], {f"{n}_vs_{first}": (n, first) for n in list(models)[1:]}),
+    }
     Path(c.out).mkdir(parents=True, exist_ok=True)
     (Path(c.out) / "eval.json").write_text(json.dumps(result, indent=2))
     print(json.dumps({"win_rates": result["win_rates"], "gold": {n: m["gold"] for n, m in ev["models"].items()}}))

@@ -32,8 +32,7 @@ from agents.common.fused import fuse_gelu_
 from agents.common.schedule import learning_rate, set_lr
 from textbandit.runtime import resolve_device
 
-SIZES = {"small": dict(n_embd=128, n_layer=4, n_head=4),
-         "large": dict(n_embd=384, n_layer=6, n_head=6)}
+SIZES = {"small": dict(n_embd=128, n_layer=4, n_head=4), "large": dict(n_embd=384, n_layer=6, n_head=6)}
 
 
 @dataclass
@@ -89,9 +88,14 @@ def pretrain(args: PretrainArgs) -> dict:
     tok = task.load_tokenizer()
     corpus = task.corpus()
     train, val = (blocks(corpus[s], tok, args.n_positions) for s in ("train", "validation"))
-    cfg = GPT2Config(vocab_size=len(tok), n_positions=args.n_positions,
-                     bos_token_id=tok.eos_token_id, eos_token_id=tok.eos_token_id,
-                     pad_token_id=tok.pad_token_id, **SIZES[args.size])
+    cfg = GPT2Config(
+        vocab_size=len(tok),
+        n_positions=args.n_positions,
+        bos_token_id=tok.eos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+        **SIZES[args.size],
+    )
     device = resolve_device(args.device)
     model = fuse_gelu_(GPT2LMHeadModel(cfg)).to(device)
     n_params = sum(p.numel() for p in model.parameters())
@@ -117,8 +121,13 @@ def pretrain(args: PretrainArgs) -> dict:
     out = Path(args.out)
     model.save_pretrained(str(out))
     tok.save_pretrained(str(out))
-    summary = {"size": args.size, "parameters": n_params, "validation_perplexity": ppl,
-               "train_seconds": seconds, "args": asdict(args)}
+    summary = {
+        "size": args.size,
+        "parameters": n_params,
+        "validation_perplexity": ppl,
+        "train_seconds": seconds,
+        "args": asdict(args),
+    }
     (out / "pretrain_summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     return summary
 
@@ -130,10 +139,19 @@ def rebuild_all(args: PretrainArgs) -> dict:
 
     out = Path(args.out)
     build(out / "task", TaskConfig(seed=args.seed))
-    return {size: pretrain(PretrainArgs(size=size, out=str(out / f"base-{size}"),
-                                        task=str(out / "task"), seed=args.seed,
-                                        threads=args.threads, device=args.device))
-            for size in ("small", "large")}
+    return {
+        size: pretrain(
+            PretrainArgs(
+                size=size,
+                out=str(out / f"base-{size}"),
+                task=str(out / "task"),
+                seed=args.seed,
+                threads=args.threads,
+                device=args.device,
+            )
+        )
+        for size in ("small", "large")
+    }
 
 
 def main(argv=None) -> None:

@@ -122,19 +122,46 @@ def decode_response(tokenizer, row: list[int]) -> tuple[str, bool]:
 
 
 @torch.no_grad()
-def sample_texts(model, tokenizer, prompts: list[str], max_new_tokens: int, max_prompt_len: int = 64,
-                 temperature: float = 1.0, seed: int = 0, batch_size: int = 64,
-                 device=None) -> tuple[list[str], list[bool]]:
-    """One response per prompt text: ``(texts, ended_with_eos)``, sampled in batches with one seeded generator."""
+def sample_texts(
+    model,
+    tokenizer,
+    prompts: list[str],
+    max_new_tokens: int,
+    max_prompt_len: int = 64,
+    temperature: float = 1.0,
+    top_k: int = 0,
+    top_p: float = 1.0,
+    seed: int = 0,
+    batch_size: int = 64,
+    device=None,
+    progress: bool = False,
+) -> tuple[list[str], list[bool]]:
+    """One response per prompt text (repeat a prompt for several): ``(texts, ended_with_eos)``,
+    sampled in batches of ``batch_size`` rows with one generator seeded with ``seed``."""
+    from tqdm.auto import tqdm
+
     device = device if device is not None else next(model.parameters()).device
     generator = torch.Generator(device=device).manual_seed(seed)
     texts, ended = [], []
     model.eval()
-    for i in range(0, len(prompts), batch_size):
-        ids, mask = left_pad([encode_prompt(tokenizer, p, max_prompt_len) for p in prompts[i: i + batch_size]],
-                             tokenizer.pad_token_id, device=device)
-        rows = sample(model, ids, mask, max_new_tokens, tokenizer.eos_token_id, tokenizer.pad_token_id,
-                      temperature=temperature, generator=generator)
+    for i in tqdm(range(0, len(prompts), batch_size), desc="sampling", disable=not progress):
+        ids, mask = left_pad(
+            [encode_prompt(tokenizer, p, max_prompt_len) for p in prompts[i : i + batch_size]],
+            tokenizer.pad_token_id,
+            device=device,
+        )
+        rows = sample(
+            model,
+            ids,
+            mask,
+            max_new_tokens,
+            tokenizer.eos_token_id,
+            tokenizer.pad_token_id,
+            temperature=temperature,
+            top_k=top_k,
+            top_p=top_p,
+            generator=generator,
+        )
         for text, end in (decode_response(tokenizer, row) for row in rows.tolist()):
             texts.append(text)
             ended.append(end)

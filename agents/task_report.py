@@ -35,19 +35,26 @@ def _load(path):
     return AutoModelForCausalLM.from_pretrained(str(path))
 
 
-def report(task_dir=None, base_small=None, base_large=None, n_per_kind: int = 40,
-           max_new_tokens: int = 24, seed: int = 0) -> None:
+def report(
+    task_dir=None, base_small=None, base_large=None, n_per_kind: int = 40, max_new_tokens: int = 24, seed: int = 0
+) -> None:
     task = load_task(task_dir or "default")
     tok = task.load_tokenizer()
     corpus = task.corpus()
     n_tok = sum(len(x) for x in tok(corpus["train"][:2000], add_special_tokens=False).input_ids)
     print("== language and corpus")
-    print(f"response vocabulary: {len(L.RESPONSE_VOCAB)} words in {len(L.CATEGORIES)} "
-          f"categories; with instruction words {len(L.RESPONSE_VOCAB | set(L.INSTRUCTION_WORDS))}")
-    print(f"tokenizer: {len(tok)} tokens (pad={tok.pad_token!r} id {tok.pad_token_id}, "
-          f"eos={tok.eos_token!r} id {tok.eos_token_id})")
-    print(f"corpus: {len(corpus['train'])} train texts (~{n_tok / 2000 * len(corpus['train']):,.0f}"
-          f" tokens), {len(corpus['validation'])} validation texts")
+    print(
+        f"response vocabulary: {len(L.RESPONSE_VOCAB)} words in {len(L.CATEGORIES)} "
+        f"categories; with instruction words {len(L.RESPONSE_VOCAB | set(L.INSTRUCTION_WORDS))}"
+    )
+    print(
+        f"tokenizer: {len(tok)} tokens (pad={tok.pad_token!r} id {tok.pad_token_id}, "
+        f"eos={tok.eos_token!r} id {tok.eos_token_id})"
+    )
+    print(
+        f"corpus: {len(corpus['train'])} train texts (~{n_tok / 2000 * len(corpus['train']):,.0f}"
+        f" tokens), {len(corpus['validation'])} validation texts"
+    )
     print("\n== instruction kinds (prompts train/validation/test)")
     counts = {s: defaultdict(int) for s in ("train", "validation", "test")}
     for s in counts:
@@ -56,8 +63,7 @@ def report(task_dir=None, base_small=None, base_large=None, n_per_kind: int = 40
     undemo = task.config.undemonstrated_kinds
     for k in I.KINDS:
         flag = "  (no demonstrations)" if k in undemo else ""
-        print(f"  {k:14s} {counts['train'][k]:5d} {counts['validation'][k]:5d} "
-              f"{counts['test'][k]:5d}{flag}")
+        print(f"  {k:14s} {counts['train'][k]:5d} {counts['validation'][k]:5d} {counts['test'][k]:5d}{flag}")
 
     models = {"small": _load(base_small), "large": _load(base_large)}
     print("\n== base models (validation perplexity on the corpus)")
@@ -83,10 +89,11 @@ def report(task_dir=None, base_small=None, base_large=None, n_per_kind: int = 40
     for name, m in models.items():
         if m is not None:
             samples[name] = sample_texts(m, tok, prompts, max_new_tokens, seed=seed)
-    print(f"\n== mean gold score per kind ({n_per_kind} validation prompts per kind; "
-          f"base samples at T=1, {max_new_tokens} tokens)")
-    print(f"  {'kind':14s} {'demos':>6s} {'careful':>8s} " +
-          " ".join(f"{'base-' + n:>11s}" for n in samples))
+    print(
+        f"\n== mean gold score per kind ({n_per_kind} validation prompts per kind; "
+        f"base samples at T=1, {max_new_tokens} tokens)"
+    )
+    print(f"  {'kind':14s} {'demos':>6s} {'careful':>8s} " + " ".join(f"{'base-' + n:>11s}" for n in samples))
     careful = [demonstrate(I.Instruction(r["kind"], r["params"]), rng) for r in chosen]
     g_careful = gold_scores(prompts, careful)
     g_base = {n: gold_scores(prompts, t, e) for n, (t, e) in samples.items()}
@@ -95,33 +102,41 @@ def report(task_dir=None, base_small=None, base_large=None, n_per_kind: int = 40
         dk = demos[k][:n_per_kind]
         g_demo = gold_scores([d["prompt"] for d in dk], [d["response"] for d in dk])
         demo_s = f"{np.mean(g_demo):6.3f}" if g_demo else f"{'-':>6s}"
-        rows[k] = [np.mean([g_careful[i] for i in idx])] + \
-            [np.mean([g_base[n][i] for i in idx]) for n in g_base]
-        print(f"  {k:14s} {demo_s} {rows[k][0]:8.3f} " +
-              " ".join(f"{v:11.3f}" for v in rows[k][1:]))
-    all_demo = gold_scores([d["prompt"] for d in task.demonstrations("validation")],
-                           [d["response"] for d in task.demonstrations("validation")])
-    print(f"  {'all':14s} {np.mean(all_demo):6.3f} {np.mean(g_careful):8.3f} " +
-          " ".join(f"{np.mean(v):11.3f}" for v in g_base.values()))
-    print("  (demos: the shipped demonstrations, sloppy ones included; careful: the "
-          "demonstrator's careful answer, also for kinds it ships none of)")
+        rows[k] = [np.mean([g_careful[i] for i in idx])] + [np.mean([g_base[n][i] for i in idx]) for n in g_base]
+        print(f"  {k:14s} {demo_s} {rows[k][0]:8.3f} " + " ".join(f"{v:11.3f}" for v in rows[k][1:]))
+    all_demo = gold_scores(
+        [d["prompt"] for d in task.demonstrations("validation")],
+        [d["response"] for d in task.demonstrations("validation")],
+    )
+    print(
+        f"  {'all':14s} {np.mean(all_demo):6.3f} {np.mean(g_careful):8.3f} "
+        + " ".join(f"{np.mean(v):11.3f}" for v in g_base.values())
+    )
+    print(
+        "  (demos: the shipped demonstrations, sloppy ones included; careful: the "
+        "demonstrator's careful answer, also for kinds it ships none of)"
+    )
     if samples:
         for name, (t, e) in samples.items():
             print(f"  base-{name} samples end with EOS: {np.mean(e):.0%}; e.g. {t[0]!r}")
 
     print("\n== simulated labelers")
     pool = task.labelers()
-    print(f"  {len(pool.noises)} labelers, noise {min(pool.noises):.3f}..{max(pool.noises):.3f}"
-          f" (target agreement {task.config.labeler_agreement})")
-    cal = calibration_pool(task.prompt_records("train"), corpus["train"],
-                           np.random.default_rng([task.config.seed, LABELER_STREAM]))
-    print(f"  measured agreement on the calibration pool (K=4): "
-          f"{measure_agreement(pool, cal, rng, rounds=5):.3f}")
+    print(
+        f"  {len(pool.noises)} labelers, noise {min(pool.noises):.3f}..{max(pool.noises):.3f}"
+        f" (target agreement {task.config.labeler_agreement})"
+    )
+    cal = calibration_pool(
+        task.prompt_records("train"), corpus["train"], np.random.default_rng([task.config.seed, LABELER_STREAM])
+    )
+    print(f"  measured agreement on the calibration pool (K=4): {measure_agreement(pool, cal, rng, rounds=5):.3f}")
     if g_base:
         mixed = [[g_careful[i]] + [g_base[n][i] for n in g_base] for i in range(len(chosen))]
-        print(f"  measured agreement on (careful, base samples) lists: "
-              f"{measure_agreement(pool, mixed, rng, rounds=5):.3f} "
-              "(depends on the pool's gold spread; recalibrate with labelers.calibrate)")
+        print(
+            f"  measured agreement on (careful, base samples) lists: "
+            f"{measure_agreement(pool, mixed, rng, rounds=5):.3f} "
+            "(depends on the pool's gold spread; recalibrate with labelers.calibrate)"
+        )
 
 
 def main(argv=None) -> None:

@@ -45,9 +45,13 @@ def main(argv=None) -> dict:
         raise SystemExit(f"--n={a.n}; pick the best of at least 1 sample")
 
     torch.manual_seed(a.seed)
-    envs = TextBanditVectorEnv(num_envs=64, task="default", split="test",
-                               **({"reward_model": a.reward_model} if a.reward_model else {}),
-                               **({"reference_model": a.sft} if a.sft else {}))
+    envs = TextBanditVectorEnv(
+        num_envs=64,
+        task="default",
+        split="test",
+        **({"reward_model": a.reward_model} if a.reward_model else {}),
+        **({"reference_model": a.sft} if a.sft else {}),
+    )
     sft = AutoModelForCausalLM.from_pretrained(a.sft or load_task("default").reference_model)
     n_prompts = len(envs.prompts)
     idx = np.sort(np.random.default_rng([a.seed, 80]).choice(n_prompts, size=min(a.prompts, n_prompts), replace=False))
@@ -64,18 +68,27 @@ def main(argv=None) -> dict:
         "second_sample": win_rate(others[0].gold, base),
         "best_of_n_gold": win_rate(by_gold, base),
         "best_of_n_rm": win_rate(by_rm, base),
-        "mean_gold": {"sft": float(base.mean()), "best_of_n_gold": float(by_gold.mean()),
-                      "best_of_n_rm": float(by_rm.mean())},
+        "mean_gold": {
+            "sft": float(base.mean()),
+            "best_of_n_gold": float(by_gold.mean()),
+            "best_of_n_rm": float(by_rm.mean()),
+        },
     }
-    print(f"# {platform.node()} {platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}; "
-          f"{len(idx)} test prompts, n={a.n}, seed {a.seed}")
+    print(
+        f"# {platform.node()} {platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}; "
+        f"{len(idx)} test prompts, n={a.n}, seed {a.seed}"
+    )
     print(f"SFT's sample already at the top gold score ({top:g}): {result['sft_at_top_gold']:.1%}")
     print("gold win rate over one SFT sample (ties count half):")
     print(f"  another SFT sample            {result['second_sample']:.1%}")
-    print(f"  best of {a.n} by the reward model  {result['best_of_n_rm']:.1%}  (mean gold "
-          f"{result['mean_gold']['best_of_n_rm']:.3f} vs SFT {result['mean_gold']['sft']:.3f})")
-    print(f"  best of {a.n} by gold            {result['best_of_n_gold']:.1%}  (mean gold "
-          f"{result['mean_gold']['best_of_n_gold']:.3f})")
+    print(
+        f"  best of {a.n} by the reward model  {result['best_of_n_rm']:.1%}  (mean gold "
+        f"{result['mean_gold']['best_of_n_rm']:.3f} vs SFT {result['mean_gold']['sft']:.3f})"
+    )
+    print(
+        f"  best of {a.n} by gold            {result['best_of_n_gold']:.1%}  (mean gold "
+        f"{result['mean_gold']['best_of_n_gold']:.3f})"
+    )
     print(f"  always perfect (ceiling)      {result['ceiling']:.1%}")
     return result
 

@@ -1,16 +1,18 @@
 """Responses scored per second: the batched vector env against N single envs in SyncVectorEnv.
 
 ``gym.make_vec("TextBandit-v0", num_envs=N)`` scores all N responses with batched forward passes
-of each model (reference, policy, reward model), in chunks of ``forward_batch_size`` rows. Gymnasium's ``SyncVectorEnv`` over N single envs
-(``AutoresetMode.SAME_STEP``, so neither wastes a step) runs N forward passes per model. Both
+of each model (reference, policy, reward model), in chunks of ``forward_batch_size`` rows.
+Gymnasium's ``SyncVectorEnv`` over N single envs (``AutoresetMode.SAME_STEP``, so neither wastes
+a step) runs N forward passes per model. Both
 get the same models, prompts, seeds and actions, in the same process, and must give the same
 rewards; the script prints the machine, each throughput and their ratio.
 
 Models: the default task's (``textbandit/assets/default/``) when shipped, otherwise locally
 built GPT-2s as reference, policy and reward-model trunk: ``--size 1m`` (4 layers, d=128, the
 default task's "small" model; with the default 2,000-word ``--vocab``, about 1M parameters
-each) or ``--size tiny`` (2 layers, d=32, the size of the test models). Timings are the best of ``--repeats`` alternating runs (shared machines are
-noisy); the process's CPU time is printed too, as it is less sensitive to other load.
+each) or ``--size tiny`` (2 layers, d=32, the size of the test models). Timings are the best of
+``--repeats`` alternating runs (shared machines are noisy); the process's CPU time is printed too,
+as it is less sensitive to other load.
 
     python benchmarks/env_throughput.py                 # N=64, 32-token responses, 1M-param models
     python benchmarks/env_throughput.py --threads 1 --size tiny
@@ -49,21 +51,30 @@ def local_models(size: str, vocab_words: int, max_len: int, seed: int = 0) -> di
 
     def lm(s: int) -> GPT2LMHeadModel:
         torch.manual_seed(s)
-        config = GPT2Config(vocab_size=len(vocab), n_positions=max_len, bos_token_id=1, eos_token_id=1,
-                            pad_token_id=0, **SIZES[size])
+        config = GPT2Config(
+            vocab_size=len(vocab), n_positions=max_len, bos_token_id=1, eos_token_id=1, pad_token_id=0, **SIZES[size]
+        )
         return GPT2LMHeadModel(config).eval()
 
     rng = np.random.default_rng(seed)
-    prompts = [" ".join(f"w{j}" for j in rng.integers(0, vocab_words, size=rng.integers(8, 33)))
-               for _ in range(512)]
-    return dict(task=None, tokenizer=tokenizer, reference_model=lm(seed), policy=lm(seed + 1),
-                reward_model=RewardModel.from_causal_lm(lm(seed + 2)), prompts=prompts, max_prompt_len=32)
+    prompts = [" ".join(f"w{j}" for j in rng.integers(0, vocab_words, size=rng.integers(8, 33))) for _ in range(512)]
+    return dict(
+        task=None,
+        tokenizer=tokenizer,
+        reference_model=lm(seed),
+        policy=lm(seed + 1),
+        reward_model=RewardModel.from_causal_lm(lm(seed + 2)),
+        prompts=prompts,
+        max_prompt_len=32,
+    )
 
 
 def default_task_models() -> dict:
     from transformers import AutoModelForCausalLM
 
-    return dict(task="default", policy=AutoModelForCausalLM.from_pretrained(load_task("default").reference_model).eval())
+    return dict(
+        task="default", policy=AutoModelForCausalLM.from_pretrained(load_task("default").reference_model).eval()
+    )
 
 
 def make_actions(rng: np.random.Generator, steps: int, n: int, L: int, V: int, eos: int) -> np.ndarray:
@@ -101,14 +112,22 @@ def main(argv=None) -> None:
     parser.add_argument("--repeats", type=int, default=3, help="alternating runs of each; the best is reported")
     parser.add_argument("--max-new-tokens", type=int, default=32)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
-    parser.add_argument("--models", choices=["auto", "local", "default"], default="auto",
-                        help="'default': the shipped default task; 'local': GPT-2s built here (auto: default if shipped)")
+    parser.add_argument(
+        "--models",
+        choices=["auto", "local", "default"],
+        default="auto",
+        help="'default': the shipped default task; 'local': GPT-2s built here (auto: default if shipped)",
+    )
     parser.add_argument("--size", choices=sorted(SIZES), default="1m", help="size of the local models")
     parser.add_argument("--vocab", type=int, default=2000, help="words in the local models' vocabulary")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu", help="where the models run (cpu, cuda)")
-    parser.add_argument("--forward-batch-size", default="auto", type=lambda v: v if v == "auto" else None if v == "none" else int(v),
-                        help="the batched env's rows per forward pass: an int, 'none' (the whole batch) or 'auto' (the env's default)")
+    parser.add_argument(
+        "--forward-batch-size",
+        default="auto",
+        type=lambda v: v if v == "auto" else None if v == "none" else int(v),
+        help="the batched env's rows per forward pass: an int, 'none' (the whole batch) or 'auto' (the env's default)",
+    )
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -125,8 +144,14 @@ def main(argv=None) -> None:
     sync = SyncVectorEnv([lambda: gym.make("TextBandit-v0", **kwargs)] * n, autoreset_mode=AutoresetMode.SAME_STEP)
     n_params = sum(p.numel() for p in env.reference_model.parameters())
 
-    actions = make_actions(np.random.default_rng(args.seed), args.steps + 1, n, args.max_new_tokens,
-                           len(env.tokenizer), env.tokenizer.eos_token_id)
+    actions = make_actions(
+        np.random.default_rng(args.seed),
+        args.steps + 1,
+        n,
+        args.max_new_tokens,
+        len(env.tokenizer),
+        env.tokenizer.eos_token_id,
+    )
     best = {"batched": (np.inf, np.inf), "sync": (np.inf, np.inf)}
     rewards = {}
     for _ in range(args.repeats):  # alternate, so that a burst of other load hits both alike
@@ -138,18 +163,28 @@ def main(argv=None) -> None:
     (wb, cb), (ws, cs) = best["batched"], best["sync"]
 
     gpu = f", {torch.cuda.get_device_name()}" if args.device.startswith("cuda") else ""
-    print(f"machine   : {platform.machine()} {platform.system()}{gpu}, os.cpu_count()={os.cpu_count()}, "
-          f"torch {torch.__version__}, torch threads={torch.get_num_threads()}, "
-          f"load average {os.getloadavg()[0]:.1f}")
-    print(f"models    : {'default task' if use_default else f'local GPT-2 ({args.size})'} reference/policy/RM, "
-          f"{n_params / 1e6:.2f}M params each, vocab {len(env.tokenizer)}; "
-          f"prompts <= {env.max_prompt_len} tokens, responses <= {args.max_new_tokens} tokens")
-    print(f"workload  : {n} envs x {args.steps} timed steps = {responses} responses per run, best of {args.repeats}; "
-          f"batched env forward_batch_size={args.forward_batch_size}")
-    print(f"batched   : gym.make_vec('TextBandit-v0', num_envs={n})  {responses / wb:8.1f} responses/s "
-          f"(wall {wb:.2f} s, cpu {cb:.2f} s)")
-    print(f"sync      : SyncVectorEnv({n} x gym.make, SAME_STEP)     {responses / ws:8.1f} responses/s "
-          f"(wall {ws:.2f} s, cpu {cs:.2f} s)")
+    print(
+        f"machine   : {platform.machine()} {platform.system()}{gpu}, os.cpu_count()={os.cpu_count()}, "
+        f"torch {torch.__version__}, torch threads={torch.get_num_threads()}, "
+        f"load average {os.getloadavg()[0]:.1f}"
+    )
+    print(
+        f"models    : {'default task' if use_default else f'local GPT-2 ({args.size})'} reference/policy/RM, "
+        f"{n_params / 1e6:.2f}M params each, vocab {len(env.tokenizer)}; "
+        f"prompts <= {env.max_prompt_len} tokens, responses <= {args.max_new_tokens} tokens"
+    )
+    print(
+        f"workload  : {n} envs x {args.steps} timed steps = {responses} responses per run, best of {args.repeats}; "
+        f"batched env forward_batch_size={args.forward_batch_size}"
+    )
+    print(
+        f"batched   : gym.make_vec('TextBandit-v0', num_envs={n})  {responses / wb:8.1f} responses/s "
+        f"(wall {wb:.2f} s, cpu {cb:.2f} s)"
+    )
+    print(
+        f"sync      : SyncVectorEnv({n} x gym.make, SAME_STEP)     {responses / ws:8.1f} responses/s "
+        f"(wall {ws:.2f} s, cpu {cs:.2f} s)"
+    )
     print(f"ratio     : {ws / wb:.1f}x wall, {cs / cb:.1f}x cpu   (max |reward difference| {max_diff:.2e})")
     # Is the batched env bound by arithmetic? Model FLOPs ~ 2 * params * tokens for each of the three
     # forwards (reference, policy, reward model; attention's own FLOPs left out), against the
@@ -158,11 +193,15 @@ def main(argv=None) -> None:
 
     flops = 3 * 2 * n_params * tokens  # the same prompts and actions for both envs
     device = torch.device(args.device)
-    peak = max(matmul_peak(device, torch.float32, size) for size in ((1024, 2048, 2048) if device.type == "cpu"
-                                                                     else (4096, 8192, 8192)))
-    print(f"arithmetic: batched env {flops / wb / 1e9:.1f} GFLOP/s of model FLOPs = {flops / wb / peak:.0%} of the "
-          f"fp32 matmul peak ({peak / 1e9:.0f} GFLOP/s); 8x the single envs would need "
-          f"{8 * flops / ws / 1e9:.1f} GFLOP/s = {8 * flops / ws / peak:.0%} of it")
+    peak = max(
+        matmul_peak(device, torch.float32, size)
+        for size in ((1024, 2048, 2048) if device.type == "cpu" else (4096, 8192, 8192))
+    )
+    print(
+        f"arithmetic: batched env {flops / wb / 1e9:.1f} GFLOP/s of model FLOPs = {flops / wb / peak:.0%} of the "
+        f"fp32 matmul peak ({peak / 1e9:.0f} GFLOP/s); 8x the single envs would need "
+        f"{8 * flops / ws / 1e9:.1f} GFLOP/s = {8 * flops / ws / peak:.0%} of it"
+    )
 
 
 if __name__ == "__main__":

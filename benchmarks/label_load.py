@@ -43,8 +43,13 @@ def start_server(db, *args: str, log=None, timeout: float = 30.0) -> tuple[subpr
     offset = log.stat().st_size if log.exists() else 0  # a restart appends to the same log
     out = log.open("a")
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    proc = subprocess.Popen([sys.executable, "-m", "agents.label", "serve", "--db", str(db), "--port", "0", *args],
-                            stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "agents.label", "serve", "--db", str(db), "--port", "0", *args],
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        cwd=ROOT,
+        env=env,
+    )
     out.close()
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -63,8 +68,13 @@ def make_database(db, n_labelers: int, n_items: int, k: int = 4, overlap: float 
     """A fresh database with ``n_labelers`` labelers (name -> token returned) and ``n_items`` items of K completions."""
     rng = random.Random(seed)
     words = "the a cat dog bird sees likes eats red blue big small fish tree runs".split()
-    items = [{"prompt": f"prompt {i}: write about the {rng.choice(words)}",
-              "responses": [" ".join(rng.choices(words, k=8)) + f" ({i}.{j})" for j in range(k)]} for i in range(n_items)]
+    items = [
+        {
+            "prompt": f"prompt {i}: write about the {rng.choice(words)}",
+            "responses": [" ".join(rng.choices(words, k=8)) + f" ({i}.{j})" for j in range(k)],
+        }
+        for i in range(n_items)
+    ]
     with Store(db, create=True) as store:
         tokens = {f"labeler{n:02d}": store.add_labeler(f"labeler{n:02d}") for n in range(n_labelers)}
         store.add_items(items, overlap=overlap, overlap_labelers=2, seed=seed)
@@ -139,15 +149,18 @@ def check_database(db, acks: list) -> dict:
         stored.setdefault((name, item_id), []).append(json.loads(ranks))
     conn.close()
     acked = {(name, item_id): ranks for name, item_id, ranks, _ in acks}
-    return {"rows": sum(map(len, stored.values())),
-            "missing": [key for key in acked if key not in stored],
-            "duplicated": [key for key, v in stored.items() if len(v) > 1],
-            "changed": [key for key, ranks in acked.items() if key in stored and stored[key] != [ranks]],
-            "unacknowledged": [key for key in stored if key not in acked]}
+    return {
+        "rows": sum(map(len, stored.values())),
+        "missing": [key for key in acked if key not in stored],
+        "duplicated": [key for key, v in stored.items() if len(v) > 1],
+        "changed": [key for key, ranks in acked.items() if key in stored and stored[key] != [ranks]],
+        "unacknowledged": [key for key in stored if key not in acked],
+    }
 
 
-def run_load(workdir, labelers: int = 20, submissions: int = 50, kill_after: int = 0, timeout: float = 60.0,
-             threads: int = 4) -> dict:
+def run_load(
+    workdir, labelers: int = 20, submissions: int = 50, kill_after: int = 0, timeout: float = 60.0, threads: int = 4
+) -> dict:
     """Run the load (see the module doc) in ``workdir``; returns latencies, throughput and the database check."""
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
@@ -157,8 +170,12 @@ def run_load(workdir, labelers: int = 20, submissions: int = 50, kill_after: int
     target, deadline = {"url": url}, time.monotonic() + timeout
     acks, latencies, errors = [], [], []
     clients = {name: Client(target, token, deadline) for name, token in tokens.items()}
-    workers = [threading.Thread(target=labeler, args=(clients[name], name, submissions, n, acks, latencies, errors),
-                                daemon=True) for n, name in enumerate(tokens)]
+    workers = [
+        threading.Thread(
+            target=labeler, args=(clients[name], name, submissions, n, acks, latencies, errors), daemon=True
+        )
+        for n, name in enumerate(tokens)
+    ]
     killed_at = None
     start = time.perf_counter()
     try:
@@ -180,27 +197,43 @@ def run_load(workdir, labelers: int = 20, submissions: int = 50, kill_after: int
     hung = [w.name for w in workers if w.is_alive()]
     lat = sorted(latencies)
     quantile = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))] if lat else float("nan")
-    return {"acknowledged": len(acks), "expected": labelers * submissions, "errors": errors, "hung": hung,
-            "seconds": elapsed, "throughput": len(acks) / elapsed, "p50_ms": 1000 * quantile(0.50),
-            "p95_ms": 1000 * quantile(0.95), "killed_at": killed_at,
-            "unchanged": sum(a[3] == "unchanged" for a in acks), "retries": sum(c.retries for c in clients.values()),
-            "check": check_database(db, acks)}
+    return {
+        "acknowledged": len(acks),
+        "expected": labelers * submissions,
+        "errors": errors,
+        "hung": hung,
+        "seconds": elapsed,
+        "throughput": len(acks) / elapsed,
+        "p50_ms": 1000 * quantile(0.50),
+        "p95_ms": 1000 * quantile(0.95),
+        "killed_at": killed_at,
+        "unchanged": sum(a[3] == "unchanged" for a in acks),
+        "retries": sum(c.retries for c in clients.values()),
+        "check": check_database(db, acks),
+    }
 
 
 def machine() -> str:
-    return f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}, " \
-           f"Python {platform.python_version()}"
+    return (
+        f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}, "
+        f"Python {platform.python_version()}"
+    )
 
 
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--labelers", type=int, default=20, help="concurrent labelers (default %(default)s)")
     ap.add_argument("--submissions", type=int, default=50, help="submissions per labeler (default %(default)s)")
-    ap.add_argument("--kill-after", type=int, default=0,
-                    help="SIGKILL and restart the server after this many acknowledged submissions (0: never) "
-                         "(default %(default)s)")
+    ap.add_argument(
+        "--kill-after",
+        type=int,
+        default=0,
+        help="SIGKILL and restart the server after this many acknowledged submissions (0: never) (default %(default)s)",
+    )
     ap.add_argument("--threads", type=int, default=4, help="waitress request threads (default %(default)s)")
-    ap.add_argument("--timeout", type=float, default=120.0, help="hard limit of the run in seconds (default %(default)s)")
+    ap.add_argument(
+        "--timeout", type=float, default=120.0, help="hard limit of the run in seconds (default %(default)s)"
+    )
     ap.add_argument("--workdir", default=None, help="folder for the database (default: a temporary one)")
     a = ap.parse_args(argv)
     import tempfile
@@ -209,15 +242,21 @@ def main(argv=None) -> dict:
         r = run_load(a.workdir or tmp, a.labelers, a.submissions, a.kill_after, a.timeout, a.threads)
     c = r["check"]
     print(f"machine: {machine()}")
-    print(f"{a.labelers} labelers x {a.submissions} submissions: {r['acknowledged']} acknowledged in "
-          f"{r['seconds']:.2f} s, {r['throughput']:.0f} submissions/s; submission latency p50 {r['p50_ms']:.1f} ms, "
-          f"p95 {r['p95_ms']:.1f} ms")
+    print(
+        f"{a.labelers} labelers x {a.submissions} submissions: {r['acknowledged']} acknowledged in "
+        f"{r['seconds']:.2f} s, {r['throughput']:.0f} submissions/s; submission latency p50 {r['p50_ms']:.1f} ms, "
+        f"p95 {r['p95_ms']:.1f} ms"
+    )
     if r["killed_at"] is not None:
-        print(f"server killed (SIGKILL) after {r['killed_at']} acknowledged submissions and restarted; "
-              f"{r['retries']} requests retried, {r['unchanged']} submissions answered 'unchanged' (a retry of one "
-              f"the dead server had stored)")
-    print(f"database: {c['rows']} rankings; missing {len(c['missing'])}, duplicated {len(c['duplicated'])}, "
-          f"changed {len(c['changed'])}, unacknowledged {len(c['unacknowledged'])}; errors {len(r['errors'])}")
+        print(
+            f"server killed (SIGKILL) after {r['killed_at']} acknowledged submissions and restarted; "
+            f"{r['retries']} requests retried, {r['unchanged']} submissions answered 'unchanged' (a retry of one "
+            f"the dead server had stored)"
+        )
+    print(
+        f"database: {c['rows']} rankings; missing {len(c['missing'])}, duplicated {len(c['duplicated'])}, "
+        f"changed {len(c['changed'])}, unacknowledged {len(c['unacknowledged'])}; errors {len(r['errors'])}"
+    )
     return r
 
 

@@ -54,26 +54,59 @@ class GoldRewardModel(torch.nn.Module):
         return self.scale * gold + self.shift
 
 
-def run_ppo(label: str, reward_model, run: Path, settings, eval_env, prompts, iterations: int, every: int,
-            sft_gold: np.ndarray, seed: int, out: Path, value_model: str = "shared", kl_coef: float = 0.05,
-            **overrides) -> list[dict]:
+def run_ppo(
+    label: str,
+    reward_model,
+    run: Path,
+    settings,
+    eval_env,
+    prompts,
+    iterations: int,
+    every: int,
+    sft_gold: np.ndarray,
+    seed: int,
+    out: Path,
+    value_model: str = "shared",
+    kl_coef: float = 0.05,
+    **overrides,
+) -> list[dict]:
     from agents.pipeline.metrics import win_rate
     from agents.pipeline.run import ppo_config
     from agents.pipeline.samples import sample_and_score
     from agents.ppo.learner import train
 
-    cfg = ppo_config(settings, str(run / "sft_small"), run / "reward_model", out, iterations, kl_coef, seed,
-                     value_model=value_model, device="cpu", progress=False, tensorboard=False, samples_every=0,
-                     task=str(run / "task"), **overrides)
+    cfg = ppo_config(
+        settings,
+        str(run / "sft_small"),
+        run / "reward_model",
+        out,
+        iterations,
+        kl_coef,
+        seed,
+        value_model=value_model,
+        device="cpu",
+        progress=False,
+        tensorboard=False,
+        samples_every=0,
+        task=str(run / "task"),
+        **overrides,
+    )
     rows = []
 
     def measure(iteration, stats, policy):
         if iteration % every and iteration != iterations:
             return
         s = sample_and_score(eval_env, policy.lm, prompts, eval_env.temperature, seed=seed)
-        rows.append({"reward": label, "iteration": iteration, "samples": iteration * settings.ppo_batch,
-                     "gold": float(s.gold.mean()), "kl_from_sft": float(s.kl.mean()),
-                     "win_rate_over_sft": win_rate(s.gold, sft_gold)})
+        rows.append(
+            {
+                "reward": label,
+                "iteration": iteration,
+                "samples": iteration * settings.ppo_batch,
+                "gold": float(s.gold.mean()),
+                "kl_from_sft": float(s.kl.mean()),
+                "win_rate_over_sft": win_rate(s.gold, sft_gold),
+            }
+        )
         print(json.dumps(rows[-1]), flush=True)
 
     train(cfg, env_kwargs={"reward_model": reward_model}, callback=measure)
@@ -89,9 +122,13 @@ def main(argv=None):
     p.add_argument("--rewards", nargs="+", choices=["rm", "gold"], default=["rm", "gold"])
     p.add_argument("--seed", type=int, default=0, help="PPO runs with seed + 1; the evaluation samples with seed")
     p.add_argument("--kl-coef", type=float, default=0.05, help="PPO's KL coefficient (the pipeline's default: 0.05)")
-    p.add_argument("--value-model", choices=["shared", "reward"], default="shared",
-                   help="PPO's value function: a head on the policy's trunk (the pipeline's), or the paper's separate "
-                        "value model initialised from the reward model")
+    p.add_argument(
+        "--value-model",
+        choices=["shared", "reward"],
+        default="shared",
+        help="PPO's value function: a head on the policy's trunk (the pipeline's), or the paper's separate "
+        "value model initialised from the reward model",
+    )
     p.add_argument("--lr", type=float, help="PPO's learning rate (default: the preset's)")
     p.add_argument("--json", help="write the rows here too")
     a = p.parse_args(argv)
@@ -116,24 +153,46 @@ def main(argv=None):
     # the oracle on the reward model's scale: same mean and spread over the SFT model's samples
     scale = float(base.score.std() / max(base.gold.std(), 1e-6))
     shift = float(base.score.mean() - scale * base.gold.mean())
-    rewards = {"rm": ("reward model", RewardModel.from_pretrained(str(run / "reward_model"))),
-               "gold": ("gold (oracle)", GoldRewardModel(task, tok, scale, shift))}
-    print(f"SFT on {len(prompts)} test prompts: gold {base.gold.mean():.3f}, RM score {base.score.mean():.3f} "
-          f"+- {base.score.std():.3f}; oracle = {scale:.3f} * gold + {shift:.3f}", flush=True)
+    rewards = {
+        "rm": ("reward model", RewardModel.from_pretrained(str(run / "reward_model"))),
+        "gold": ("gold (oracle)", GoldRewardModel(task, tok, scale, shift)),
+    }
+    print(
+        f"SFT on {len(prompts)} test prompts: gold {base.gold.mean():.3f}, RM score {base.score.mean():.3f} "
+        f"+- {base.score.std():.3f}; oracle = {scale:.3f} * gold + {shift:.3f}",
+        flush=True,
+    )
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for key in a.rewards:
             label, rm = rewards[key]
-            rows += run_ppo(label, rm, run, settings, eval_env, prompts, a.iterations, a.every, base.gold, a.seed,
-                            Path(tmp) / key, a.value_model, a.kl_coef,
-                            **({"learning_rate": a.lr} if a.lr is not None else {}))
-    print(f"\nPPO from {run}/sft_small, {settings.ppo_batch} responses per iteration, value model "
-          f"{a.value_model!r}, kl_coef {a.kl_coef:g}, lr {a.lr or settings.ppo_learning_rate:g}, seed {a.seed}; "
-          f"SFT gold {base.gold.mean():.3f}")
+            rows += run_ppo(
+                label,
+                rm,
+                run,
+                settings,
+                eval_env,
+                prompts,
+                a.iterations,
+                a.every,
+                base.gold,
+                a.seed,
+                Path(tmp) / key,
+                a.value_model,
+                a.kl_coef,
+                **({"learning_rate": a.lr} if a.lr is not None else {}),
+            )
+    print(
+        f"\nPPO from {run}/sft_small, {settings.ppo_batch} responses per iteration, value model "
+        f"{a.value_model!r}, kl_coef {a.kl_coef:g}, lr {a.lr or settings.ppo_learning_rate:g}, seed {a.seed}; "
+        f"SFT gold {base.gold.mean():.3f}"
+    )
     print(f"{'reward':16}{'iteration':>10}{'samples':>9}{'gold':>8}{'KL':>7}{'win over SFT':>14}")
     for r in rows:
-        print(f"{r['reward']:16}{r['iteration']:>10}{r['samples']:>9}{r['gold']:>8.3f}{r['kl_from_sft']:>7.2f}"
-              f"{r['win_rate_over_sft']:>14.3f}")
+        print(
+            f"{r['reward']:16}{r['iteration']:>10}{r['samples']:>9}{r['gold']:>8.3f}{r['kl_from_sft']:>7.2f}"
+            f"{r['win_rate_over_sft']:>14.3f}"
+        )
     if a.json:
         Path(a.json).write_text(json.dumps(rows, indent=1))
     return rows

@@ -51,9 +51,19 @@ def build_assets(directory: Path, size: str, prompt_len: int, n_prompts: int = 2
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="<eos>", unk_token="<unk>")
     tokenizer.save_pretrained(directory / "tokenizer")
     torch.manual_seed(0)
-    config = GPT2Config(vocab_size=vocab, n_layer=n_layer, n_embd=n_embd, n_head=n_head, n_positions=512,
-                        bos_token_id=1, eos_token_id=1, pad_token_id=0,
-                        resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
+    config = GPT2Config(
+        vocab_size=vocab,
+        n_layer=n_layer,
+        n_embd=n_embd,
+        n_head=n_head,
+        n_positions=512,
+        bos_token_id=1,
+        eos_token_id=1,
+        pad_token_id=0,
+        resid_pdrop=0.0,
+        embd_pdrop=0.0,
+        attn_pdrop=0.0,
+    )
     lm = GPT2LMHeadModel(config)
     lm.save_pretrained(directory / "model")
     tokenizer.save_pretrained(directory / "model")
@@ -105,19 +115,41 @@ def run_ours(a, directory: Path, device: torch.device) -> dict:
     ref = AutoModelForCausalLM.from_pretrained(str(directory / "model"))
     if device.type == "cuda":  # the frozen models need no fp32 master weights: run them in bf16
         ref, rm = ref.to(torch.bfloat16), rm.to(torch.bfloat16)
-    cfg = PPOConfig(batch_size=a.batch, minibatch_size=a.minibatch, update_epochs=a.epochs,
-                    total_iterations=a.warmup + a.iterations, max_new_tokens=a.response_len, kl_coef=0.05,
-                    learning_rate=1e-5, missing_eos_penalty=None, device=str(device), output_dir=str(directory / "ours"),
-                    progress=False, tensorboard=False, samples_every=0, bf16=True)
-    task = Task(tokenizer=tok, prompts={"train": prompts}, reference_model=ref, reward_model=rm,
-                max_prompt_len=a.prompt_len, max_new_tokens=a.response_len)
-    history = train(cfg, policy=lm, task=task, env_kwargs={"reference_model": ref})["history"][a.warmup:]
+    cfg = PPOConfig(
+        batch_size=a.batch,
+        minibatch_size=a.minibatch,
+        update_epochs=a.epochs,
+        total_iterations=a.warmup + a.iterations,
+        max_new_tokens=a.response_len,
+        kl_coef=0.05,
+        learning_rate=1e-5,
+        missing_eos_penalty=None,
+        device=str(device),
+        output_dir=str(directory / "ours"),
+        progress=False,
+        tensorboard=False,
+        samples_every=0,
+        bf16=True,
+    )
+    task = Task(
+        tokenizer=tok,
+        prompts={"train": prompts},
+        reference_model=ref,
+        reward_model=rm,
+        max_prompt_len=a.prompt_len,
+        max_new_tokens=a.response_len,
+    )
+    history = train(cfg, policy=lm, task=task, env_kwargs={"reference_model": ref})["history"][a.warmup :]
     total = sum(h["time/iteration_s"] for h in history)
     tokens = sum(h["env/response_len"] * a.batch for h in history)
-    return {"samples_per_s": a.batch * len(history) / total, "tokens_per_s": tokens / total,
-            "update_s": sum(h["time/update_s"] for h in history),
-            "update_tokens": sum(h["time/update_tokens"] for h in history),
-            "n_params": sum(p.numel() for p in lm.parameters()), "peak_mem_mb": peak_memory_mb(device)}
+    return {
+        "samples_per_s": a.batch * len(history) / total,
+        "tokens_per_s": tokens / total,
+        "update_s": sum(h["time/update_s"] for h in history),
+        "update_tokens": sum(h["time/update_tokens"] for h in history),
+        "n_params": sum(p.numel() for p in lm.parameters()),
+        "peak_mem_mb": peak_memory_mb(device),
+    }
 
 
 def run_trl(a, directory: Path, device: torch.device) -> dict:
@@ -137,20 +169,36 @@ def run_trl(a, directory: Path, device: torch.device) -> dict:
     @torch.no_grad()
     def reward(prompts, completions, completion_ids, **_):
         enc = tok(prompts, add_special_tokens=False, return_tensors="pt", padding=True)
-        resp = torch.nn.utils.rnn.pad_sequence([torch.tensor(c) for c in completion_ids], batch_first=True,
-                                               padding_value=tok.pad_token_id)
+        resp = torch.nn.utils.rnn.pad_sequence(
+            [torch.tensor(c) for c in completion_ids], batch_first=True, padding_value=tok.pad_token_id
+        )
         completion_tokens.append(sum(len(c) for c in completion_ids))
-        ids, mask, pos = join(enc["input_ids"], enc["attention_mask"], resp, response_mask(resp, tok.eos_token_id),
-                              tok.pad_token_id)
+        ids, mask, pos = join(
+            enc["input_ids"], enc["attention_mask"], resp, response_mask(resp, tok.eos_token_id), tok.pad_token_id
+        )
         return rm.score(ids.to(device), mask.to(device), pos.to(device)).float().cpu().tolist()
 
     steps_per_iter = a.batch // a.minibatch * a.epochs
-    args = RLOOConfig(output_dir=str(directory / "trl"), per_device_train_batch_size=a.minibatch,
-                      steps_per_generation=a.batch // a.minibatch, num_generations=2, num_iterations=a.epochs,
-                      max_completion_length=a.response_len, max_steps=(a.warmup + a.iterations) * steps_per_iter,
-                      beta=0.05, learning_rate=1e-5, temperature=1.0, disable_dropout=True, logging_steps=10**6,
-                      save_strategy="no", report_to="none", use_cpu=device.type == "cpu",
-                      bf16=device.type == "cuda", seed=0, dataloader_num_workers=0)
+    args = RLOOConfig(
+        output_dir=str(directory / "trl"),
+        per_device_train_batch_size=a.minibatch,
+        steps_per_generation=a.batch // a.minibatch,
+        num_generations=2,
+        num_iterations=a.epochs,
+        max_completion_length=a.response_len,
+        max_steps=(a.warmup + a.iterations) * steps_per_iter,
+        beta=0.05,
+        learning_rate=1e-5,
+        temperature=1.0,
+        disable_dropout=True,
+        logging_steps=10**6,
+        save_strategy="no",
+        report_to="none",
+        use_cpu=device.type == "cpu",
+        bf16=device.type == "cuda",
+        seed=0,
+        dataloader_num_workers=0,
+    )
     times = []
 
     class Clock(TrainerCallback):
@@ -160,8 +208,14 @@ def run_trl(a, directory: Path, device: torch.device) -> dict:
         def on_step_end(self, *_, **__):
             times.append(["end", time.perf_counter()])
 
-    trainer = RLOOTrainer(model=lm, reward_funcs=reward, args=args, processing_class=tok,
-                          train_dataset=Dataset.from_dict({"prompt": prompts}), callbacks=[Clock()])
+    trainer = RLOOTrainer(
+        model=lm,
+        reward_funcs=reward,
+        args=args,
+        processing_class=tok,
+        train_dataset=Dataset.from_dict({"prompt": prompts}),
+        callbacks=[Clock()],
+    )
     trainer.train()
     ends = [t for kind, t in times if kind == "end"]
     begins = [t for kind, t in times if kind == "begin"]
@@ -170,12 +224,15 @@ def run_trl(a, directory: Path, device: torch.device) -> dict:
     # Update-only steps: every step of an iteration but the first, which also generates and scores.
     update_steps = [e - b for i, (b, e) in enumerate(zip(begins, ends)) if i >= first and i % steps_per_iter]
     mean_update_step = float(np.mean(update_steps)) if update_steps else float("nan")
-    mean_len = float(np.mean(completion_tokens[a.warmup:])) / a.batch if completion_tokens else a.response_len
-    return {"samples_per_s": a.batch * a.iterations / total,
-            "tokens_per_s": sum(completion_tokens[-a.iterations:]) / total,
-            "update_s": mean_update_step * steps_per_iter * a.iterations,
-            "update_tokens": a.iterations * a.batch * a.epochs * (a.prompt_len + mean_len),
-            "n_params": sum(p.numel() for p in lm.parameters()), "peak_mem_mb": peak_memory_mb(device)}
+    mean_len = float(np.mean(completion_tokens[a.warmup :])) / a.batch if completion_tokens else a.response_len
+    return {
+        "samples_per_s": a.batch * a.iterations / total,
+        "tokens_per_s": sum(completion_tokens[-a.iterations :]) / total,
+        "update_s": mean_update_step * steps_per_iter * a.iterations,
+        "update_tokens": a.iterations * a.batch * a.epochs * (a.prompt_len + mean_len),
+        "n_params": sum(p.numel() for p in lm.parameters()),
+        "peak_mem_mb": peak_memory_mb(device),
+    }
 
 
 def main(argv=None):
@@ -195,8 +252,9 @@ def main(argv=None):
     p.add_argument("--assets", help="(subprocess mode) the directory of models and prompts")
     p.add_argument("--json", help="write the results here too")
     a = p.parse_args(argv)
-    device = torch.device("cuda" if a.device == "auto" and torch.cuda.is_available() else
-                          "cpu" if a.device == "auto" else a.device)
+    device = torch.device(
+        "cuda" if a.device == "auto" and torch.cuda.is_available() else "cpu" if a.device == "auto" else a.device
+    )
     if a.threads:
         torch.set_num_threads(a.threads)
     if a.only:
@@ -209,6 +267,7 @@ def main(argv=None):
         results = {}
         try:
             import trl  # noqa: F401
+
             names = ("ours", "trl")
         except ImportError:  # e.g. an offline GPU machine without the benchmarks extra
             print("TRL is not installed (pip install 'textbandit[benchmarks]'); timing agents.ppo alone")
@@ -217,14 +276,24 @@ def main(argv=None):
         # machine slow whichever runs beside them; best-of-repeats compares the code, not the noise.
         for name in names * a.repeats:
             argv_child = [sys.executable, __file__, "--only", name, "--assets", tmp, "--device", str(device)] + [
-                f"--{k.replace('_', '-')}={getattr(a, k)}" for k in
-                ("size", "batch", "minibatch", "epochs", "prompt_len", "response_len", "iterations", "warmup",
-                  "threads")]
+                f"--{k.replace('_', '-')}={getattr(a, k)}"
+                for k in (
+                    "size",
+                    "batch",
+                    "minibatch",
+                    "epochs",
+                    "prompt_len",
+                    "response_len",
+                    "iterations",
+                    "warmup",
+                    "threads",
+                )
+            ]
             out = subprocess.run(argv_child, capture_output=True, text=True, env=os.environ.copy())
             lines = [ln for ln in out.stdout.splitlines() if ln.startswith("RESULT ")]
             if out.returncode or not lines:
                 raise RuntimeError(f"{name} failed (exit {out.returncode}):\n{out.stderr[-4000:]}")
-            r = json.loads(lines[-1][len("RESULT "):])
+            r = json.loads(lines[-1][len("RESULT ") :])
             if name not in results or r["samples_per_s"] > results[name]["samples_per_s"]:
                 results[name] = r
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
@@ -234,12 +303,18 @@ def main(argv=None):
     for r in results.values():
         r["update_mfu"] = 6 * r["n_params"] * r["update_tokens"] / r["update_s"] / peak
     name = torch.cuda.get_device_name() if device.type == "cuda" else f"CPU x{torch.get_num_threads()} threads"
-    print(f"machine: {name}; model {a.size} ({results['ours']['n_params'] / 1e6:.1f}M params); batch {a.batch}, "
-          f"minibatch {a.minibatch}, epochs {a.epochs}, prompt {a.prompt_len}, response {a.response_len} tokens; "
-          f"matmul peak {peak / 1e12:.3f} TFLOP/s ({dtype})")
+    print(
+        f"machine: {name}; model {a.size} ({results['ours']['n_params'] / 1e6:.1f}M params); batch {a.batch}, "
+        f"minibatch {a.minibatch}, epochs {a.epochs}, prompt {a.prompt_len}, response {a.response_len} tokens; "
+        f"matmul peak {peak / 1e12:.3f} TFLOP/s ({dtype})"
+    )
     print(f"{'':22}{'agents.ppo':>14}{'TRL RLOO':>14}{'ratio':>10}")
-    for key, label in [("samples_per_s", "samples/s"), ("tokens_per_s", "tokens/s"), ("update_mfu", "update MFU"),
-                       ("peak_mem_mb", "peak memory (MiB)")]:
+    for key, label in [
+        ("samples_per_s", "samples/s"),
+        ("tokens_per_s", "tokens/s"),
+        ("update_mfu", "update MFU"),
+        ("peak_mem_mb", "peak memory (MiB)"),
+    ]:
         o, t = results["ours"][key], results.get("trl", {}).get(key, float("nan"))
         fmt = "{:>14.2%}" if key == "update_mfu" else "{:>14.1f}"
         print(f"{label:22}" + fmt.format(o) + fmt.format(t) + f"{o / t:>10.2f}")

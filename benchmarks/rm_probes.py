@@ -79,10 +79,20 @@ def probe(run: Path, label: str, work: Path, epochs: int, lr: float) -> dict:
     comparisons = run / "comparisons"
     for split in ("train", "validation"):
         write_jsonl(work / f"{label}_{split}.jsonl", relabel(load_comparisons(comparisons / f"{split}.jsonl"), label))
-    cfg = RewardConfig(model=str(run / "sft_small"), train=str(work / f"{label}_train.jsonl"),
-                       val=str(work / f"{label}_validation.jsonl"), epochs=epochs, lr=lr, max_prompt_len=32,
-                       max_response_len=24, seed=0, device="cpu", progress=False, tensorboard=False,
-                       out=str(work / label))
+    cfg = RewardConfig(
+        model=str(run / "sft_small"),
+        train=str(work / f"{label}_train.jsonl"),
+        val=str(work / f"{label}_validation.jsonl"),
+        epochs=epochs,
+        lr=lr,
+        max_prompt_len=32,
+        max_response_len=24,
+        seed=0,
+        device="cpu",
+        progress=False,
+        tensorboard=False,
+        out=str(work / label),
+    )
     train_reward_model(cfg)
     rm, tok = RewardModel.from_pretrained(cfg.out), AutoTokenizer.from_pretrained(cfg.out)
     val = encode_comparisons(load_comparisons(cfg.val), tok, 32, 24)
@@ -106,8 +116,11 @@ def main(argv=None):
     print(f"{'labels':12}{'pairs':>8}{'accuracy':>10}")
     for r in rows:
         print(f"{r['label']:12}{r['pairs']:>8}{r['accuracy']:>10.3f}")
-    agreement = json.loads((run / "report.json").read_text())["reward_model"]["labeler_agreement"] if (
-        run / "report.json").is_file() else None
+    agreement = (
+        json.loads((run / "report.json").read_text())["reward_model"]["labeler_agreement"]
+        if (run / "report.json").is_file()
+        else None
+    )
     if agreement is not None:
         print(f"labeler agreement on the run's validation comparisons: {agreement:.3f}")
     return rows

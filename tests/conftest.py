@@ -30,7 +30,9 @@ class DuckRewardModel(torch.nn.Module):
         self.head = torch.nn.Linear(lm.config.n_embd, 1)
 
     def score(self, input_ids, attention_mask, position_ids=None):
-        hidden = self.trunk(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids).last_hidden_state
+        hidden = self.trunk(
+            input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids
+        ).last_hidden_state
         last = attention_mask.shape[1] - 1 - attention_mask.flip(1).argmax(dim=1)  # the last attended token
         return self.head(hidden[torch.arange(len(hidden)), last]).squeeze(-1)
 

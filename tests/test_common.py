@@ -85,13 +85,23 @@ def _dropout_models():
     from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
 
     torch.manual_seed(0)
-    small = dict(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
-                 num_key_value_heads=2, attention_dropout=0.1)
+    small = dict(
+        vocab_size=64,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        attention_dropout=0.1,
+    )
     gpt2 = tiny_lm(40)
     gpt2.config.resid_pdrop = gpt2.config.embd_pdrop = gpt2.config.attn_pdrop = 0.1
     gpt2 = type(gpt2)(gpt2.config)  # built with GPT-2's usual 0.1 on residual, embedding and attention dropout
-    return {"gpt2": gpt2, "llama": LlamaForCausalLM(LlamaConfig(**small)),
-            "qwen2": Qwen2ForCausalLM(Qwen2Config(**small))}
+    return {
+        "gpt2": gpt2,
+        "llama": LlamaForCausalLM(LlamaConfig(**small)),
+        "qwen2": Qwen2ForCausalLM(Qwen2Config(**small)),
+    }
 
 
 def _train_forward(model, seed: int) -> torch.Tensor:

@@ -267,8 +267,13 @@ def test_render_ansi(env_kwargs):
 @pytest.fixture(scope="module")
 def raw_env(tokenizer, reference, reward_model):
     env = TextBanditEnv(
-        task=None, tokenizer=tokenizer, reference_model=reference, reward_model=reward_model,
-        prompts=list(PROMPTS), max_prompt_len=12, max_new_tokens=L,
+        task=None,
+        tokenizer=tokenizer,
+        reference_model=reference,
+        reward_model=reward_model,
+        prompts=list(PROMPTS),
+        max_prompt_len=12,
+        max_new_tokens=L,
     )
     return env
 
@@ -348,8 +353,15 @@ class _ProtocolPolicy:  # the protocol: its class (not an instance) is not a pol
 
 
 def test_a_policy_that_is_not_one_raises_type_error(env_kwargs, vocab_size):
-    not_policies = (42, "not a policy", object(), torch.nn.Linear(4, 4), lambda *args: None, _ProtocolPolicy,
-                    tiny_lm(vocab_size).transformer)  # a module but not a causal LM (no LM head)
+    not_policies = (
+        42,
+        "not a policy",
+        object(),
+        torch.nn.Linear(4, 4),
+        lambda *args: None,
+        _ProtocolPolicy,
+        tiny_lm(vocab_size).transformer,
+    )  # a module but not a causal LM (no LM head)
     for bad in not_policies:
         with pytest.raises(TypeError, match=rf"response_logprobs.*got {type(bad).__name__}"):
             TextBanditEnv(**env_kwargs(policy=bad))
@@ -384,33 +396,52 @@ def test_a_reference_model_that_is_not_a_causal_lm_raises_type_error(env_kwargs)
         TextBanditEnv(**env_kwargs(reference_model=torch.nn.Linear(4, 4)))
 
 
-SETTINGS = dict(kl_coef=0.1, max_prompt_len=12, max_new_tokens=L, temperature=1.0, missing_eos_penalty=None,
-                prompt_truncation="error")
+SETTINGS = dict(
+    kl_coef=0.1,
+    max_prompt_len=12,
+    max_new_tokens=L,
+    temperature=1.0,
+    missing_eos_penalty=None,
+    prompt_truncation="error",
+)
 NOT_A_FINITE_NUMBER = st.one_of(
     st.sampled_from([math.nan, math.inf, -math.inf, True, False, np.float32("nan"), torch.tensor(1.0)]),
-    st.text(max_size=3), st.lists(st.integers(), max_size=2),
+    st.text(max_size=3),
+    st.lists(st.integers(), max_size=2),
 )
 
 
 @settings(max_examples=60, deadline=None)
-@given(name=st.sampled_from(["kl_coef", "temperature", "missing_eos_penalty"]),
-       value=st.one_of(NOT_A_FINITE_NUMBER, st.floats(max_value=0, exclude_max=True, allow_infinity=False)))
+@given(
+    name=st.sampled_from(["kl_coef", "temperature", "missing_eos_penalty"]),
+    value=st.one_of(NOT_A_FINITE_NUMBER, st.floats(max_value=0, exclude_max=True, allow_infinity=False)),
+)
 def test_settings_refuse_what_is_not_a_finite_number_in_range(name, value):
     with pytest.raises(ValueError, match=rf"{name}=.*finite number"):
         Settings(**{**SETTINGS, name: value})
 
 
 @settings(max_examples=40, deadline=None)
-@given(name=st.sampled_from(["kl_coef", "temperature", "missing_eos_penalty"]),
-       value=st.one_of(st.floats(min_value=0, max_value=1e6, exclude_min=True), st.integers(1, 10**6),
-                       st.sampled_from([np.float32(0.5), np.float64(2.0)])))
+@given(
+    name=st.sampled_from(["kl_coef", "temperature", "missing_eos_penalty"]),
+    value=st.one_of(
+        st.floats(min_value=0, max_value=1e6, exclude_min=True),
+        st.integers(1, 10**6),
+        st.sampled_from([np.float32(0.5), np.float64(2.0)]),
+    ),
+)
 def test_settings_accept_finite_positive_numbers(name, value):
     assert getattr(Settings(**{**SETTINGS, name: value}), name) == value
 
 
 def test_bad_settings_are_refused_at_construction_and_by_the_kl_coef_setter(env_kwargs):
-    for name, value in (("missing_eos_penalty", "1.0"), ("missing_eos_penalty", math.nan),
-                        ("missing_eos_penalty", -1.0), ("temperature", math.inf), ("kl_coef", math.inf)):
+    for name, value in (
+        ("missing_eos_penalty", "1.0"),
+        ("missing_eos_penalty", math.nan),
+        ("missing_eos_penalty", -1.0),
+        ("temperature", math.inf),
+        ("kl_coef", math.inf),
+    ):
         with pytest.raises(ValueError, match=name):
             TextBanditEnv(**env_kwargs(**{name: value}))
     assert TextBanditEnv(**env_kwargs(missing_eos_penalty=0)).scorer.settings.missing_eos_penalty == 0
@@ -578,9 +609,11 @@ def test_nan_log_probs_scores_and_gold_are_refused(env_kwargs):
     env.reset(seed=0)
     with pytest.raises(ValueError, match="the reward model returned non-finite scores"):
         env.step(np.full(L, EOS))
-    for gold, match in ((lambda p, r, e: [0.5, 0.5], "gold_fn returned 2 scores for 1 responses"),
-                        (lambda p, r, e: [float("nan")], "gold_fn returned non-finite"),
-                        (lambda p, r, e: ["good"], "gold_fn returned list")):
+    for gold, match in (
+        (lambda p, r, e: [0.5, 0.5], "gold_fn returned 2 scores for 1 responses"),
+        (lambda p, r, e: [float("nan")], "gold_fn returned non-finite"),
+        (lambda p, r, e: ["good"], "gold_fn returned list"),
+    ):
         env = TextBanditEnv(**env_kwargs(gold_fn=gold))
         env.reset(seed=0)
         with pytest.raises(ValueError, match=match):

@@ -40,15 +40,21 @@ def test_every_option_has_help_with_its_default(stage, monkeypatch):
         undocumented = [a.option_strings[-1] for a in options if not (a.help or "").strip()]
         assert not undocumented, f"{parser.prog} --help: no help for {undocumented}"
         formatter = parser._get_formatter()
-        no_default = [a.option_strings[-1] for a in options if a.default is not None
-                      and not isinstance(a.default, bool) and str(a.default) not in formatter._expand_help(a)]
+        no_default = [
+            a.option_strings[-1]
+            for a in options
+            if a.default is not None
+            and not isinstance(a.default, bool)
+            and str(a.default) not in formatter._expand_help(a)
+        ]
         assert not no_default, f"{parser.prog} --help: default not stated for {no_default}"
 
 
 def test_label_lists_its_subcommands_and_each_has_help(monkeypatch, capsys):
     parser = stage_parser("label", monkeypatch)
     assert [p.prog for p in leaf_parsers(parser)] == [
-        f"textbandit label {c}" for c in ("add-labeler", "add-items", "serve", "agreement", "export")]
+        f"textbandit label {c}" for c in ("add-labeler", "add-items", "serve", "agreement", "export")
+    ]
     for sub in ("serve", "export"):
         with pytest.raises(SystemExit) as exit_:
             cli_main(["label", sub, "--help"])

@@ -10,8 +10,10 @@ from agents.label.app import create_app
 from agents.label.db import Store
 
 SCRIPT = "<script>alert('pwned')</script>"
-ITEMS = [{"prompt": f"Say hi {SCRIPT}", "responses": ["hi", f"hello {SCRIPT}", "hey"]},
-         {"prompt": "Count to two.", "responses": ["one two", "1 2"]}]
+ITEMS = [
+    {"prompt": f"Say hi {SCRIPT}", "responses": ["hi", f"hello {SCRIPT}", "hey"]},
+    {"prompt": "Count to two.", "responses": ["one two", "1 2"]},
+]
 
 
 @pytest.fixture
@@ -108,14 +110,16 @@ def test_bad_rankings_through_the_api(app):
     client, headers = app.test_client(), api(app, "ann")
     item = client.get("/api/next", headers=headers).get_json()
     assert item["responses"][1] == f"hello {SCRIPT}" and item["ranking"] is None
-    cases = [({"item_id": 1, "ranking": [0, 2, 2]}, 400, "dense"),
-             ({"item_id": 1, "ranking": [0, 1, 1, 2]}, 400, "4 ranks for 3"),
-             ({"item_id": 1, "ranking": [0, "1", 2]}, 400, "ints"),
-             ({"item_id": 1, "ranking": [0, 1, 2], "flags": [["rude"], [], []]}, 400, "unknown flag"),
-             ({"item_id": 1, "ranking": [0, 1, 2], "score": 9}, 400, "1 .worst. to 7"),
-             ({"item_id": 77, "ranking": [0, 1]}, 404, "no item 77"),
-             ({"item_id": 2, "ranking": [0, 1]}, 403, "not assigned to you"),
-             ({"ranking": [0, 1, 2]}, 404, "no item None")]
+    cases = [
+        ({"item_id": 1, "ranking": [0, 2, 2]}, 400, "dense"),
+        ({"item_id": 1, "ranking": [0, 1, 1, 2]}, 400, "4 ranks for 3"),
+        ({"item_id": 1, "ranking": [0, "1", 2]}, 400, "ints"),
+        ({"item_id": 1, "ranking": [0, 1, 2], "flags": [["rude"], [], []]}, 400, "unknown flag"),
+        ({"item_id": 1, "ranking": [0, 1, 2], "score": 9}, 400, "1 .worst. to 7"),
+        ({"item_id": 77, "ranking": [0, 1]}, 404, "no item 77"),
+        ({"item_id": 2, "ranking": [0, 1]}, 403, "not assigned to you"),
+        ({"ranking": [0, 1, 2]}, 404, "no item None"),
+    ]
     for body, status, message in cases:
         response = client.post("/api/submit", json=body, headers=headers)
         assert response.status_code == status and re.search(message, response.get_json()["error"]), body
@@ -131,12 +135,14 @@ def test_bad_rankings_through_the_api(app):
 def test_bad_rankings_through_the_form(app):
     client = logged_in(app)
     html = client.get("/label").get_data(as_text=True)
-    for fields, message in [({"rank_0": "1", "rank_1": "3", "rank_2": "3"}, r"dense, got \[1, 3, 3\]"),
-                            ({"rank_0": "0", "rank_1": "1", "rank_2": "2"}, r"1\.\.3"),
-                            ({"rank_1": ""}, "completion 2 has no rank"),
-                            ({"score": "x"}, "score must be a number"),
-                            ({"flag_0": "rude"}, "unknown flag"),
-                            ({"action": "delete"}, "unknown action")]:
+    for fields, message in [
+        ({"rank_0": "1", "rank_1": "3", "rank_2": "3"}, r"dense, got \[1, 3, 3\]"),
+        ({"rank_0": "0", "rank_1": "1", "rank_2": "2"}, r"1\.\.3"),
+        ({"rank_1": ""}, "completion 2 has no rank"),
+        ({"score": "x"}, "score must be a number"),
+        ({"flag_0": "rude"}, "unknown flag"),
+        ({"action": "delete"}, "unknown action"),
+    ]:
         response = client.post("/item/1", data=form(html, **fields))
         page = response.get_data(as_text=True)
         assert response.status_code == 400 and re.search(message, page), fields
@@ -150,9 +156,13 @@ def test_bad_rankings_through_the_form(app):
 def test_submit_go_back_change_skip_and_finish(app):
     client = logged_in(app)
     html = client.get("/label").get_data(as_text=True)
-    assert "Ranked by you: <b id=\"ranked\">0</b>" in html and "Left for you: <b id=\"left\">2</b>" in html
-    assert client.post("/item/1", data=form(html, rank_0="2", rank_1="1", rank_2="2", flag_1="made_up_facts",
-                                             score="6")).headers["Location"] == "/label"
+    assert 'Ranked by you: <b id="ranked">0</b>' in html and 'Left for you: <b id="left">2</b>' in html
+    assert (
+        client.post(
+            "/item/1", data=form(html, rank_0="2", rank_1="1", rank_2="2", flag_1="made_up_facts", score="6")
+        ).headers["Location"]
+        == "/label"
+    )
     html = client.get("/label").get_data(as_text=True)
     assert 'action="/item/2"' in html and 'href="/item/1" id="back"' in html
     back = client.get("/item/1").get_data(as_text=True)

@@ -27,10 +27,20 @@ from textbandit.data import load_comparisons
 INSTALL = "apt-get install -y chromium chromium-driver && pip install selenium"
 SCREENSHOT = Path(__file__).parents[1] / "docs" / "labeling.png"
 ITEMS = [
-    {"prompt": "write about the cat .", "responses": ["the cat runs .", "a cat eats the fish .", "the big cat sees a bird ."]},
-    {"prompt": "list two fish ?", "responses": ["one fish , two fish .", "red fish , blue fish .", "fish .",
-                                                "two fish <script>window.pwned = 1</script>"],
-     "ended_with_eos": [True, True, False, True]},
+    {
+        "prompt": "write about the cat .",
+        "responses": ["the cat runs .", "a cat eats the fish .", "the big cat sees a bird ."],
+    },
+    {
+        "prompt": "list two fish ?",
+        "responses": [
+            "one fish , two fish .",
+            "red fish , blue fish .",
+            "fish .",
+            "two fish <script>window.pwned = 1</script>",
+        ],
+        "ended_with_eos": [True, True, False, True],
+    },
     {"prompt": "say one", "responses": ["one", "one .", "two"]},
 ]
 
@@ -45,8 +55,10 @@ def chrome_paths() -> tuple[str, str]:
     except ImportError:
         pytest.fail(f"the browser test needs Selenium and Chromium: {INSTALL} (or set TEXTBANDIT_SKIP_BROWSER=1)")
     if not chromium or not driver:
-        pytest.fail(f"the browser test needs Chromium and chromedriver, not found on PATH: {INSTALL} "
-                    f"(or set TEXTBANDIT_SKIP_BROWSER=1 to skip it)")
+        pytest.fail(
+            f"the browser test needs Chromium and chromedriver, not found on PATH: {INSTALL} "
+            f"(or set TEXTBANDIT_SKIP_BROWSER=1 to skip it)"
+        )
     return chromium, driver
 
 
@@ -58,8 +70,13 @@ def browser():
     chromium, driver_path = chrome_paths()
     options = webdriver.ChromeOptions()
     options.binary_location = chromium
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1000,960",
-                "--force-device-scale-factor=1"):
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--window-size=1000,960",
+        "--force-device-scale-factor=1",
+    ):
         options.add_argument(arg)
     driver = webdriver.Chrome(service=Service(driver_path), options=options)
     driver.implicitly_wait(5)
@@ -82,9 +99,14 @@ class Page:
         """``(text, rank shown, tied with the one above)`` of each card, top to bottom."""
         from selenium.webdriver.common.by import By
 
-        return [(c.find_element(By.CSS_SELECTOR, ".completion").text,
-                 int(c.find_element(By.CSS_SELECTOR, ".rank-value").text), "shows-tie" in c.get_attribute("class"))
-                for c in self.cards()]
+        return [
+            (
+                c.find_element(By.CSS_SELECTOR, ".completion").text,
+                int(c.find_element(By.CSS_SELECTOR, ".rank-value").text),
+                "shows-tie" in c.get_attribute("class"),
+            )
+            for c in self.cards()
+        ]
 
     def order(self) -> list[str]:
         return [text for text, _, _ in self.state()]
@@ -127,6 +149,7 @@ class Page:
 # card in `ties` shares the rank of the card above it; moving a card keeps a tie only where the card above
 # stays the same.
 
+
 def shown(order: list[str], ties: set[str]) -> list[tuple[str, int, bool]]:
     """What the page must show: ``(text, rank from 1, tied)`` per card."""
     out, rank = [], 1
@@ -153,8 +176,10 @@ def moved(order: list[str], ties: set[str], text: str, pos: int) -> tuple[list[s
 def as_stored(ranks: list[int], item: dict) -> tuple[list[str], set[str]]:
     """How the page shows a stored ranking: best first, tied completions in their item order."""
     idx = sorted(range(len(ranks)), key=lambda i: (ranks[i], i))
-    return ([item["responses"][i] for i in idx],
-            {item["responses"][i] for p, i in enumerate(idx) if p and ranks[i] == ranks[idx[p - 1]]})
+    return (
+        [item["responses"][i] for i in idx],
+        {item["responses"][i] for p, i in enumerate(idx) if p and ranks[i] == ranks[idx[p - 1]]},
+    )
 
 
 def test_a_labeler_ranks_in_the_browser_and_the_export_trains_a_reward_model(browser, tmp_path, capsys):
@@ -189,8 +214,11 @@ def test_a_labeler_ranks_in_the_browser_and_the_export_trains_a_reward_model(bro
         page.keys("h")
         order, ties = moved(order, ties, flagged, 0)
         assert page.state() == shown(order, ties)
-        entered[item["prompt"]] = (kwise(order, ties, item),
-                                   [["made_up_facts"] if r == flagged else [] for r in item["responses"]], None)
+        entered[item["prompt"]] = (
+            kwise(order, ties, item),
+            [["made_up_facts"] if r == flagged else [] for r in item["responses"]],
+            None,
+        )
         with page.loads_a_new_page():
             page.keys(Keys.ENTER, modifier=Keys.CONTROL)
 
@@ -200,8 +228,9 @@ def test_a_labeler_ranks_in_the_browser_and_the_export_trains_a_reward_model(bro
         assert item["prompt"] == "list two fish ?" and browser.execute_script("return window.pwned") is None
         assert "two fish <script>window.pwned = 1</script>" in order  # shown as text, never run
         cards = page.cards()
-        ActionChains(browser).click_and_hold(cards[-1].find_element(By.CSS_SELECTOR, ".handle")) \
-            .move_to_element_with_offset(cards[0], 0, -20).pause(0.1).release().perform()
+        ActionChains(browser).click_and_hold(
+            cards[-1].find_element(By.CSS_SELECTOR, ".handle")
+        ).move_to_element_with_offset(cards[0], 0, -20).pause(0.1).release().perform()
         order, ties = moved(order, ties, order[-1], 0)
         assert page.state() == shown(order, ties)
         page.cards()[1].find_element(By.CSS_SELECTOR, ".down").click()
@@ -211,8 +240,11 @@ def test_a_labeler_ranks_in_the_browser_and_the_export_trains_a_reward_model(bro
         page.cards()[0].find_element(By.CSS_SELECTOR, "input[value=inappropriate]").click()
         Select(browser.find_element(By.ID, "score")).select_by_value("6")
         assert page.state() == shown(order, ties)
-        entered[item["prompt"]] = (kwise(order, ties, item),
-                                   [["inappropriate"] if r == order[0] else [] for r in item["responses"]], 6)
+        entered[item["prompt"]] = (
+            kwise(order, ties, item),
+            [["inappropriate"] if r == order[0] else [] for r in item["responses"]],
+            6,
+        )
         SCREENSHOT.parent.mkdir(exist_ok=True)
         browser.execute_script("window.scrollTo(0, 0)")
         browser.save_screenshot(str(SCREENSHOT))
@@ -258,7 +290,22 @@ def test_a_labeler_ranks_in_the_browser_and_the_export_trains_a_reward_model(bro
     tok = tiny_tokenizer()
     tiny_lm(len(tok)).save_pretrained(tmp_path / "sft")
     tok.save_pretrained(tmp_path / "sft")
-    cli_main(["rm", "--model", str(tmp_path / "sft"), "--train", str(out), "--out", str(tmp_path / "rm"),
-              "--device", "cpu", "--progress", "false", "--tensorboard", "false"])
+    cli_main(
+        [
+            "rm",
+            "--model",
+            str(tmp_path / "sft"),
+            "--train",
+            str(out),
+            "--out",
+            str(tmp_path / "rm"),
+            "--device",
+            "cpu",
+            "--progress",
+            "false",
+            "--tensorboard",
+            "false",
+        ]
+    )
     summary = json.loads((tmp_path / "rm" / "summary.json").read_text())
     assert (tmp_path / "rm" / "reward_head.safetensors").is_file() and summary["steps"] >= 1

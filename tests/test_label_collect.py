@@ -22,9 +22,28 @@ def test_collect_writes_unranked_items_without_loading_a_task(tmp_path, monkeypa
     tiny_lm(len(tok)).save_pretrained(tmp_path / "sft")
     tok.save_pretrained(tmp_path / "sft")
     prompts = tmp_path / "prompts.jsonl"  # not the default task's prompts
-    prompts.write_text("".join(json.dumps({"prompt": p, "source": "mine"}) + "\n" for p in ["list two fish ?", "a bird"]))
-    cli_main(["collect", "--model", str(tmp_path / "sft"), "--prompts", str(prompts), "--out", str(tmp_path / "items.jsonl"),
-              "--rank", "none", "--k-min", "3", "--k-max", "3", "--max-new-tokens", "4"])
+    prompts.write_text(
+        "".join(json.dumps({"prompt": p, "source": "mine"}) + "\n" for p in ["list two fish ?", "a bird"])
+    )
+    cli_main(
+        [
+            "collect",
+            "--model",
+            str(tmp_path / "sft"),
+            "--prompts",
+            str(prompts),
+            "--out",
+            str(tmp_path / "items.jsonl"),
+            "--rank",
+            "none",
+            "--k-min",
+            "3",
+            "--k-max",
+            "3",
+            "--max-new-tokens",
+            "4",
+        ]
+    )
     records = [json.loads(line) for line in (tmp_path / "items.jsonl").read_text().splitlines()]
     assert [r["prompt"] for r in records] == ["list two fish ?", "a bird"]
     assert all("ranking" not in r and len(r["responses"]) == 3 and len(r["ended_with_eos"]) == 3 for r in records)

@@ -30,8 +30,10 @@ def assert_every_acknowledged_ranking_stored_once(result):
 def test_20_concurrent_labelers_x_50_submissions(load, tmp_path, capsys):
     result = load.run_load(tmp_path, LABELERS, SUBMISSIONS, timeout=DEADLINE_S)
     with capsys.disabled():
-        print(f"\nlabel load: {result['acknowledged']} submissions in {result['seconds']:.1f} s "
-              f"({result['throughput']:.0f}/s), latency p50 {result['p50_ms']:.1f} ms, p95 {result['p95_ms']:.1f} ms")
+        print(
+            f"\nlabel load: {result['acknowledged']} submissions in {result['seconds']:.1f} s "
+            f"({result['throughput']:.0f}/s), latency p50 {result['p50_ms']:.1f} ms, p95 {result['p95_ms']:.1f} ms"
+        )
     assert_every_acknowledged_ranking_stored_once(result)
     assert result["seconds"] < DEADLINE_S
 
@@ -39,8 +41,10 @@ def test_20_concurrent_labelers_x_50_submissions(load, tmp_path, capsys):
 def test_kill_9_during_the_load_loses_no_acknowledged_ranking(load, tmp_path, capsys):
     result = load.run_load(tmp_path, LABELERS, SUBMISSIONS, kill_after=LABELERS * SUBMISSIONS // 3, timeout=DEADLINE_S)
     with capsys.disabled():
-        print(f"\nlabel kill -9: killed after {result['killed_at']} acknowledged submissions, restarted; "
-              f"{result['retries']} requests retried, {result['unchanged']} answered 'unchanged'")
+        print(
+            f"\nlabel kill -9: killed after {result['killed_at']} acknowledged submissions, restarted; "
+            f"{result['retries']} requests retried, {result['unchanged']} answered 'unchanged'"
+        )
     assert result["killed_at"] is not None and result["killed_at"] < result["expected"]
     assert result["retries"] > 0  # the labelers did meet the dead server
     assert_every_acknowledged_ranking_stored_once(result)  # read after the restarted server finished

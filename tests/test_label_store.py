@@ -36,18 +36,22 @@ def store(tmp_path):
 
 # rankings
 
-@pytest.mark.parametrize("ranks, k, message", [
-    ([0, 2, 2], 3, "dense"),             # rank 1 missing: not a permutation, not a tie either
-    ([1, 1, 2], 3, "dense"),             # no best
-    ([0, 1, 3], 3, r"0\.\.2"),           # out of range
-    ([2, 0, 1, 0], 3, "4 ranks for 3"),  # wrong length
-    ([0, 1], 3, "2 ranks for 3"),
-    ([0, "1", 2], 3, "ints"),
-    ([0, 1.0, 2], 3, "ints"),
-    ([0, True, 2], 3, "ints"),
-    ("012", 3, "list"),
-    (None, 3, "list"),
-])
+
+@pytest.mark.parametrize(
+    "ranks, k, message",
+    [
+        ([0, 2, 2], 3, "dense"),  # rank 1 missing: not a permutation, not a tie either
+        ([1, 1, 2], 3, "dense"),  # no best
+        ([0, 1, 3], 3, r"0\.\.2"),  # out of range
+        ([2, 0, 1, 0], 3, "4 ranks for 3"),  # wrong length
+        ([0, 1], 3, "2 ranks for 3"),
+        ([0, "1", 2], 3, "ints"),
+        ([0, 1.0, 2], 3, "ints"),
+        ([0, True, 2], 3, "ints"),
+        ("012", 3, "list"),
+        (None, 3, "list"),
+    ],
+)
 def test_malformed_rankings_are_refused_with_a_message(ranks, k, message):
     with pytest.raises(RankingError, match=message):
         validate_ranking(ranks, k)
@@ -56,7 +60,7 @@ def test_malformed_rankings_are_refused_with_a_message(ranks, k, message):
 def test_valid_rankings_permutations_and_dense_ties():
     assert validate_ranking([2, 0, 1], 3) == [2, 0, 1]
     assert validate_ranking([0, 1, 1, 2], 4) == [0, 1, 1, 2]  # a tie for second
-    assert validate_ranking([0, 0, 0], 3) == [0, 0, 0]        # all tied
+    assert validate_ranking([0, 0, 0], 3) == [0, 0, 0]  # all tied
     assert validate_ranking([1, 2, 2], 3, base=1) == [0, 1, 1]  # as the page writes them
     with pytest.raises(RankingError, match=r"e\.g\. \[1, 2, 2, 3\]"):
         validate_ranking([1, 3, 3], 3, base=1)
@@ -64,8 +68,10 @@ def test_valid_rankings_permutations_and_dense_ties():
 
 def test_flags_and_score_validation():
     assert validate_flags(None, 2) == [[], []]
-    assert validate_flags([["made_up_facts", "inappropriate", "made_up_facts"], []], 2) == \
-        [["inappropriate", "made_up_facts"], []]
+    assert validate_flags([["made_up_facts", "inappropriate", "made_up_facts"], []], 2) == [
+        ["inappropriate", "made_up_facts"],
+        [],
+    ]
     with pytest.raises(RankingError, match="unknown flag"):
         validate_flags([["rude"], []], 2)
     with pytest.raises(RankingError, match="2 lists"):
@@ -80,16 +86,18 @@ def test_agreement_equals_a_hand_computation():
     # Item 1 (K=3, 3 pairs): A orders 0>1>2; B 0>2>1; C 0>(1=2). Each two of them agree on (0,1) and (0,2)
     # and disagree on (1,2): B reverses it, C ties it where A and B do not -> 2 of 3 for AB, AC and BC.
     # Item 2 (K=4, 6 pairs): A and B differ on (0,1) only -> 5 of 6. Item 3: A alone, not shared.
-    rankings = {1: {"A": [0, 1, 2], "B": [0, 2, 1], "C": [0, 1, 1]},
-                2: {"A": [0, 1, 2, 3], "B": [1, 0, 2, 3]},
-                3: {"A": [1, 0]}}
+    rankings = {
+        1: {"A": [0, 1, 2], "B": [0, 2, 1], "C": [0, 1, 1]},
+        2: {"A": [0, 1, 2, 3], "B": [1, 0, 2, 3]},
+        3: {"A": [1, 0]},
+    }
     result = agreement(rankings)
     assert result["overall"] == {"agreement": 11 / 15, "agreeing_pairs": 11, "pairs": 15, "items": 2}
     assert result["labelers"]["A"] == {"agreement": 9 / 12, "agreeing_pairs": 9, "pairs": 12, "items": 2}
     assert result["labelers"]["B"]["agreement"] == 9 / 12
     assert result["labelers"]["C"] == {"agreement": 4 / 6, "agreeing_pairs": 4, "pairs": 6, "items": 1}
     assert pair_agreement([0, 1, 1], [0, 1, 1]) == (3, 3)  # a pair both tie agrees
-    assert pair_agreement([0, 0], [0, 1]) == (0, 1)        # a pair one ties does not
+    assert pair_agreement([0, 0], [0, 1]) == (0, 1)  # a pair one ties does not
     assert agreement({1: {"A": [0, 1]}})["overall"]["agreement"] is None
 
 
@@ -100,6 +108,7 @@ def test_preference_pairs_leave_ties_out():
 
 
 # the store
+
 
 def test_wal_full_sync_and_only_token_hashes(store, tmp_path):
     assert store.journal_mode() == "wal"
@@ -128,8 +137,11 @@ def test_one_transaction_per_submission_and_idempotent_retries(store):
     rows = store.conn.execute("SELECT ranks, revision FROM rankings").fetchall()
     assert [(json.loads(r[0]), r[1]) for r in rows] == [([0, 0, 1], 2)]
     with pytest.raises(sqlite3.IntegrityError, match="UNIQUE"):  # the schema itself refuses a second row
-        store.conn.execute("INSERT INTO rankings (assignment_id, item_id, labeler_id, ranks, flags, submitted_at, "
-                           "updated_at) VALUES (1, ?, ?, '[0,1,2]', '[[],[],[]]', 0, 0)", (item, ann))
+        store.conn.execute(
+            "INSERT INTO rankings (assignment_id, item_id, labeler_id, ranks, flags, submitted_at, "
+            "updated_at) VALUES (1, ?, ?, '[0,1,2]', '[[],[],[]]', 0, 0)",
+            (item, ann),
+        )
 
 
 def test_a_failing_submission_leaves_nothing_behind(store):
@@ -222,25 +234,37 @@ def test_concurrent_labelers_never_share_a_single_item_or_lose_a_ranking(tmp_pat
 
 # items and export
 
+
 def test_load_items_keeps_extras_and_refuses_bad_records(tmp_path):
     path = tmp_path / "items.jsonl"
-    path.write_text('{"prompt": "p", "responses": ["a", "b"], "ranking": [0, 1], "customer": 3}\n'
-                    '{"prompt": "q", "chosen": "c", "rejected": "d"}\n')
-    assert load_items(path) == [{"prompt": "p", "responses": ["a", "b"], "extra": {"customer": 3}},
-                                {"prompt": "q", "responses": ["c", "d"], "extra": {}}]
-    for bad, message in [('{"prompt": "p", "responses": ["a"]}', "2 to 9"),
-                         ('{"prompt": "p", "responses": ' + json.dumps(list("abcdefghij")) + "}", "2 to 9"),
-                         ('{"prompt": "", "responses": ["a", "b"]}', "prompt"),
-                         ('{"prompt": "p", "responses": ["a", 1]}', "responses")]:
+    path.write_text(
+        '{"prompt": "p", "responses": ["a", "b"], "ranking": [0, 1], "customer": 3}\n'
+        '{"prompt": "q", "chosen": "c", "rejected": "d"}\n'
+    )
+    assert load_items(path) == [
+        {"prompt": "p", "responses": ["a", "b"], "extra": {"customer": 3}},
+        {"prompt": "q", "responses": ["c", "d"], "extra": {}},
+    ]
+    for bad, message in [
+        ('{"prompt": "p", "responses": ["a"]}', "2 to 9"),
+        ('{"prompt": "p", "responses": ' + json.dumps(list("abcdefghij")) + "}", "2 to 9"),
+        ('{"prompt": "", "responses": ["a", "b"]}', "prompt"),
+        ('{"prompt": "p", "responses": ["a", 1]}', "responses"),
+    ]:
         path.write_text(bad + "\n")
         with pytest.raises(DataFormatError, match=f"items.jsonl:1: .*{message}"):
             load_items(path)
 
 
 def test_export_round_trip_split_by_prompt_and_trl_pairs(store, tmp_path):
-    store.add_items([{"prompt": "shared", "responses": ["a", "b", "c"], "extra": {"customer": 7}},
-                     {"prompt": "shared", "responses": ["d", "e"]}]  # two items of one prompt
-                    + items(8), overlap=1.0)
+    store.add_items(
+        [
+            {"prompt": "shared", "responses": ["a", "b", "c"], "extra": {"customer": 7}},
+            {"prompt": "shared", "responses": ["d", "e"]},
+        ]  # two items of one prompt
+        + items(8),
+        overlap=1.0,
+    )
     entered = {}
     for name in ("ann", "bob"):
         who = store.labeler_by_token(store.add_labeler(name))["id"]
@@ -260,8 +284,21 @@ def test_export_round_trip_split_by_prompt_and_trl_pairs(store, tmp_path):
     first = next(r for r in records if r["item_id"] == 1)
     assert first["responses"] == ["a", "b", "c"] and first["customer"] == 7
 
-    label_main(["export", "--db", db, "--out", str(tmp_path / "train.jsonl"), "--val-out", str(tmp_path / "val.jsonl"),
-                "--val-fraction", "0.3", "--seed", "0"])
+    label_main(
+        [
+            "export",
+            "--db",
+            db,
+            "--out",
+            str(tmp_path / "train.jsonl"),
+            "--val-out",
+            str(tmp_path / "val.jsonl"),
+            "--val-fraction",
+            "0.3",
+            "--seed",
+            "0",
+        ]
+    )
     train, val = load_comparisons(tmp_path / "train.jsonl"), load_comparisons(tmp_path / "val.jsonl")
     assert len(train) + len(val) == 20 and not {r["prompt"] for r in train} & {r["prompt"] for r in val}
     assert len({r["prompt"] for r in val}) == 3  # 30% of the 9 prompts
@@ -272,8 +309,10 @@ def test_export_round_trip_split_by_prompt_and_trl_pairs(store, tmp_path):
     assert pairs == trl_records(kwise_records(Store(db).rankings()))
     assert all(set(p) == {"prompt", "chosen", "rejected"} for p in pairs)
     bob_shared = next(r for r in records if r["item_id"] == 1 and r["labeler"] == "bob")  # [0, 0, 1]: a, b > c
-    assert trl_records([bob_shared]) == [{"prompt": "shared", "chosen": "a", "rejected": "c"},
-                                         {"prompt": "shared", "chosen": "b", "rejected": "c"}]
+    assert trl_records([bob_shared]) == [
+        {"prompt": "shared", "chosen": "a", "rejected": "c"},
+        {"prompt": "shared", "chosen": "b", "rejected": "c"},
+    ]
     assert len(pairs) == sum(len(preference_pairs(r["ranking"])) for r in records)
 
 
@@ -304,5 +343,16 @@ def test_cli_agreement_and_errors(tmp_path, capsys):
     with pytest.raises(SystemExit, match="1 prompt.* too few to hold out"):
         label_main(["export", "--db", db, "--out", str(tmp_path / "t.jsonl"), "--val-out", str(tmp_path / "v.jsonl")])
     with pytest.raises(SystemExit, match="--val-fraction 1.0"):
-        label_main(["export", "--db", db, "--out", str(tmp_path / "t.jsonl"), "--val-out", str(tmp_path / "v.jsonl"),
-                    "--val-fraction", "1"])
+        label_main(
+            [
+                "export",
+                "--db",
+                db,
+                "--out",
+                str(tmp_path / "t.jsonl"),
+                "--val-out",
+                str(tmp_path / "v.jsonl"),
+                "--val-fraction",
+                "1",
+            ]
+        )

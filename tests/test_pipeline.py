@@ -14,12 +14,37 @@ from agents.pipeline.run import run_pipeline
 from textbandit.reward_model import RewardModel
 
 REPORT_KEYS = {
-    "preset", "machine", "eval_prompts", "config", "models", "win_rates", "size_ratio", "reward_model",
-    "kl_sweep", "alignment_tax", "per_kind", "undemonstrated_kinds", "figure1", "ngram", "ngram_note",
-    "seconds", "findings", "plots",
+    "preset",
+    "machine",
+    "eval_prompts",
+    "config",
+    "models",
+    "win_rates",
+    "size_ratio",
+    "reward_model",
+    "kl_sweep",
+    "alignment_tax",
+    "per_kind",
+    "undemonstrated_kinds",
+    "figure1",
+    "ngram",
+    "ngram_note",
+    "seconds",
+    "findings",
+    "plots",
 }
-MODEL_KEYS = {"params", "gold", "rm_score", "kl_from_sft", "eos_rate", "mean_length", "corpus_loss", "bleu",
-              "rouge_l", "elo"}
+MODEL_KEYS = {
+    "params",
+    "gold",
+    "rm_score",
+    "kl_from_sft",
+    "eos_rate",
+    "mean_length",
+    "corpus_loss",
+    "bleu",
+    "rouge_l",
+    "elo",
+}
 
 
 @pytest.fixture(scope="module")
@@ -47,8 +72,12 @@ def test_report_holds_every_key(tiny_run):
     assert {"ppo", "ppo_ptx"} == set(report["alignment_tax"])
     assert len(report["findings"]) == 5 and all(isinstance(f["reproduced"], bool) for f in report["findings"])
     assert "## The paper's findings" in (out / "report.md").read_text()
-    assert set(report["plots"]) == {"figure1_win_rate_by_size.png", "ppo_training.png", "gold_vs_kl.png",
-                                    "rm_accuracy.png"}
+    assert set(report["plots"]) == {
+        "figure1_win_rate_by_size.png",
+        "ppo_training.png",
+        "gold_vs_kl.png",
+        "rm_accuracy.png",
+    }
     for name in report["plots"]:
         assert (out / name).stat().st_size > 1000
     assert {"labelers"} <= set(report) and report["labelers"]["noises"]
@@ -104,8 +133,9 @@ def test_a_stage_built_with_other_settings_is_refused_or_rebuilt(tiny_run, tmp_p
     with pytest.raises(StageChangedError, match=r"stage 'task'.*task.seed was 0, now 7"):
         run_pipeline(PipelineConfig(out=str(run), preset="tiny", progress=False, device="cpu", seed=7))
     assert {p.parent.name: p.read_text() for p in run.glob("*/.done")} == done_before  # nothing was touched
-    results = run_pipeline(PipelineConfig(out=str(run), preset="tiny", progress=False, device="cpu", kl_coef=0.1,
-                                          rebuild=True))
+    results = run_pipeline(
+        PipelineConfig(out=str(run), preset="tiny", progress=False, device="cpu", kl_coef=0.1, rebuild=True)
+    )
     assert set(results["stages_built"]) == {"ppo", "ppo_ptx"}  # what the KL coefficient feeds, and nothing else
     assert results["config"]["kl_coef"] == 0.1
 
@@ -142,8 +172,9 @@ def test_a_stage_missing_an_output_that_later_code_requires_runs_again(tmp_path)
 def test_own_comparisons_are_split_by_prompt_and_leave_agreement_unjudged(tiny_run, tmp_path):
     out, _ = tiny_run
     own = out / "comparisons" / "train.jsonl"  # any K-wise file in the documented schema
-    results = run_pipeline(PipelineConfig(out=str(tmp_path), preset="tiny", progress=False, device="cpu",
-                                          comparisons=str(own)))
+    results = run_pipeline(
+        PipelineConfig(out=str(tmp_path), preset="tiny", progress=False, device="cpu", comparisons=str(own))
+    )
     train = [json.loads(line) for line in (tmp_path / "comparisons_given" / "train.jsonl").read_text().splitlines()]
     val = [json.loads(line) for line in (tmp_path / "comparisons_given" / "validation.jsonl").read_text().splitlines()]
     assert val and train and len(train) + len(val) == len(own.read_text().splitlines())
@@ -186,8 +217,15 @@ def test_a_base_model_with_another_tokenizer_is_refused_before_any_training(tiny
     with pytest.raises(ValueError, match="task's tokenizer"):
         check_base_model(str(tmp_path / "other"), task_tok, out / "task" / "tokenizer")
     with pytest.raises(ValueError, match="task's tokenizer"):  # wired in: refused before the base stage
-        run_pipeline(PipelineConfig(out=str(tmp_path / "run"), preset="tiny", progress=False, device="cpu",
-                                    base_model=str(tmp_path / "other")))
+        run_pipeline(
+            PipelineConfig(
+                out=str(tmp_path / "run"),
+                preset="tiny",
+                progress=False,
+                device="cpu",
+                base_model=str(tmp_path / "other"),
+            )
+        )
     assert not (tmp_path / "run" / "sft_small").exists()
 
 
@@ -197,10 +235,14 @@ def test_the_users_own_data_files_are_checked_before_any_stage(tmp_path):
     bad = tmp_path / "demos.jsonl"
     bad.write_text('{"prompt": "instruction : list 2 colors . response :"}\n')
     with pytest.raises(DataFormatError, match="demos.jsonl:1: missing field 'response'"):
-        run_pipeline(PipelineConfig(out=str(tmp_path / "run"), preset="tiny", progress=False, device="cpu",
-                                    demonstrations=str(bad)))
+        run_pipeline(
+            PipelineConfig(
+                out=str(tmp_path / "run"), preset="tiny", progress=False, device="cpu", demonstrations=str(bad)
+            )
+        )
     bad.write_text('{"prompt": "p", "responses": ["a", "b"], "ranking": [0]}\n')
     with pytest.raises(DataFormatError, match="demos.jsonl:1: field 'ranking'"):
-        run_pipeline(PipelineConfig(out=str(tmp_path / "run"), preset="tiny", progress=False, device="cpu",
-                                    comparisons=str(bad)))
+        run_pipeline(
+            PipelineConfig(out=str(tmp_path / "run"), preset="tiny", progress=False, device="cpu", comparisons=str(bad))
+        )
     assert not (tmp_path / "run" / "task").exists()  # nothing was built

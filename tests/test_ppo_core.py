@@ -134,15 +134,18 @@ def test_adaptive_kl_controller_moves_toward_target():
     assert ctl2.value == ctl.value
 
 
-@pytest.mark.parametrize("kwargs,match", [
-    (dict(batch_size=10, minibatch_size=4), "not divisible into minibatches"),
-    (dict(target_kl=0.0), "target_kl"),
-    (dict(target_kl=-1.0), "target_kl"),
-    (dict(batch_size=8, minibatch_size=4, world_size=3, rank=0), "world_size"),
-    (dict(ptx_coef=-1.0), "ptx_coef"),
-    (dict(value_model="separate"), "shared"),
-    (dict(temperature=0.0), "temperature"),
-])
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        (dict(batch_size=10, minibatch_size=4), "not divisible into minibatches"),
+        (dict(target_kl=0.0), "target_kl"),
+        (dict(target_kl=-1.0), "target_kl"),
+        (dict(batch_size=8, minibatch_size=4, world_size=3, rank=0), "world_size"),
+        (dict(ptx_coef=-1.0), "ptx_coef"),
+        (dict(value_model="separate"), "shared"),
+        (dict(temperature=0.0), "temperature"),
+    ],
+)
 def test_bad_config_is_refused(kwargs, match):
     with pytest.raises(ValueError, match=match):
         PPOConfig(**kwargs)

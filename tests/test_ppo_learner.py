@@ -23,18 +23,35 @@ TOK = tiny_tokenizer()
 TARGET = TOK.convert_tokens_to_ids("fish")
 
 
-
 pytestmark = pytest.mark.usefixtures("one_thread")  # see tests/conftest.py
 
+
 def env_kwargs(lm):
-    return dict(task=None, reward_model=KeywordReward(TARGET), reference_model=lm, tokenizer=TOK,
-                prompts=PROMPTS, max_prompt_len=8)
+    return dict(
+        task=None,
+        reward_model=KeywordReward(TARGET),
+        reference_model=lm,
+        tokenizer=TOK,
+        prompts=PROMPTS,
+        max_prompt_len=8,
+    )
 
 
 def config(tmp_path, **kw):
-    base = dict(batch_size=16, minibatch_size=4, total_iterations=2, max_new_tokens=6, kl_coef=0.05,
-                learning_rate=3e-3, output_dir=str(tmp_path), progress=False, tensorboard=False, samples_every=1,
-                missing_eos_penalty=None, lr_schedule="constant")
+    base = dict(
+        batch_size=16,
+        minibatch_size=4,
+        total_iterations=2,
+        max_new_tokens=6,
+        kl_coef=0.05,
+        learning_rate=3e-3,
+        output_dir=str(tmp_path),
+        progress=False,
+        tensorboard=False,
+        samples_every=1,
+        missing_eos_penalty=None,
+        lr_schedule="constant",
+    )
     base.update(kw)
     return PPOConfig(**base)
 
@@ -115,8 +132,9 @@ def test_env_logprobs_match_learner_forward(tmp_path):
     batch = rollout(policy, envs, 0, cfg, torch.Generator().manual_seed(0))
     policy.train()
     idx = torch.randperm(16)[:4]
-    lp, _, _ = policy.forward_logprobs_and_values(batch.prompt_ids[idx], batch.prompt_mask[idx],
-                                                  batch.responses[idx], batch.mask[idx], cfg.temperature)
+    lp, _, _ = policy.forward_logprobs_and_values(
+        batch.prompt_ids[idx], batch.prompt_mask[idx], batch.responses[idx], batch.mask[idx], cfg.temperature
+    )
     assert torch.equal(torch.exp(lp - batch.logprobs[idx]) * batch.mask[idx], batch.mask[idx].float())
     # values reused from the env's scoring forward equal a fresh computation
     torch.nn.init.normal_(policy.value_head.weight)
@@ -142,6 +160,7 @@ def stop_at(n):
     def callback(iteration, stats, policy):
         if iteration == n:
             raise Stop
+
     return callback
 
 
@@ -155,8 +174,9 @@ def reward_model_kwargs(lm):
 def test_resume_equals_unbroken_run(tmp_path, value_model):
     lm = tiny_lm(len(TOK))
     kws = reward_model_kwargs(lm) if value_model == "reward" else env_kwargs(lm)
-    kw = dict(total_iterations=4, save_every=1, adaptive_kl=True, target_kl=0.5, kl_horizon=100,
-              value_model=value_model)
+    kw = dict(
+        total_iterations=4, save_every=1, adaptive_kl=True, target_kl=0.5, kl_horizon=100, value_model=value_model
+    )
     full = train(config(tmp_path / "a", **kw), policy=lm, env_kwargs=kws)
     with pytest.raises(Stop):
         train(config(tmp_path / "b", **kw), policy=lm, env_kwargs=kws, callback=stop_at(2))
@@ -204,8 +224,9 @@ def test_separate_value_model(tmp_path):
 
 
 def test_cli_flags_parse():
-    cfg = parse_config(PPOConfig, ["--batch-size", "32", "--kl-coef", "0.1", "--tensorboard", "false",
-                                   "--missing-eos-penalty", "none"])
+    cfg = parse_config(
+        PPOConfig, ["--batch-size", "32", "--kl-coef", "0.1", "--tensorboard", "false", "--missing-eos-penalty", "none"]
+    )
     assert (cfg.batch_size, cfg.kl_coef, cfg.tensorboard, cfg.missing_eos_penalty) == (32, 0.1, False, None)
     with pytest.raises(SystemExit):  # a config error is a usage error naming the fix
         parse_config(PPOConfig, ["--batch-size", "30", "--minibatch-size", "16"])
@@ -228,14 +249,17 @@ def test_value_model_from_reward_model_round_trip(tmp_path):
     from textbandit.reward_model import RewardModel
 
     lm = tiny_lm(len(TOK))
-    policy = PolicyWithValueHead(copy.deepcopy(lm), value_model=RewardModel.from_causal_lm(lm),
-                                 pad_token_id=TOK.pad_token_id)
+    policy = PolicyWithValueHead(
+        copy.deepcopy(lm), value_model=RewardModel.from_causal_lm(lm), pad_token_id=TOK.pad_token_id
+    )
     policy.save_pretrained(tmp_path)
     again = PolicyWithValueHead.from_pretrained(tmp_path)
     assert again.value_head is None and isinstance(again.value_model, RewardModel)
     ids, resp = torch.tensor([[5, 6]]), torch.tensor([[7, 8, 1]])
     args = (ids, torch.ones_like(ids), resp, torch.ones_like(resp), 1.0)
-    torch.testing.assert_close(policy.forward_logprobs_and_values(*args)[1], again.forward_logprobs_and_values(*args)[1])
+    torch.testing.assert_close(
+        policy.forward_logprobs_and_values(*args)[1], again.forward_logprobs_and_values(*args)[1]
+    )
 
 
 def test_value_model_starts_from_the_envs_reward_model(tmp_path):
@@ -256,7 +280,9 @@ def test_value_model_starts_from_the_envs_reward_model(tmp_path):
 def test_resume_without_a_checkpoint_warns(tmp_path):
     lm = tiny_lm(len(TOK))
     with pytest.warns(UserWarning, match="no checkpoint"):
-        history = train(config(tmp_path, resume=True, total_iterations=1), policy=lm, env_kwargs=env_kwargs(lm))["history"]
+        history = train(config(tmp_path, resume=True, total_iterations=1), policy=lm, env_kwargs=env_kwargs(lm))[
+            "history"
+        ]
     assert [h["iteration"] for h in history] == [1]
 
 
@@ -300,8 +326,12 @@ def test_ptx_runs_without_autocast_when_bf16_is_off(tmp_path, monkeypatch):
 
     monkeypatch.setattr(PretrainingBatches, "loss", loss)
     lm = tiny_lm(len(TOK))
-    train(config(tmp_path, device="cuda", bf16=False, ptx_coef=0.5, total_iterations=1), policy=lm,
-          env_kwargs=env_kwargs(lm), ptx_texts=["the cat sees a dog ."] * 4)
+    train(
+        config(tmp_path, device="cuda", bf16=False, ptx_coef=0.5, total_iterations=1),
+        policy=lm,
+        env_kwargs=env_kwargs(lm),
+        ptx_texts=["the cat sees a dog ."] * 4,
+    )
     assert seen and not any(seen)
 
 
@@ -317,6 +347,7 @@ def test_saved_policy_folders_hold_the_tokenizer(tmp_path):
 
 
 # --- the KL reference is the policy's start ----------------------------------------------------
+
 
 def _perturbed_sft(path):
     """The shipped SFT model with its weights moved: a starting point that is not the task's reference."""
@@ -337,8 +368,15 @@ def _perturbed_sft(path):
 
 def test_first_iteration_kl_is_zero_for_any_sft_model(tmp_path):
     sft = _perturbed_sft(tmp_path / "sft")
-    kw = dict(task="default", batch_size=8, minibatch_size=4, total_iterations=1, update_epochs=1,
-              max_new_tokens=None, missing_eos_penalty=1.0)
+    kw = dict(
+        task="default",
+        batch_size=8,
+        minibatch_size=4,
+        total_iterations=1,
+        update_epochs=1,
+        max_new_tokens=None,
+        missing_eos_penalty=1.0,
+    )
     first = train(config(tmp_path / "own", sft_model=sft, **kw))["history"][0]
     assert abs(first["env/kl"]) < 1e-4  # the reference is the policy's start, not the shipped SFT model
     from textbandit.task import load_task
@@ -355,12 +393,39 @@ def test_ppo_cli_trains_your_own_model_on_your_own_prompts_with_no_task(tmp_path
     TOK.save_pretrained(tmp_path / "sft")
     RewardModel.from_causal_lm(tiny_lm(len(TOK), seed=3)).save_pretrained(tmp_path / "rm", TOK)
     (tmp_path / "prompts.jsonl").write_text("".join(json.dumps({"prompt": p}) + "\n" for p in PROMPTS))
-    cli_main(["ppo", "--task", "none", "--sft-model", str(tmp_path / "sft"), "--reward-model", str(tmp_path / "rm"),
-              "--prompts", str(tmp_path / "prompts.jsonl"), "--output-dir", str(tmp_path / "out"), "--batch-size", "4",
-              "--minibatch-size", "2", "--total-iterations", "2", "--max-new-tokens", "5", "--device", "cpu",
-              "--progress", "false", "--tensorboard", "false"])
+    cli_main(
+        [
+            "ppo",
+            "--task",
+            "none",
+            "--sft-model",
+            str(tmp_path / "sft"),
+            "--reward-model",
+            str(tmp_path / "rm"),
+            "--prompts",
+            str(tmp_path / "prompts.jsonl"),
+            "--output-dir",
+            str(tmp_path / "out"),
+            "--batch-size",
+            "4",
+            "--minibatch-size",
+            "2",
+            "--total-iterations",
+            "2",
+            "--max-new-tokens",
+            "5",
+            "--device",
+            "cpu",
+            "--progress",
+            "false",
+            "--tensorboard",
+            "false",
+        ]
+    )
     rows = [json.loads(line) for line in (tmp_path / "out" / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [1, 2] and abs(rows[0]["env/kl"]) < 1e-5
     assert (tmp_path / "out" / "final" / "model.safetensors").exists()
     with pytest.raises(SystemExit):  # no prompts with no task: a usage error naming the flag
-        cli_main(["ppo", "--task", "none", "--sft-model", str(tmp_path / "sft"), "--reward-model", str(tmp_path / "rm")])
+        cli_main(
+            ["ppo", "--task", "none", "--sft-model", str(tmp_path / "sft"), "--reward-model", str(tmp_path / "rm")]
+        )

@@ -22,8 +22,9 @@ def test_readme_agent_block_runs_and_changes_the_policy(capsys):
     code = agent_block()
     assert "range(30)" in code and "num_envs=32" in code  # the knobs this test turns down
     namespace = {}
-    exec(compile(code.replace("range(30)", "range(2)").replace("num_envs=32", "num_envs=8"), "README", "exec"),
-         namespace)
+    exec(
+        compile(code.replace("range(30)", "range(2)").replace("num_envs=32", "num_envs=8"), "README", "exec"), namespace
+    )
     lines = capsys.readouterr().out.strip().splitlines()
     assert [line.split(":")[0] for line in lines] == ["iteration 0", "iteration 1"]
     assert np.isfinite(namespace["done"]["score"]).all() and np.isfinite(namespace["done"]["kl"]).all()

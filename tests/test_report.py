@@ -25,7 +25,10 @@ def fake_results(acc=0.72, agree=0.73, ppo_vs_sft=0.8):
     curve = {"iteration": [0, 1, 2], "score": [0, 1, 2], "kl": [0, 1, 2], "gold": [0.5, 0.6, 0.6]}
     models = {m: {"params": 1000, "gold": 0.5, "kl_from_sft": 1.0} for m in ("base", "sft", "ppo", "ppo_ptx")}
     return {
-        "preset": "test", "machine": "test", "seconds": {"total": 1.0}, "eval_prompts": 3,
+        "preset": "test",
+        "machine": "test",
+        "seconds": {"total": 1.0},
+        "eval_prompts": 3,
         "models": models,
         "win_rates": {"ppo_vs_sft": ppo_vs_sft, "ppo_vs_large_base": 0.9},
         "size_ratio": 10.0,

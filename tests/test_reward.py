@@ -94,6 +94,7 @@ def test_head_init_save_load_and_normalize(tmp_path):
 
 # --- training on a toy preference: responses that mention "cat" win --------------------------
 
+
 def _comparisons(n, k, seed=0):
     import random
 
@@ -119,9 +120,17 @@ def _write(path, recs):
 
 
 def _config(tmp_path, out, **kw):
-    base = dict(train=_write(tmp_path / "train.jsonl", _comparisons(48, 4)),
-                val=_write(tmp_path / "val.jsonl", _comparisons(16, 4, seed=1)), out=str(tmp_path / out),
-                batch_size=8, lr=3e-3, epochs=3, device="cpu", progress=False, tensorboard=False)
+    base = dict(
+        train=_write(tmp_path / "train.jsonl", _comparisons(48, 4)),
+        val=_write(tmp_path / "val.jsonl", _comparisons(16, 4, seed=1)),
+        out=str(tmp_path / out),
+        batch_size=8,
+        lr=3e-3,
+        epochs=3,
+        device="cpu",
+        progress=False,
+        tensorboard=False,
+    )
     return RewardConfig(**{**base, **kw})
 
 
@@ -137,8 +146,9 @@ def test_training_learns_a_toy_preference_and_normalizes(tmp_path):
     from agents.reward.data import mean_score
 
     enc = lambda s: tok(s, add_special_tokens=False)["input_ids"]
-    m = mean_score(rm, [enc(p) for p in PROMPTS], [enc("the cat") + [tok.eos_token_id] for _ in PROMPTS],
-                   tok.pad_token_id, "cpu")
+    m = mean_score(
+        rm, [enc(p) for p in PROMPTS], [enc("the cat") + [tok.eos_token_id] for _ in PROMPTS], tok.pad_token_id, "cpu"
+    )
     assert abs(m) < 1e-5
 
 
@@ -153,8 +163,11 @@ def test_stop_and_resume_ends_where_an_unbroken_run_ends(tmp_path):
     tok = tiny_tokenizer()
     full = train_reward_model(_config(tmp_path, "full", epochs=2), tiny_lm(len(tok)), tok)
     train_reward_model(_config(tmp_path, "broken", epochs=2, stop_after=8), tiny_lm(len(tok)), tok)
-    resumed = train_reward_model(_config(tmp_path, "broken", epochs=2,
-                                         resume_from=str(tmp_path / "broken" / "checkpoint")), tiny_lm(len(tok)), tok)
+    resumed = train_reward_model(
+        _config(tmp_path, "broken", epochs=2, resume_from=str(tmp_path / "broken" / "checkpoint")),
+        tiny_lm(len(tok)),
+        tok,
+    )
     a, b = RewardModel.from_pretrained(full).state_dict(), RewardModel.from_pretrained(resumed).state_dict()
     for k in a:
         assert torch.equal(a[k], b[k]), k
@@ -179,8 +192,17 @@ def test_collect_writes_kwise_comparisons(tmp_path):
         seen.append(len(responses))
         return [sorted(len(r) for r in responses).index(len(r)) for r in responses]  # shortest best, ties share
 
-    collect_comparisons(tiny_lm(len(tok)), tok, [{"prompt": p, "customer": 3} for p in PROMPTS], (4, 9),
-                               rank_by_length, tmp_path / "c.jsonl", max_new_tokens=6, batch_size=16, progress=False)
+    collect_comparisons(
+        tiny_lm(len(tok)),
+        tok,
+        [{"prompt": p, "customer": 3} for p in PROMPTS],
+        (4, 9),
+        rank_by_length,
+        tmp_path / "c.jsonl",
+        max_new_tokens=6,
+        batch_size=16,
+        progress=False,
+    )
     loaded = load_comparisons(tmp_path / "c.jsonl")
     assert len(loaded) == len(PROMPTS) and all(4 <= k <= 9 for k in seen)
     for r in loaded:
@@ -194,8 +216,20 @@ def test_cli(tmp_path):
     (tmp_path / "sft").mkdir()
     tiny_lm(len(tok)).save_pretrained(tmp_path / "sft")
     tok.save_pretrained(tmp_path / "sft")
-    out = reward_main(["--model", str(tmp_path / "sft"), "--train", _write(tmp_path / "t.jsonl", _comparisons(8, 3)),
-                       "--out", str(tmp_path / "cli"), "--device", "cpu", "--progress", "false"])
+    out = reward_main(
+        [
+            "--model",
+            str(tmp_path / "sft"),
+            "--train",
+            _write(tmp_path / "t.jsonl", _comparisons(8, 3)),
+            "--out",
+            str(tmp_path / "cli"),
+            "--device",
+            "cpu",
+            "--progress",
+            "false",
+        ]
+    )
     assert (tmp_path / "cli" / "reward_head.safetensors").is_file() and out == str(tmp_path / "cli")
     with pytest.raises(SystemExit):
         reward_main(["--train", "x.jsonl", "--out", "o", "--batching", "random"])
@@ -214,8 +248,24 @@ def test_collect_cli_with_the_default_tasks_labelers(tmp_path):
     tok.save_pretrained(model_dir)
     prompts = tmp_path / "p.jsonl"
     prompts.write_text("".join(json.dumps(r) + "\n" for r in task.prompt_records("validation")[:3]))
-    collect_main(["--model", str(model_dir), "--prompts", str(prompts), "--out", str(tmp_path / "c.jsonl"),
-                  "--task", str(task.path), "--k-min", "2", "--k-max", "3", "--max-new-tokens", "4"])
+    collect_main(
+        [
+            "--model",
+            str(model_dir),
+            "--prompts",
+            str(prompts),
+            "--out",
+            str(tmp_path / "c.jsonl"),
+            "--task",
+            str(task.path),
+            "--k-min",
+            "2",
+            "--k-max",
+            "3",
+            "--max-new-tokens",
+            "4",
+        ]
+    )
     recs = load_comparisons(tmp_path / "c.jsonl")
     assert len(recs) == 3 and all(2 <= len(r["responses"]) <= 3 and "customer" in r for r in recs)
     assert all(sorted(r["ranking"]) == list(range(len(r["ranking"]))) for r in recs)  # labelers never tie

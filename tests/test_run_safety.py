@@ -52,6 +52,7 @@ def _rows(path: Path) -> list[dict]:
 
 # --- no code from checkpoints -------------------------------------------------------------------
 
+
 def test_a_crafted_state_file_is_refused_and_runs_nothing(tmp_path):
     from agents.common import rng_state
 
@@ -71,8 +72,9 @@ def test_sft_and_rm_refuse_a_crafted_checkpoint(tmp_path):
         train_sft(sft_config(tmp_path, "sft", resume_from=str(tmp_path / "sft" / "checkpoint")), tiny_lm(len(tok)), tok)
     _plant(tmp_path / "rm" / "checkpoint" / "trainer_state.pt", marker)
     with pytest.raises(UnsafeCheckpointError):
-        train_reward_model(rm_config(tmp_path, "rm", resume_from=str(tmp_path / "rm" / "checkpoint")),
-                           tiny_lm(len(tok)), tok)
+        train_reward_model(
+            rm_config(tmp_path, "rm", resume_from=str(tmp_path / "rm" / "checkpoint")), tiny_lm(len(tok)), tok
+        )
     assert not marker.exists()
 
 
@@ -91,15 +93,24 @@ def test_ppo_refuses_a_crafted_trainer_state(tmp_path, folder):
 
 # --- one writer per output folder ---------------------------------------------------------------
 
+
 def test_a_second_writer_is_refused_while_the_first_lives_and_a_stale_lock_is_taken_over(tmp_path):
-    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(f"""
         import sys, time
         sys.path.insert(0, {str(Path(__file__).parents[1])!r})
         from agents.common.rundir import claim_run_dir
-        held = claim_run_dir({str(tmp_path / 'out')!r}, resume=False, overwrite=False)
+        held = claim_run_dir({str(tmp_path / "out")!r}, resume=False, overwrite=False)
         print("locked", flush=True)
         time.sleep(60)
-        """)], stdout=subprocess.PIPE, text=True)
+        """),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "locked"
         tok = tiny_tokenizer()
@@ -136,6 +147,7 @@ def test_a_fresh_run_into_an_old_one_is_refused_unless_overwritten(tmp_path):
 
 # --- resumed logs hold each step once -------------------------------------------------------------
 
+
 def test_sft_and_rm_resumes_log_each_row_once(tmp_path):
     tok = tiny_tokenizer()
     train_sft(sft_config(tmp_path, "sft_full", checkpoint_every=1), tiny_lm(len(tok)), tok)
@@ -147,8 +159,9 @@ def test_sft_and_rm_resumes_log_each_row_once(tmp_path):
 
     train_reward_model(rm_config(tmp_path, "rm_full", epochs=2), tiny_lm(len(tok)), tok)
     train_reward_model(rm_config(tmp_path, "rm", epochs=2, stop_after=6), tiny_lm(len(tok)), tok)
-    train_reward_model(rm_config(tmp_path, "rm", epochs=2, resume_from=str(tmp_path / "rm" / "checkpoint")),
-                       tiny_lm(len(tok)), tok)
+    train_reward_model(
+        rm_config(tmp_path, "rm", epochs=2, resume_from=str(tmp_path / "rm" / "checkpoint")), tiny_lm(len(tok)), tok
+    )
     resumed, full = _rows(tmp_path / "rm" / "metrics.jsonl"), _rows(tmp_path / "rm_full" / "metrics.jsonl")
     assert [r["step"] for r in resumed] == [r["step"] for r in full]
     assert resumed == full
@@ -157,8 +170,12 @@ def test_sft_and_rm_resumes_log_each_row_once(tmp_path):
 def test_a_ppo_run_killed_before_its_first_checkpoint_logs_step_one_once(tmp_path):
     lm = tiny_lm(len(TOK))
     with pytest.raises(Stop):  # killed after iteration 1 logged, before any checkpoint
-        ppo_train(ppo_config(tmp_path, total_iterations=3, save_every=2), policy=lm, env_kwargs=ppo_env(lm),
-                  callback=stop_at(1))
+        ppo_train(
+            ppo_config(tmp_path, total_iterations=3, save_every=2),
+            policy=lm,
+            env_kwargs=ppo_env(lm),
+            callback=stop_at(1),
+        )
     with pytest.warns(UserWarning, match="no checkpoint"):
         ppo_train(ppo_config(tmp_path, total_iterations=3, resume=True), policy=lm, env_kwargs=ppo_env(lm))
     assert [r["step"] for r in _rows(tmp_path / "metrics.jsonl")] == [1, 2, 3]
@@ -166,6 +183,7 @@ def test_a_ppo_run_killed_before_its_first_checkpoint_logs_step_one_once(tmp_pat
 
 
 # --- a full disk -------------------------------------------------------------------------------
+
 
 def _disk_full(*args, **kwargs):
     path = Path(args[1])

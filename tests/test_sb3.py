@@ -38,7 +38,9 @@ def test_adapter_gives_the_vector_env_numbers(env_kwargs, policy_lm):
         assert len(infos) == N
         for i, info in enumerate(infos):
             assert info["TimeLimit.truncated"] is False
-            np.testing.assert_array_equal(info["terminal_observation"]["input_ids"], info_v["final_obs"][i]["input_ids"])
+            np.testing.assert_array_equal(
+                info["terminal_observation"]["input_ids"], info_v["final_obs"][i]["input_ids"]
+            )
             np.testing.assert_array_equal(info["token_rewards"], info_v["final_info"]["token_rewards"][i])
             assert info["score"] == pytest.approx(float(info_v["final_info"]["score"][i]))
             assert info["policy_attached"] is True and isinstance(info["prompt"], str)
@@ -48,7 +50,9 @@ def test_adapter_gives_the_vector_env_numbers(env_kwargs, policy_lm):
 def test_adapter_over_gymnasium_sync_vector_env_gives_the_same_numbers(env_kwargs):
     kwargs = env_kwargs()
     batched = make_sb3_vec_env(N, **kwargs)
-    sync = SB3VecEnv(SyncVectorEnv([lambda: gym.make("TextBandit-v0", **kwargs)] * N, autoreset_mode=AutoresetMode.SAME_STEP))
+    sync = SB3VecEnv(
+        SyncVectorEnv([lambda: gym.make("TextBandit-v0", **kwargs)] * N, autoreset_mode=AutoresetMode.SAME_STEP)
+    )
     batched.seed(1)
     sync.seed(1)
     np.testing.assert_array_equal(batched.reset()["input_ids"], sync.reset()["input_ids"])
@@ -88,8 +92,16 @@ def test_adapter_attributes_and_options(env_kwargs, policy_lm):
 def test_sb3_ppo_runs_on_the_adapter(env_kwargs):
     torch.manual_seed(0)
     venv = VecMonitor(make_sb3_vec_env(8, **env_kwargs()))
-    model = PPO("MultiInputPolicy", venv, n_steps=16, batch_size=64, n_epochs=2, seed=0, device="cpu",
-                policy_kwargs={"net_arch": [32]})
+    model = PPO(
+        "MultiInputPolicy",
+        venv,
+        n_steps=16,
+        batch_size=64,
+        n_epochs=2,
+        seed=0,
+        device="cpu",
+        policy_kwargs={"net_arch": [32]},
+    )
     model.learn(total_timesteps=256)
     assert model.num_timesteps == 256
     rewards = model.rollout_buffer.rewards
@@ -101,7 +113,15 @@ def test_sb3_ppo_runs_on_the_adapter(env_kwargs):
 
 def test_sb3_ppo_on_a_plain_gym_make_env(env_kwargs):
     venv = DummyVecEnv([lambda: gym.make("TextBandit-v0", **env_kwargs())] * 2)
-    model = PPO("MultiInputPolicy", venv, n_steps=16, batch_size=32, n_epochs=1, seed=0, device="cpu",
-                policy_kwargs={"net_arch": [32]})
+    model = PPO(
+        "MultiInputPolicy",
+        venv,
+        n_steps=16,
+        batch_size=32,
+        n_epochs=1,
+        seed=0,
+        device="cpu",
+        policy_kwargs={"net_arch": [32]},
+    )
     model.learn(total_timesteps=64)
     assert np.isfinite(model.rollout_buffer.rewards).all()

@@ -51,7 +51,7 @@ def test_join_pads_after_the_eos_and_masks_it():
     assert ids[2, P:].tolist() == [EOS, PAD, PAD, PAD, PAD]
     assert attn.tolist() == torch.cat([prompt_mask, rmask], dim=1).tolist()
     assert pos[1].tolist() == [0, 0, 0, 0, 0, 1, 2, 3, 4, 5]
-    assert pos[0, :P + 3].tolist() == list(range(P + 3))
+    assert pos[0, : P + 3].tolist() == list(range(P + 3))
 
 
 def test_gather_logprobs_by_hand():
@@ -136,8 +136,9 @@ def test_sampling_stops_at_eos_and_pads_after():
     lm = EosAfter(stops=[4, 2])  # row 0: EOS once 4 tokens are seen; row 1: at once
     got = sample(lm, prompt_ids, prompt_mask, 6, EOS, PAD, temperature=0)
     assert got.tolist() == [[5, 5, EOS, PAD, PAD, PAD], [5, EOS, PAD, PAD, PAD, PAD]]
-    sampled = sample(lm, prompt_ids, prompt_mask, 6, EOS, PAD, temperature=1.0,
-                     generator=torch.Generator().manual_seed(0))
+    sampled = sample(
+        lm, prompt_ids, prompt_mask, 6, EOS, PAD, temperature=1.0, generator=torch.Generator().manual_seed(0)
+    )
     assert sampled.tolist() == got.tolist()  # a 10-logit gap: sampling is all but greedy
 
 
@@ -145,8 +146,17 @@ def test_top_k_1_equals_greedy(reference):
     prompt_ids, prompt_mask = left_pad(PROMPTS)
     greedy = sample(reference, prompt_ids, prompt_mask, 8, EOS, PAD, temperature=0)
     for seed in range(3):
-        top1 = sample(reference, prompt_ids, prompt_mask, 8, EOS, PAD, temperature=1.3, top_k=1,
-                      generator=torch.Generator().manual_seed(seed))
+        top1 = sample(
+            reference,
+            prompt_ids,
+            prompt_mask,
+            8,
+            EOS,
+            PAD,
+            temperature=1.3,
+            top_k=1,
+            generator=torch.Generator().manual_seed(seed),
+        )
         assert top1.tolist() == greedy.tolist()
 
 

@@ -33,13 +33,18 @@ def write_demos(path, demos=DEMOS):
 @torch.no_grad()
 def test_loss_counts_response_tokens_only():
     tok, model = tiny_tokenizer(), tiny_lm(len(tiny_tokenizer()))
-    examples = [(tok(p, add_special_tokens=False)["input_ids"],
-                 tok(r, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]) for p, r in DEMOS[:4]]
+    examples = [
+        (
+            tok(p, add_special_tokens=False)["input_ids"],
+            tok(r, add_special_tokens=False)["input_ids"] + [tok.eos_token_id],
+        )
+        for p, r in DEMOS[:4]
+    ]
     total, count = sft_loss_sum(model, examples, tok.pad_token_id, "cpu")
     expected, n = 0.0, 0
     for p, r in examples:  # one unpadded row at a time; CE on the response positions only
         ids = torch.tensor([p + r])
-        logits = model(input_ids=ids).logits[0, len(p) - 1: -1]
+        logits = model(input_ids=ids).logits[0, len(p) - 1 : -1]
         expected += float(F.cross_entropy(logits, torch.tensor(r), reduction="sum"))
         n += len(r)
     assert count == n
@@ -67,9 +72,18 @@ def tiny_llama(vocab_size: int, seed: int = 0):
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(seed)
-    config = LlamaConfig(vocab_size=vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=128,
-                         bos_token_id=1, eos_token_id=1, pad_token_id=0)
+    config = LlamaConfig(
+        vocab_size=vocab_size,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        max_position_embeddings=128,
+        bos_token_id=1,
+        eos_token_id=1,
+        pad_token_id=0,
+    )
     return LlamaForCausalLM(config).eval()
 
 
@@ -89,9 +103,20 @@ def test_sft_with_default_dropout_on_a_llama(tmp_path):
 
 
 def _config(tmp_path, out, **kw):
-    base = dict(train=write_demos(tmp_path / "demos.jsonl"), val=write_demos(tmp_path / "val.jsonl", DEMOS[:3]),
-                out=str(tmp_path / out), epochs=2, batch_size=2, grad_accum=2, lr=1e-3, warmup_ratio=0.25,
-                device="cpu", progress=False, tensorboard=False, dropout=0.2)
+    base = dict(
+        train=write_demos(tmp_path / "demos.jsonl"),
+        val=write_demos(tmp_path / "val.jsonl", DEMOS[:3]),
+        out=str(tmp_path / out),
+        epochs=2,
+        batch_size=2,
+        grad_accum=2,
+        lr=1e-3,
+        warmup_ratio=0.25,
+        device="cpu",
+        progress=False,
+        tensorboard=False,
+        dropout=0.2,
+    )
     return SFTConfig(**{**base, **kw})
 
 
@@ -100,8 +125,11 @@ def test_stop_and_resume_ends_where_an_unbroken_run_ends(tmp_path):
     full = train_sft(_config(tmp_path, "full"), tiny_lm(len(tok)), tok)
     cfg = _config(tmp_path, "broken", stop_after=3)  # stops mid-epoch 2 (2 steps per epoch)
     train_sft(cfg, tiny_lm(len(tok)), tok)
-    resumed = train_sft(_config(tmp_path, "broken", resume_from=str(tmp_path / "broken" / "checkpoint")),
-                        tiny_lm(len(tok), seed=123), tok)
+    resumed = train_sft(
+        _config(tmp_path, "broken", resume_from=str(tmp_path / "broken" / "checkpoint")),
+        tiny_lm(len(tok), seed=123),
+        tok,
+    )
     from transformers import AutoModelForCausalLM
 
     a = AutoModelForCausalLM.from_pretrained(full).state_dict()
@@ -118,8 +146,24 @@ def test_cli_trains_and_writes_hf_format(tmp_path):
     base = tmp_path / "base"
     tiny_lm(len(tok)).save_pretrained(base)
     tok.save_pretrained(base)
-    out = sft_main(["--model", str(base), "--train", write_demos(tmp_path / "d.jsonl"), "--out", str(tmp_path / "o"),
-                    "--epochs", "1", "--batch-size", "4", "--device", "cpu", "--progress", "false"])
+    out = sft_main(
+        [
+            "--model",
+            str(base),
+            "--train",
+            write_demos(tmp_path / "d.jsonl"),
+            "--out",
+            str(tmp_path / "o"),
+            "--epochs",
+            "1",
+            "--batch-size",
+            "4",
+            "--device",
+            "cpu",
+            "--progress",
+            "false",
+        ]
+    )
     assert (tmp_path / "o" / "model.safetensors").is_file() and (tmp_path / "o" / "tokenizer.json").is_file()
     assert (tmp_path / "o" / "metrics.jsonl").is_file() and out == str(tmp_path / "o")
 
@@ -148,8 +192,13 @@ def test_epoch_choice_by_reward_model(tmp_path, monkeypatch):
         return real_score(model, *args, **kwargs) + offsets[len(snapshots) - 1]
 
     monkeypatch.setattr(trainer, "mean_rm_score", score)
-    out = train_sft(_config(tmp_path, "sel", epochs=3, select_by_rm=str(tmp_path / "rm"), select_prompts=3,
-                            select_max_new_tokens=4), tiny_lm(len(tok)), tok)
+    out = train_sft(
+        _config(
+            tmp_path, "sel", epochs=3, select_by_rm=str(tmp_path / "rm"), select_prompts=3, select_max_new_tokens=4
+        ),
+        tiny_lm(len(tok)),
+        tok,
+    )
     rows = [json.loads(line) for line in (tmp_path / "sel" / "metrics.jsonl").read_text().splitlines()]
     scores = [r["val/rm_score"] for r in rows if "val/rm_score" in r]
     assert len(scores) == len(snapshots) == 3 and max(range(3), key=scores.__getitem__) == 1

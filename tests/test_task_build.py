@@ -21,8 +21,14 @@ def built(tmp_path_factory):
 
 def test_same_seed_same_files(built):
     a, b = built
-    for name in ("corpus_train.txt", "prompts_train.jsonl", "prompts_test.jsonl",
-                 "demonstrations_train.jsonl", "tokenizer/tokenizer.json", "labelers.json"):
+    for name in (
+        "corpus_train.txt",
+        "prompts_train.jsonl",
+        "prompts_test.jsonl",
+        "demonstrations_train.jsonl",
+        "tokenizer/tokenizer.json",
+        "labelers.json",
+    ):
         assert (a / name).read_text() == (b / name).read_text(), name
 
 
@@ -78,8 +84,7 @@ def test_jsonl_loads_with_datasets():
     task = load_task("default")
     ds = datasets.load_dataset("json", data_files=str(task.prompt_source("test")), split="train")
     assert "prompt" in ds.column_names and len(ds) == len(task.prompt_records("test"))
-    ds = datasets.load_dataset("json", data_files=str(task.demonstrations_file("validation")),
-                               split="train")
+    ds = datasets.load_dataset("json", data_files=str(task.demonstrations_file("validation")), split="train")
     assert {"prompt", "response"} <= set(ds.column_names)
 
 
@@ -92,9 +97,17 @@ def test_shipped_assets_are_small_and_consistent():
     assert TaskConfig.from_dict(cfg) == TaskConfig(**{**cfg})
 
 
-@pytest.mark.parametrize("bad", [dict(n_customers=2), dict(split_fractions=(0.5, 0.5, 0.5)),
-                                 dict(undemonstrated_kinds=("nope",)), dict(vocab_size=10),
-                                 dict(labeler_agreement=0.4), dict(sloppy_rate=2.0)])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        dict(n_customers=2),
+        dict(split_fractions=(0.5, 0.5, 0.5)),
+        dict(undemonstrated_kinds=("nope",)),
+        dict(vocab_size=10),
+        dict(labeler_agreement=0.4),
+        dict(sloppy_rate=2.0),
+    ],
+)
 def test_config_validation(bad):
     with pytest.raises(ValueError):
         TaskConfig(**bad)

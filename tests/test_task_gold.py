@@ -9,23 +9,35 @@ P = "instruction : {} response :"
 
 # kind -> (prompt body, satisfying response, violating response)
 CASES = {
-    "topic": ("write about animals .", "the cat runs in the park .",
-              "the cake is red . my book is old ."),
-    "include_word": ("write about food . include the word cake .",
-                     "the cat eats the cake .", "the cat eats the bread ."),
-    "avoid_word": ("write about food . do not use the word cake .",
-                   "the girl eats the bread .", "the girl eats the cake ."),
-    "n_sentences": ("write 2 sentences about people .", "anna runs . the teacher sleeps .",
-                    "anna runs ."),
-    "max_words": ("write about objects in at most 5 words .", "the ball is red .",
-                  "the big ball is in the park ."),
-    "start_with": ("write about animals . start with the word today .",
-                   "today , the dog sleeps .", "the dog sleeps alone ."),
-    "end_with": ("write about animals . end with the word lake .",
-                 "the duck swims in the lake .", "the duck swims in the river ."),
+    "topic": ("write about animals .", "the cat runs in the park .", "the cake is red . my book is old ."),
+    "include_word": (
+        "write about food . include the word cake .",
+        "the cat eats the cake .",
+        "the cat eats the bread .",
+    ),
+    "avoid_word": (
+        "write about food . do not use the word cake .",
+        "the girl eats the bread .",
+        "the girl eats the cake .",
+    ),
+    "n_sentences": ("write 2 sentences about people .", "anna runs . the teacher sleeps .", "anna runs ."),
+    "max_words": ("write about objects in at most 5 words .", "the ball is red .", "the big ball is in the park ."),
+    "start_with": (
+        "write about animals . start with the word today .",
+        "today , the dog sleeps .",
+        "the dog sleeps alone .",
+    ),
+    "end_with": (
+        "write about animals . end with the word lake .",
+        "the duck swims in the lake .",
+        "the duck swims in the river .",
+    ),
     "list_category": ("list 3 colors .", "red , blue and green .", "red and blue ."),
-    "answer_fact": ("the cat is red . the dog is blue . what color is the dog ?",
-                    "the dog is blue .", "the dog is red ."),
+    "answer_fact": (
+        "the cat is red . the dog is blue . what color is the dog ?",
+        "the dog is blue .",
+        "the dog is red .",
+    ),
 }
 
 
@@ -92,10 +104,16 @@ def test_fast():
     assert len(prompts) / (time.perf_counter() - t) > 2000  # per second
 
 
-@pytest.mark.parametrize("prompt", ["instruction : response :", "instruction : list x y . response :",
-                                    "instruction : write 3 response :",
-                                    "instruction : list 3 foods . response :",  # no such category
-                                    "instruction : write about cars . include the word cat . response :"])  # no such topic
+@pytest.mark.parametrize(
+    "prompt",
+    [
+        "instruction : response :",
+        "instruction : list x y . response :",
+        "instruction : write 3 response :",
+        "instruction : list 3 foods . response :",  # no such category
+        "instruction : write about cars . include the word cat . response :",
+    ],
+)  # no such topic
 def test_malformed_prompts_raise_value_error(prompt):
     with pytest.raises(ValueError, match="not a default-task prompt"):
         gold_score(prompt, "the cat runs .")

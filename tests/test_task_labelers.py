@@ -32,8 +32,10 @@ def test_shipped_labelers_agree_about_73_percent():
     task = load_task("default")
     rng = np.random.default_rng([task.config.seed, LABELER_STREAM])
     golds = calibration_pool(task.prompt_records("train"), ["the cat runs ."] * 10, rng, n=300)
-    assert abs(measure_agreement(task.labelers(), golds, np.random.default_rng(1), 4)
-               - task.config.labeler_agreement) < 0.04
+    assert (
+        abs(measure_agreement(task.labelers(), golds, np.random.default_rng(1), 4) - task.config.labeler_agreement)
+        < 0.04
+    )
 
 
 def test_ranking_format_and_noise_levels():

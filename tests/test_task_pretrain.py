@@ -38,8 +38,10 @@ def test_cached_sampling_matches_recomputation():
     tok = load_task("default").load_tokenizer()
     torch.manual_seed(0)
     model = GPT2LMHeadModel(GPT2Config(vocab_size=len(tok), n_positions=64, n_embd=32, n_layer=2, n_head=2)).eval()
-    prompts = ["instruction : list 2 colors . response :",
-               "instruction : write about animals in at most 5 words . response :"]
+    prompts = [
+        "instruction : list 2 colors . response :",
+        "instruction : write about animals in at most 5 words . response :",
+    ]
     ids, mask = left_pad([encode_prompt(tok, p, 32) for p in prompts], tok.pad_token_id)
     cached = sample(model, ids, mask, 8, tok.eos_token_id, tok.pad_token_id, generator=torch.Generator().manual_seed(3))
     g, seq, seq_mask, done, out = torch.Generator().manual_seed(3), ids, mask, torch.zeros(2, dtype=torch.bool), []
@@ -49,7 +51,10 @@ def test_cached_sampling_matches_recomputation():
             token = torch.where(done, tok.pad_token_id, draw(torch.softmax(logits.float(), dim=-1), g))
             out.append(token)
             done |= token == tok.eos_token_id
-            seq, seq_mask = torch.cat([seq, token[:, None]], 1), torch.cat([seq_mask, torch.ones(2, 1, dtype=torch.long)], 1)
+            seq, seq_mask = (
+                torch.cat([seq, token[:, None]], 1),
+                torch.cat([seq_mask, torch.ones(2, 1, dtype=torch.long)], 1),
+            )
             if done.all():
                 break
     recomputed = torch.stack(out, 1)

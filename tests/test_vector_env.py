@@ -163,8 +163,16 @@ def test_bad_actions_and_step_before_reset(vec_kwargs):
 
 @pytest.fixture(scope="module")
 def raw_vec_env(tokenizer, reference, reward_model):
-    return TextBanditVectorEnv(num_envs=N, task=None, tokenizer=tokenizer, reference_model=reference,
-                               reward_model=reward_model, prompts=list(PROMPTS), max_prompt_len=12, max_new_tokens=L)
+    return TextBanditVectorEnv(
+        num_envs=N,
+        task=None,
+        tokenizer=tokenizer,
+        reference_model=reference,
+        reward_model=reward_model,
+        prompts=list(PROMPTS),
+        max_prompt_len=12,
+        max_new_tokens=L,
+    )
 
 
 @settings(max_examples=30, deadline=None)
@@ -194,9 +202,16 @@ def test_scoring_chunks_are_length_sorted_and_cut_to_their_longest_row(vec_kwarg
     envs = gym.make_vec("TextBandit-v0", num_envs=N, forward_batch_size=2, **vec_kwargs)
     env = envs.unwrapped
     widths = {"reference": [], "policy": [], "reward": []}
-    hooks = [model.register_forward_pre_hook(lambda m, args, kw, k=key: widths[k].append(kw["input_ids"].shape), with_kwargs=True)
-             for key, model in (("reference", env.reference_model), ("policy", env.policy.model),
-                                ("reward", env.reward_model.trunk))]
+    hooks = [
+        model.register_forward_pre_hook(
+            lambda m, args, kw, k=key: widths[k].append(kw["input_ids"].shape), with_kwargs=True
+        )
+        for key, model in (
+            ("reference", env.reference_model),
+            ("policy", env.policy.model),
+            ("reward", env.reward_model.trunk),
+        )
+    ]
     actions = make_actions(np.random.default_rng(1), N)  # responses of 3, 1 and L tokens
     obs, _ = envs.reset(seed=5)
     info = envs.step(actions)[4]["final_info"]

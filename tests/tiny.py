@@ -6,7 +6,9 @@ import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers
 from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
-WORDS = "the a cat dog bird sees likes eats red blue big small fish tree runs . ? , one two three write about list say".split()
+WORDS = (
+    "the a cat dog bird sees likes eats red blue big small fish tree runs . ? , one two three write about list say"
+).split()
 SPECIAL = ["<pad>", "<eos>", "<unk>"]
 
 
@@ -21,9 +23,17 @@ def tiny_tokenizer() -> PreTrainedTokenizerFast:
 def tiny_lm(vocab_size: int, seed: int = 0, n_embd: int = 32, n_layer: int = 2) -> GPT2LMHeadModel:
     torch.manual_seed(seed)
     config = GPT2Config(
-        vocab_size=vocab_size, n_embd=n_embd, n_layer=n_layer, n_head=2, n_positions=128,
-        bos_token_id=1, eos_token_id=1, pad_token_id=0,
-        resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
+        vocab_size=vocab_size,
+        n_embd=n_embd,
+        n_layer=n_layer,
+        n_head=2,
+        n_positions=128,
+        bos_token_id=1,
+        eos_token_id=1,
+        pad_token_id=0,
+        resid_pdrop=0.0,
+        embd_pdrop=0.0,
+        attn_pdrop=0.0,
     )
     return GPT2LMHeadModel(config).eval()
 

@@ -42,8 +42,11 @@ def read_jsonl(path: str | os.PathLike) -> list[tuple[int, dict]]:
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError as e:
-                _fail(path, n, f"not UTF-8 text (byte {raw[e.start]:#04x} at column {e.start + 1}); save the file "
-                               "as UTF-8")
+                _fail(
+                    path,
+                    n,
+                    f"not UTF-8 text (byte {raw[e.start]:#04x} at column {e.start + 1}); save the file as UTF-8",
+                )
             if not line.strip():
                 continue
             try:
@@ -129,10 +132,15 @@ def load_comparisons(path: str | os.PathLike) -> list[dict]:
         ):
             _fail(path, n, f"field 'ranking' must be a list of {len(responses)} non-negative ints (0 = best)")
         ended = r.get("ended_with_eos")
-        if ended is not None and not (isinstance(ended, list) and len(ended) == len(responses)
-                                      and all(isinstance(x, bool) for x in ended)):
-            _fail(path, n, f"field 'ended_with_eos' must be a list of {len(responses)} booleans (true/false, one per "
-                           f"response: whether it ended with EOS), got {json.dumps(ended)[:80]}")
+        if ended is not None and not (
+            isinstance(ended, list) and len(ended) == len(responses) and all(isinstance(x, bool) for x in ended)
+        ):
+            _fail(
+                path,
+                n,
+                f"field 'ended_with_eos' must be a list of {len(responses)} booleans (true/false, one per "
+                f"response: whether it ended with EOS), got {json.dumps(ended)[:80]}",
+            )
         out.append({**r, "prompt": prompt})
     return out
 
@@ -163,8 +171,9 @@ def load_texts(path: str | os.PathLike) -> list[str]:
     try:
         return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     except UnicodeDecodeError as e:
-        raise DataFormatError(f"{path}: not UTF-8 text (byte {e.object[e.start]:#04x} at offset {e.start}); "
-                              "save the file as UTF-8") from None
+        raise DataFormatError(
+            f"{path}: not UTF-8 text (byte {e.object[e.start]:#04x} at offset {e.start}); save the file as UTF-8"
+        ) from None
 
 
 def load_prompts(source: Any) -> list[str]:

@@ -140,8 +140,9 @@ class TextBanditEnv(gym.Env, EnvAttributes):
         if "prompt_index" in options:
             index = options["prompt_index"]
             if not isinstance(index, (int, np.integer)) or isinstance(index, bool):
-                raise TypeError(f"prompt_index={index!r}; it must be an int (the index of a prompt), "
-                                f"got {type(index).__name__}")
+                raise TypeError(
+                    f"prompt_index={index!r}; it must be an int (the index of a prompt), got {type(index).__name__}"
+                )
             index = int(index)
             if not 0 <= index < len(self.scorer.prompts):
                 raise ValueError(f"prompt_index={index} is outside [0, {len(self.scorer.prompts)})")
@@ -158,7 +159,9 @@ class TextBanditEnv(gym.Env, EnvAttributes):
         out = self.scorer.score(idx, self.scorer.check_actions(action, n=1))
         obs = {k: v[0] for k, v in self.scorer.observe(idx).items()}  # fresh arrays, same prompt
         self._index = None
-        info = {k: (v[0] if k in TOKEN_KEYS or v.dtype == object else v[0].item()) for k, v in out.items() if k != "reward"}
+        info = {
+            k: (v[0] if k in TOKEN_KEYS or v.dtype == object else v[0].item()) for k, v in out.items() if k != "reward"
+        }
         info["policy_attached"] = self.scorer.policy is not None
         reward = float(out["reward"][0])
         self._last = render_text(info["prompt"], info["response"], reward)

@@ -31,8 +31,9 @@ def check_tokenizer(tokenizer) -> None:
         )
 
 
-def left_pad(prompts: Sequence[Sequence[int]], pad_token_id: int, *, width: int | None = None,
-             device=None) -> tuple[torch.Tensor, torch.Tensor]:
+def left_pad(
+    prompts: Sequence[Sequence[int]], pad_token_id: int, *, width: int | None = None, device=None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``(prompt_ids, prompt_mask)``, (N, width) int64 each: token lists left-padded to ``width``
     (default: the longest), so that every prompt ends where its response begins.
 
@@ -47,8 +48,8 @@ def left_pad(prompts: Sequence[Sequence[int]], pad_token_id: int, *, width: int 
         if len(p) > width:
             raise ValueError(f"prompt {i} has {len(p)} tokens, more than the width {width}")
         if len(p):
-            ids[i, width - len(p):] = torch.as_tensor(list(p), dtype=torch.long)
-            mask[i, width - len(p):] = 1
+            ids[i, width - len(p) :] = torch.as_tensor(list(p), dtype=torch.long)
+            mask[i, width - len(p) :] = 1
     return ids.to(device), mask.to(device)
 
 
@@ -77,8 +78,13 @@ def position_ids(attention_mask: torch.Tensor) -> torch.Tensor:
     return (torch.cumsum(attention_mask, dim=1) - 1).clamp(min=0)
 
 
-def join(prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, response_ids: torch.Tensor, resp_mask: torch.Tensor,
-         pad_token_id: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def join(
+    prompt_ids: torch.Tensor,
+    prompt_mask: torch.Tensor,
+    response_ids: torch.Tensor,
+    resp_mask: torch.Tensor,
+    pad_token_id: int,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``(input_ids, attention_mask, position_ids)`` of ``prompt ++ response``, (N, P+L) each.
 
     Response tokens after the first EOS become ``pad_token_id`` and are masked out.
@@ -127,6 +133,7 @@ def collate(prompts: Sequence[list[int]], responses: Sequence[list[int]], pad_to
         resp_mask[i, : len(r)] = 1
     if device is not None:
         prompt_ids, prompt_mask, response_ids, resp_mask = (
-            t.to(device) for t in (prompt_ids, prompt_mask, response_ids, resp_mask))
+            t.to(device) for t in (prompt_ids, prompt_mask, response_ids, resp_mask)
+        )
     input_ids, attention_mask, pos = join(prompt_ids, prompt_mask, response_ids, resp_mask, pad_token_id)
     return Batch(input_ids, attention_mask, pos, prompt_ids.shape[1], response_ids, resp_mask)

@@ -17,8 +17,9 @@ from typing import Callable
 
 def looks_like_path(name: str) -> bool:
     """Whether ``name`` can only be a filesystem path, not a hub id (``org/name`` or ``name``)."""
-    return (os.path.isabs(name) or name.startswith((".", "~")) or name.count("/") > 1 or "\\" in name
-            or name.endswith("/"))
+    return (
+        os.path.isabs(name) or name.startswith((".", "~")) or name.count("/") > 1 or "\\" in name or name.endswith("/")
+    )
 
 
 def check_source(name, what: str, needs: str | None = "config.json") -> str:
@@ -28,12 +29,16 @@ def check_source(name, what: str, needs: str | None = "config.json") -> str:
     path = Path(name).expanduser()
     if path.exists():
         if needs is not None and path.is_dir() and not (path / needs).exists():
-            raise FileNotFoundError(f"{what}={name!r} is a folder but holds no {needs}; pass a folder written by "
-                                    "save_pretrained (a model, tokenizer or reward model)")
+            raise FileNotFoundError(
+                f"{what}={name!r} is a folder but holds no {needs}; pass a folder written by "
+                "save_pretrained (a model, tokenizer or reward model)"
+            )
         return str(path)
     if looks_like_path(name):
-        raise FileNotFoundError(f"{what}={name!r}: no such local folder; pass a folder written by save_pretrained, "
-                                "or a Hugging Face hub name (e.g. 'gpt2')")
+        raise FileNotFoundError(
+            f"{what}={name!r}: no such local folder; pass a folder written by save_pretrained, "
+            "or a Hugging Face hub name (e.g. 'gpt2')"
+        )
     return name
 
 
@@ -46,5 +51,7 @@ def load(loader: Callable, name, what: str, needs: str | None = "config.json", *
     except OSError as e:
         if Path(source).exists():
             raise
-        raise OSError(f"{what}={source!r} is not a local folder, and the Hugging Face hub did not give it ({e}); "
-                      "check the spelling, pass a local folder, or connect to the hub") from e
+        raise OSError(
+            f"{what}={source!r} is not a local folder, and the Hugging Face hub did not give it ({e}); "
+            "check the spelling, pass a local folder, or connect to the hub"
+        ) from e

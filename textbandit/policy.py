@@ -78,7 +78,8 @@ def is_causal_lm(model) -> bool:
     except (TypeError, ValueError):
         return False
     return {"input_ids", "attention_mask", "position_ids"} <= params.keys() or any(
-        p.kind is p.VAR_KEYWORD for p in params.values())
+        p.kind is p.VAR_KEYWORD for p in params.values()
+    )
 
 
 def as_policy(policy, pad_token_id: int) -> Policy | None:
@@ -94,8 +95,10 @@ def as_policy(policy, pad_token_id: int) -> Policy | None:
     elif isinstance(policy, RewardModel):
         what += " (a reward model scores responses; the policy is the causal LM that writes them)"
     elif isinstance(policy, torch.nn.Module):
-        what += " (a module, but not a causal LM: no LM head, and its forward does not take input_ids, " \
-                "attention_mask, position_ids)"
+        what += (
+            " (a module, but not a causal LM: no LM head, and its forward does not take input_ids, "
+            "attention_mask, position_ids)"
+        )
     raise TypeError(
         f"policy must be a Hugging Face causal LM (e.g. AutoModelForCausalLM) or an object with a "
         f"response_logprobs(prompt_ids, prompt_mask, response_ids, response_mask, temperature) "

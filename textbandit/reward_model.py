@@ -110,8 +110,10 @@ class RewardModel(nn.Module):
 
         path = Path(directory)
         if not path.is_dir():
-            raise FileNotFoundError(f"no reward model at {path}: no such folder (a reward model folder holds "
-                                    f"config.json, model.safetensors and {HEAD_FILE})")
+            raise FileNotFoundError(
+                f"no reward model at {path}: no such folder (a reward model folder holds "
+                f"config.json, model.safetensors and {HEAD_FILE})"
+            )
         if not (path / HEAD_FILE).is_file():
             raise FileNotFoundError(
                 f"{path} has no {HEAD_FILE}: not a textbandit reward model (build one with "

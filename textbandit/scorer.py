@@ -59,7 +59,8 @@ class Settings:
                 f"temperature={self.temperature!r}; it must be a finite number > 0 (use the sampler's temperature)"
             )
         if self.missing_eos_penalty is not None and not (
-                is_finite_number(self.missing_eos_penalty) and self.missing_eos_penalty >= 0):
+            is_finite_number(self.missing_eos_penalty) and self.missing_eos_penalty >= 0
+        ):
             raise ValueError(
                 f"missing_eos_penalty={self.missing_eos_penalty!r}; it must be None (no penalty) or a finite number "
                 ">= 0, subtracted from the score of a response without EOS"
@@ -115,8 +116,10 @@ def _check_finite(values: torch.Tensor, source: str, what: str) -> None:
     bad = ~torch.isfinite(values)
     if bool(bad.any()):
         rows = torch.nonzero(bad.reshape(len(values), -1).any(dim=1)).flatten().tolist()
-        raise ValueError(f"{source} returned non-finite {what} (NaN or inf) for rows {rows[:10]} of the batch; a "
-                         "reward built on them would be meaningless (check the model's dtype and weights)")
+        raise ValueError(
+            f"{source} returned non-finite {what} (NaN or inf) for rows {rows[:10]} of the batch; a "
+            "reward built on them would be meaningless (check the model's dtype and weights)"
+        )
 
 
 def check_scores(scores, n: int, source: str) -> np.ndarray:
@@ -128,8 +131,10 @@ def check_scores(scores, n: int, source: str) -> np.ndarray:
     if arr.shape != (n,) or np.shape(scores) not in ((n,), (n, 1)):
         raise ValueError(f"{source} returned {np.size(scores)} scores for {n} responses; return one number each")
     if not np.isfinite(arr).all():
-        raise ValueError(f"{source} returned non-finite scores (NaN or inf) at rows "
-                         f"{np.flatnonzero(~np.isfinite(arr))[:10].tolist()}")
+        raise ValueError(
+            f"{source} returned non-finite scores (NaN or inf) at rows "
+            f"{np.flatnonzero(~np.isfinite(arr))[:10].tolist()}"
+        )
     return arr.astype(np.float32)
 
 
@@ -153,10 +158,18 @@ class BatchScorer:
         torch_dtype: torch.dtype | None = None,
         forward_batch_size: int | str | None = "auto",
     ):
-        if not (forward_batch_size is None or forward_batch_size == "auto" or (
-                isinstance(forward_batch_size, int) and not isinstance(forward_batch_size, bool) and forward_batch_size > 0)):
-            raise ValueError(f"forward_batch_size={forward_batch_size!r}; use a positive int, None for whole batches, "
-                             "or 'auto'")
+        if not (
+            forward_batch_size is None
+            or forward_batch_size == "auto"
+            or (
+                isinstance(forward_batch_size, int)
+                and not isinstance(forward_batch_size, bool)
+                and forward_batch_size > 0
+            )
+        ):
+            raise ValueError(
+                f"forward_batch_size={forward_batch_size!r}; use a positive int, None for whole batches, or 'auto'"
+            )
         self.settings = settings
         self.device = resolve_device(device)
         if forward_batch_size == "auto":  # on a CPU, short length-sorted chunks waste least on padding
@@ -257,7 +270,9 @@ class BatchScorer:
                 "pad a short response after its EOS with any valid id (the pad token)"
             )
         if arr.size and (arr.min() < 0 or arr.max() >= V):
-            raise ValueError(f"token ids must lie in [0, {V}) (the tokenizer's vocabulary); got {arr.min()}..{arr.max()}")
+            raise ValueError(
+                f"token ids must lie in [0, {V}) (the tokenizer's vocabulary); got {arr.min()}..{arr.max()}"
+            )
         return arr.reshape(n, L).astype(np.int64, copy=False)
 
     @torch.no_grad()
@@ -269,15 +284,26 @@ class BatchScorer:
         response = torch.as_tensor(actions, device=dev)
         mask = response_mask(response, self.eos_token_id)
 
-        ref_logprobs = self._trimmed(lambda p, pm, r, rm: response_logprobs(
-            self.reference_model, p, pm, r, rm, s.temperature, self.pad_token_id
-        ), prompt_ids, prompt_mask, response, mask)
+        ref_logprobs = self._trimmed(
+            lambda p, pm, r, rm: response_logprobs(
+                self.reference_model, p, pm, r, rm, s.temperature, self.pad_token_id
+            ),
+            prompt_ids,
+            prompt_mask,
+            response,
+            mask,
+        )
         if self.policy is None:  # no policy: it is taken to be the reference, so KL = 0
             logprobs = ref_logprobs
         else:
             if isinstance(self.policy, CausalLMPolicy):  # our wrapper of a plain causal LM: run it like the reference
-                logprobs = self._trimmed(lambda p, pm, r, rm: self.policy.response_logprobs(p, pm, r, rm, s.temperature),
-                                         prompt_ids, prompt_mask, response, mask)
+                logprobs = self._trimmed(
+                    lambda p, pm, r, rm: self.policy.response_logprobs(p, pm, r, rm, s.temperature),
+                    prompt_ids,
+                    prompt_mask,
+                    response,
+                    mask,
+                )
             else:  # the agent's own policy sees the whole batch, laid out as the observation and action were
                 logprobs = self.policy.response_logprobs(prompt_ids, prompt_mask, response, mask, s.temperature)
             if tuple(logprobs.shape) != tuple(mask.shape):
@@ -289,8 +315,13 @@ class BatchScorer:
             logprobs = torch.where(mask.bool(), logprobs.to(dev, torch.float32), 0.0)
             _check_finite(logprobs, "the policy's response_logprobs", "log-probs")
         _check_finite(ref_logprobs, "the reference model", "log-probs")
-        score = self._trimmed(lambda p, pm, r, rm: self.reward_model.score(*join(p, pm, r, rm, self.pad_token_id))
-                              .float().reshape(-1), prompt_ids, prompt_mask, response, mask)
+        score = self._trimmed(
+            lambda p, pm, r, rm: self.reward_model.score(*join(p, pm, r, rm, self.pad_token_id)).float().reshape(-1),
+            prompt_ids,
+            prompt_mask,
+            response,
+            mask,
+        )
         _check_finite(score, "the reward model", "scores")
         finished = ends_with_eos(response, self.eos_token_id)
         if s.missing_eos_penalty is not None:
@@ -332,7 +363,7 @@ class BatchScorer:
         out = None
         for rows in order.split(self.forward_batch_size or n):
             p, r = int(prompt_len[rows].max()), max(int(response_len[rows].max()), 1)
-            part = forward(prompt_ids[rows, P - p:], prompt_mask[rows, P - p:], response[rows, :r], mask[rows, :r])
+            part = forward(prompt_ids[rows, P - p :], prompt_mask[rows, P - p :], response[rows, :r], mask[rows, :r])
             if out is None:
                 out = part.new_zeros((n, mask.shape[1]) if part.dim() == 2 else (n,))
             if part.dim() == 2:
@@ -440,8 +471,12 @@ def build_scorer(
 ) -> BatchScorer:
     """The scorer of ``TextBanditEnv``'s arguments: what is not given comes from the task."""
     task = load_task(task)
-    given = {"reward_model": reward_model, "reference_model": reference_model, "tokenizer": tokenizer,
-             "prompts": prompts}
+    given = {
+        "reward_model": reward_model,
+        "reference_model": reference_model,
+        "tokenizer": tokenizer,
+        "prompts": prompts,
+    }
     if task is None:
         settings = dict(GENERIC_SETTINGS)
     else:
@@ -455,14 +490,20 @@ def build_scorer(
     missing = [name for name, value in given.items() if value is None]
     if missing:
         where = "with task=None" if task is None else f"the task {task.name!r} has no {', '.join(missing)}:"
-        raise ValueError(f"{where} pass {', '.join(missing)} too" + (" (or use task='default')" if task is None else ""))
+        raise ValueError(
+            f"{where} pass {', '.join(missing)} too" + (" (or use task='default')" if task is None else "")
+        )
     given_settings = {"kl_coef": kl_coef, "max_prompt_len": max_prompt_len, "max_new_tokens": max_new_tokens}
     settings.update({k: v for k, v in given_settings.items() if v is not None})
     return BatchScorer(
         **given,
         policy=policy,
-        settings=Settings(temperature=temperature, missing_eos_penalty=missing_eos_penalty,
-                          prompt_truncation=prompt_truncation, **settings),
+        settings=Settings(
+            temperature=temperature,
+            missing_eos_penalty=missing_eos_penalty,
+            prompt_truncation=prompt_truncation,
+            **settings,
+        ),
         gold_fn=gold_fn,
         device=device,
         torch_dtype=torch_dtype,

@@ -79,8 +79,9 @@ class Reward(NamedTuple):
     token_rewards: torch.Tensor  # -kl_coef * KL_t, plus the score on the last response token
 
 
-def rlhf_reward(scores: torch.Tensor, logprobs: torch.Tensor, ref_logprobs: torch.Tensor, mask: torch.Tensor,
-                kl_coef: float) -> Reward:
+def rlhf_reward(
+    scores: torch.Tensor, logprobs: torch.Tensor, ref_logprobs: torch.Tensor, mask: torch.Tensor, kl_coef: float
+) -> Reward:
     """The reward of InstructGPT's RL objective for one sample: ``score - kl_coef * sum_t KL_t``.
 
     ``KL_t = log pi(a_t|.) - log pi_ref(a_t|.)`` on the response tokens (``mask``); the per-token

@@ -86,14 +86,17 @@ class TextBanditVectorEnv(VectorEnv, EnvAttributes):
             raise TypeError(f"seed={seed!r}; pass an int, a list of {n} ints (or None), or None")
         if self._rngs is None or seed is not None:
             old = self._rngs or [None] * n
-            self._rngs = [seeding.np_random(s)[0] if (s is not None or old[i] is None) else old[i]
-                          for i, s in enumerate(seeds)]
+            self._rngs = [
+                seeding.np_random(s)[0] if (s is not None or old[i] is None) else old[i] for i, s in enumerate(seeds)
+            ]
         options = check_options(options, ("prompt_indices",))
         if "prompt_indices" in options:
             indices = np.asarray(options["prompt_indices"])
             if not np.issubdtype(indices.dtype, np.integer):  # never truncate 1.7 to prompt 1
-                raise TypeError(f"prompt_indices must be ints (one prompt index per env), got dtype {indices.dtype}: "
-                                f"{options['prompt_indices']!r}")
+                raise TypeError(
+                    f"prompt_indices must be ints (one prompt index per env), got dtype {indices.dtype}: "
+                    f"{options['prompt_indices']!r}"
+                )
             indices = indices.astype(np.int64).reshape(-1)
             if indices.shape != (n,) or indices.min() < 0 or indices.max() >= len(self.scorer.prompts):
                 raise ValueError(f"prompt_indices must be {n} ints in [0, {len(self.scorer.prompts)})")

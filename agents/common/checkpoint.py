@@ -41,10 +41,14 @@ def write_failure(error: BaseException, path: Path) -> OSError:
     except OSError:
         free = None
     if code == errno.ENOSPC or code == errno.EDQUOT or (free is not None and free < 1 << 20):
-        what = (f"the disk is full ({'' if free is None else f'{free:,} bytes free; '}"
-                f"{getattr(error, 'strerror', None) or error})")
-        return OSError(errno.ENOSPC, f"could not write {path}: {what}; free some space and resume from the last "
-                                     "checkpoint, which is kept")
+        what = (
+            f"the disk is full ({'' if free is None else f'{free:,} bytes free; '}"
+            f"{getattr(error, 'strerror', None) or error})"
+        )
+        return OSError(
+            errno.ENOSPC,
+            f"could not write {path}: {what}; free some space and resume from the last checkpoint, which is kept",
+        )
     return OSError(code or errno.EIO, f"could not write {path}: {error}; the last checkpoint is kept")
 
 
@@ -73,8 +77,9 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> None
 STATE_FILE = "trainer_state.pt"
 
 
-def save_checkpoint(directory: str | os.PathLike, state: dict,
-                    write_model: Callable[[Path], None] | None = None) -> None:
+def save_checkpoint(
+    directory: str | os.PathLike, state: dict, write_model: Callable[[Path], None] | None = None
+) -> None:
     """Write the checkpoint folder ``directory`` atomically: ``state`` to ``trainer_state.pt`` and,
     with ``write_model``, the model files it writes into the folder (e.g. ``policy.save_pretrained``).
 
@@ -123,7 +128,8 @@ def load_state(path: str | os.PathLike) -> dict:
         raise UnsafeCheckpointError(
             f"refused to load {path}: it holds objects other than tensors and plain data, which could run code "
             f"when unpickled (torch.load weights_only=True said: {str(e).splitlines()[-1][:200]}). textbandit "
-            "never writes such a file; do not resume from a checkpoint you do not trust") from None
+            "never writes such a file; do not resume from a checkpoint you do not trust"
+        ) from None
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict:
@@ -142,9 +148,11 @@ def rng_state(generator: torch.Generator | None = None, np_rng: np.random.Genera
     """The states of Python's, NumPy's and torch's (CPU and CUDA) global generators, and of a
     run's own ``generator`` and ``np_rng`` when given, as tensors, ints and lists only."""
     kind, keys, pos, has_gauss, cached = np.random.get_state()
-    state = {"python": random.getstate(),
-             "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)],
-             "torch": torch.get_rng_state()}
+    state = {
+        "python": random.getstate(),
+        "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)],
+        "torch": torch.get_rng_state(),
+    }
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     if generator is not None:
@@ -154,8 +162,9 @@ def rng_state(generator: torch.Generator | None = None, np_rng: np.random.Genera
     return state
 
 
-def set_rng_state(state: dict, generator: torch.Generator | None = None,
-                  np_rng: np.random.Generator | None = None) -> None:
+def set_rng_state(
+    state: dict, generator: torch.Generator | None = None, np_rng: np.random.Generator | None = None
+) -> None:
     """Restore the generators saved by :func:`rng_state`."""
     random.setstate(tuple(x if not isinstance(x, list) else tuple(x) for x in state["python"]))
     kind, keys, pos, has_gauss, cached = state["numpy"]

@@ -61,12 +61,18 @@ def set_dropout(model: nn.Module, p: float) -> nn.Module:
     kind = getattr(config, "model_type", None) or type(model).__name__
     if not fields and not sites:
         if p > 0:
-            warnings.warn(f"{kind} has no dropout anywhere (no dropout module, no dropout field in its config); "
-                          f"dropout {p} is not applied", stacklevel=2)
+            warnings.warn(
+                f"{kind} has no dropout anywhere (no dropout module, no dropout field in its config); "
+                f"dropout {p} is not applied",
+                stacklevel=2,
+            )
         return model
     if p > 0 and config is not None and not any(f in RESIDUAL_DROPOUT_FIELDS for f in fields):
-        warnings.warn(f"{type(config).__name__} has no residual dropout; dropout {p} is set on what it has "
-                      f"({', '.join(fields) or 'its dropout modules'}) instead", stacklevel=2)
+        warnings.warn(
+            f"{type(config).__name__} has no residual dropout; dropout {p} is set on what it has "
+            f"({', '.join(fields) or 'its dropout modules'}) instead",
+            stacklevel=2,
+        )
     for name in fields:
         setattr(config, name, float(p))
     for module, name in sites:
@@ -75,7 +81,8 @@ def set_dropout(model: nn.Module, p: float) -> nn.Module:
 
 
 def with_dropout(model: nn.Module, p: float) -> nn.Module:
-    """A copy of ``model`` (same weights, device, dtype and mode) with dropout ``p`` everywhere (:func:`set_dropout`)."""
+    """A copy of ``model`` (same weights, device, dtype and mode) with dropout ``p`` everywhere
+    (:func:`set_dropout`)."""
     if not (_is_rate(p) and 0.0 <= p < 1.0):
         raise ValueError(f"dropout p={p!r}; use 0 <= p < 1 (0 turns it off)")
     return set_dropout(copy.deepcopy(model), p)
@@ -84,4 +91,3 @@ def with_dropout(model: nn.Module, p: float) -> nn.Module:
 def has_dropout(model: nn.Module) -> bool:
     """Whether any dropout of ``model`` is on (a probability above 0 at a dropout site)."""
     return any(getattr(m, name) > 0 for m, name in dropout_sites(model))
-

@@ -29,7 +29,7 @@ def perplexity(model, data: torch.Tensor, batch_size: int = 64) -> float:
     total, count = 0.0, 0
     with eval_mode(model):
         for i in range(0, len(data), batch_size):
-            x = data[i: i + batch_size]
+            x = data[i : i + batch_size]
             loss = model(input_ids=x, labels=x).loss
             k = x.numel() - x.shape[0]  # predicted tokens: all but the first of each block
             total += loss.item() * k

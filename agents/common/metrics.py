@@ -32,22 +32,31 @@ class MetricLogger:
 
     FILES = ("metrics", "samples")
 
-    def __init__(self, out_dir: str | os.PathLike, tensorboard: bool = True, resume_step: int | None = None,
-                 resume_rows: dict[str, int] | None = None):
+    def __init__(
+        self,
+        out_dir: str | os.PathLike,
+        tensorboard: bool = True,
+        resume_step: int | None = None,
+        resume_rows: dict[str, int] | None = None,
+    ):
         self.out_dir = Path(out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         paths = {name: self.out_dir / f"{name}.jsonl" for name in self.FILES}
         # rows in each log: a checkpoint stores them, a resumed run passes them back as resume_rows
-        self.rows = {name: keep_rows(path, (resume_rows or {}).get(name, 0)) if resume_rows is not None
-                     else count_rows(path) for name, path in paths.items()}
+        self.rows = {
+            name: keep_rows(path, (resume_rows or {}).get(name, 0)) if resume_rows is not None else count_rows(path)
+            for name, path in paths.items()
+        }
         self._paths, self._files = paths, {}  # opened at their first row: SFT writes no samples.jsonl
         self._tb = None
         if tensorboard:
             try:
                 from torch.utils.tensorboard import SummaryWriter
             except ImportError:  # optional dependency: say so, and keep the JSONL log
-                warnings.warn("tensorboard is not installed; metrics go to metrics.jsonl only "
-                              "(pip install 'textbandit[report]')", stacklevel=2)
+                warnings.warn(
+                    "tensorboard is not installed; metrics go to metrics.jsonl only (pip install 'textbandit[report]')",
+                    stacklevel=2,
+                )
             else:
                 purge = None if resume_step is None else resume_step + 1  # events from this step on are hidden
                 self._tb = SummaryWriter(str(self.out_dir / "tb"), purge_step=purge)

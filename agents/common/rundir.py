@@ -52,8 +52,9 @@ def held_run(path: Path) -> list[str]:
     return [name for name in RUN_MARKERS if (path / name).exists()]
 
 
-def claim_run_dir(out: str | os.PathLike, *, resume: bool, overwrite: bool, what: str = "run",
-                  resume_flag: str = "--resume true") -> RunDir:
+def claim_run_dir(
+    out: str | os.PathLike, *, resume: bool, overwrite: bool, what: str = "run", resume_flag: str = "--resume true"
+) -> RunDir:
     """Lock ``out`` for this process and check that a fresh run may write there (see module docstring).
 
     ``resume``: this run continues the one in ``out`` (its logs are trimmed by the trainer).
@@ -69,8 +70,9 @@ def claim_run_dir(out: str | os.PathLike, *, resume: bool, overwrite: bool, what
         handle.seek(0)
         owner = handle.read().strip() or "unknown"
         handle.close()
-        raise RunDirBusyError(f"{path} is in use by another {what} ({owner}); wait for it to finish, stop it, "
-                              "or write to another folder") from None
+        raise RunDirBusyError(
+            f"{path} is in use by another {what} ({owner}); wait for it to finish, stop it, or write to another folder"
+        ) from None
     handle.seek(0)
     handle.truncate()
     handle.write(f"pid {os.getpid()} on {socket.gethostname()}: {' '.join(sys.argv)[:300]}\n")
@@ -82,7 +84,8 @@ def claim_run_dir(out: str | os.PathLike, *, resume: bool, overwrite: bool, what
             claimed.release()
             raise FileExistsError(
                 f"{path} already holds a {what} ({', '.join(found)}); pass {resume_flag} to continue it, "
-                "--overwrite true to replace it, or write to another folder")
+                "--overwrite true to replace it, or write to another folder"
+            )
         for name in found:
             target = path / name
             shutil.rmtree(target) if target.is_dir() else target.unlink()

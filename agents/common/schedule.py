@@ -16,8 +16,9 @@ import torch
 DECAYS = ("cosine", "linear", "constant")
 
 
-def learning_rate(step: int, total: int, peak: float, warmup: int = 0, decay: str = "cosine",
-                  min_ratio: float = 0.0) -> float:
+def learning_rate(
+    step: int, total: int, peak: float, warmup: int = 0, decay: str = "cosine", min_ratio: float = 0.0
+) -> float:
     """The learning rate of optimizer step ``step`` (0-based) of ``total``.
 
     Rises linearly from ``peak / warmup`` at step 0 to ``peak`` at step ``warmup - 1``, then
@@ -32,8 +33,10 @@ def learning_rate(step: int, total: int, peak: float, warmup: int = 0, decay: st
     (0.1, 0.25)
     """
     if total <= 0 or warmup < 0 or not 0.0 <= min_ratio <= 1.0 or decay not in DECAYS:
-        raise ValueError(f"need total > 0, warmup >= 0, 0 <= min_ratio <= 1 and decay in {DECAYS}; "
-                         f"got {total}, {warmup}, {min_ratio}, {decay!r}")
+        raise ValueError(
+            f"need total > 0, warmup >= 0, 0 <= min_ratio <= 1 and decay in {DECAYS}; "
+            f"got {total}, {warmup}, {min_ratio}, {decay!r}"
+        )
     if step < warmup:
         return peak * (step + 1) / warmup
     if decay == "constant":

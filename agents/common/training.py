@@ -78,8 +78,10 @@ class TrainConfig:
         if self.max_response_len < 2:
             raise ValueError(f"max_response_len={self.max_response_len}; use >= 2 (one token plus EOS)")
         if not 0 <= self.warmup_ratio < 1 or not 0 <= self.min_lr_ratio <= 1:
-            raise ValueError(f"warmup_ratio={self.warmup_ratio}, min_lr_ratio={self.min_lr_ratio}; "
-                             "use 0 <= warmup_ratio < 1 and 0 <= min_lr_ratio <= 1")
+            raise ValueError(
+                f"warmup_ratio={self.warmup_ratio}, min_lr_ratio={self.min_lr_ratio}; "
+                "use 0 <= warmup_ratio < 1 and 0 <= min_lr_ratio <= 1"
+            )
         if self.max_grad_norm < 0 or self.weight_decay < 0 or self.checkpoint_every < 0:
             raise ValueError("max_grad_norm, weight_decay and checkpoint_every must be >= 0 (0 disables them)")
         if self.stop_after is not None and self.stop_after < 1:
@@ -98,20 +100,24 @@ def check_model_fits(model, tokenizer, lengths, what: str = "model") -> None:
 
     vocab = vocab_size_of(model)
     if vocab is not None and vocab < len(tokenizer):
-        raise ValueError(f"the {what}'s vocabulary ({vocab}) is smaller than the tokenizer's ({len(tokenizer)}); "
-                         "pass the tokenizer the model was trained with, or resize its embeddings "
-                         "(model.resize_token_embeddings(len(tokenizer)))")
+        raise ValueError(
+            f"the {what}'s vocabulary ({vocab}) is smaller than the tokenizer's ({len(tokenizer)}); "
+            "pass the tokenizer the model was trained with, or resize its embeddings "
+            "(model.resize_token_embeddings(len(tokenizer)))"
+        )
     n, longest = max_positions(model), max(lengths, default=0)
     if n is not None and longest > n:
-        raise ValueError(f"the longest prompt + response in the data has {longest} tokens, more than the {what}'s "
-                         f"{n} positions; lower max_prompt_len or max_response_len so they sum to at most {n}")
+        raise ValueError(
+            f"the longest prompt + response in the data has {longest} tokens, more than the {what}'s "
+            f"{n} positions; lower max_prompt_len or max_response_len so they sum to at most {n}"
+        )
 
 
 def epoch_groups(n_items: int, group_size: int, seed: int, epoch: int) -> list[list[int]]:
     """The item indices of each optimizer step of ``epoch``: a permutation seeded by (seed, epoch),
     so a resumed run sees the same order, cut into groups of ``group_size``."""
     order = torch.randperm(n_items, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
-    return [order[i: i + group_size].tolist() for i in range(0, n_items, group_size)]
+    return [order[i : i + group_size].tolist() for i in range(0, n_items, group_size)]
 
 
 def accumulate(items: list, micro_batch: int, loss_fn: Callable, device, bf16: bool) -> dict:
@@ -121,15 +127,16 @@ def accumulate(items: list, micro_batch: int, loss_fn: Callable, device, bf16: b
     totals: dict = {}
     for j in range(0, len(items), micro_batch):
         with autocast(device, bf16):
-            loss, stats = loss_fn(items[j: j + micro_batch])
+            loss, stats = loss_fn(items[j : j + micro_batch])
         loss.backward()
         for k, v in stats.items():
             totals[k] = totals.get(k, 0) + v
     return totals
 
 
-def optimizer_step(parameters: Iterable[torch.Tensor], optimizer: torch.optim.Optimizer, lr: float,
-                   max_grad_norm: float) -> float:
+def optimizer_step(
+    parameters: Iterable[torch.Tensor], optimizer: torch.optim.Optimizer, lr: float, max_grad_norm: float
+) -> float:
     """Clip the gradients' global L2 norm to ``max_grad_norm`` (0: no clipping), set ``lr`` and step;
     returns the norm before clipping."""
     norm = torch.nn.utils.clip_grad_norm_(list(parameters), max_grad_norm or float("inf"))
@@ -141,13 +148,22 @@ def optimizer_step(parameters: Iterable[torch.Tensor], optimizer: torch.optim.Op
 class Run:
     """The bookkeeping of one supervised run in ``config.out`` (claimed first with :func:`claim`):
     its epochs and steps (:meth:`epochs`, :meth:`steps`) and learning rate (:meth:`lr`), the
-    metrics log and the progress bar, and the checkpoint (model weights, optimizer, position, RNG states and log rows: everything a resumed
-    run needs to continue bit-identically). Use as a context manager; ``position`` is the trainer's
-    own dict (step, epoch, group, and whatever else it must carry across a resume).
+    metrics log and the progress bar, and the checkpoint (model weights, optimizer, position, RNG
+    states and log rows: everything a resumed run needs to continue bit-identically). Use as a
+    context manager; ``position`` is the trainer's own dict (step, epoch, group, and whatever else
+    it must carry across a resume).
     """
 
-    def __init__(self, config: TrainConfig, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                 position: dict, n_items: int, group_size: int, desc: str):
+    def __init__(
+        self,
+        config: TrainConfig,
+        model: torch.nn.Module,
+        optimizer: torch.optim.Optimizer,
+        position: dict,
+        n_items: int,
+        group_size: int,
+        desc: str,
+    ):
         self.config, self.model, self.optimizer, self.position = config, model, optimizer, position
         self.group_size = group_size  # items per optimizer step
         self.total_steps, self.warmup_steps = steps_per_run(n_items, group_size, config.epochs, config.warmup_ratio)
@@ -162,9 +178,12 @@ class Run:
             set_rng_state(state["rng"])
             resume_rows = state["log_rows"]
         # a resumed run logs again what was logged after its checkpoint, so each row appears once
-        self.logger = MetricLogger(self.out, tensorboard=config.tensorboard,
-                                   resume_step=position["step"] if resume_rows is not None else None,
-                                   resume_rows=resume_rows)
+        self.logger = MetricLogger(
+            self.out,
+            tensorboard=config.tensorboard,
+            resume_step=position["step"] if resume_rows is not None else None,
+            resume_rows=resume_rows,
+        )
         from tqdm.auto import tqdm
 
         self.bar = tqdm(total=self.total_steps, initial=position["step"], desc=desc, disable=not config.progress)
@@ -188,15 +207,28 @@ class Run:
 
     def lr(self) -> float:
         """The learning rate of the next optimizer step (warm-up, then cosine decay to ``min_lr_ratio``)."""
-        return learning_rate(self.position["step"], self.total_steps, self.config.lr, self.warmup_steps, "cosine",
-                             self.config.min_lr_ratio)
+        return learning_rate(
+            self.position["step"],
+            self.total_steps,
+            self.config.lr,
+            self.warmup_steps,
+            "cosine",
+            self.config.min_lr_ratio,
+        )
 
     def checkpoint(self) -> None:
         """Write ``OUT/checkpoint`` (atomically; see :mod:`agents.common.checkpoint`)."""
-        save_checkpoint(self.out / "checkpoint", {
-            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-            "position": copy.deepcopy(self.position), "rng": rng_state(),
-            "log_rows": dict(self.logger.rows), "config": self.config.to_dict()})
+        save_checkpoint(
+            self.out / "checkpoint",
+            {
+                "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "position": copy.deepcopy(self.position),
+                "rng": rng_state(),
+                "log_rows": dict(self.logger.rows),
+                "config": self.config.to_dict(),
+            },
+        )
 
     def log_step(self, scalars: dict, **postfix) -> None:
         """Count, show and log an optimizer step (``scalars`` at the new step)."""
@@ -228,8 +260,13 @@ class Run:
 
 def claim(config: TrainConfig, what: str):
     """Claim ``config.out`` for this run (:func:`agents.common.rundir.claim_run_dir`): use as ``with claim(...)``."""
-    return claim_run_dir(config.out, resume=config.resume_from is not None, overwrite=config.overwrite, what=what,
-                         resume_flag="--resume-from OUT/checkpoint")
+    return claim_run_dir(
+        config.out,
+        resume=config.resume_from is not None,
+        overwrite=config.overwrite,
+        what=what,
+        resume_flag="--resume-from OUT/checkpoint",
+    )
 
 
 def steps_per_run(n_items: int, group_size: int, epochs: int, warmup_ratio: float) -> tuple[int, int]:

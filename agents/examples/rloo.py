@@ -29,8 +29,9 @@ def rloo_advantages(rewards: torch.Tensor, k: int) -> torch.Tensor:
     return (r - baseline).view(-1)
 
 
-def train_rloo(lm, envs, k: int = 4, iterations: int = 50, lr: float = 1e-4, temperature: float = 1.0,
-               seed: int = 0, callback=None) -> list[dict]:
+def train_rloo(
+    lm, envs, k: int = 4, iterations: int = 50, lr: float = 1e-4, temperature: float = 1.0, seed: int = 0, callback=None
+) -> list[dict]:
     """Train ``lm`` in ``envs`` (a TextBandit vector env with ``lm`` attached as its policy).
 
     ``envs.num_envs`` must be a multiple of ``k``. Returns per-iteration mean score and KL.
@@ -51,8 +52,9 @@ def train_rloo(lm, envs, k: int = 4, iterations: int = 50, lr: float = 1e-4, tem
         obs, _ = envs.reset(options={"prompt_indices": idx})
         prompt_ids = torch.as_tensor(obs["input_ids"])
         prompt_mask = torch.as_tensor(obs["attention_mask"])
-        responses = sample(lm, prompt_ids, prompt_mask, L, tok.eos_token_id, tok.pad_token_id,
-                           temperature=temperature, generator=gen)
+        responses = sample(
+            lm, prompt_ids, prompt_mask, L, tok.eos_token_id, tok.pad_token_id, temperature=temperature, generator=gen
+        )
         _, rewards, _, _, step_info = envs.step(responses.numpy())
         fi = step_info["final_info"]
         adv = rloo_advantages(torch.as_tensor(rewards, dtype=torch.float32), k)

@@ -38,8 +38,10 @@ from agents.label.ranking import FLAGS, RankingError, validate_ranking
 pages = Blueprint("pages", __name__)
 api = Blueprint("api", __name__, url_prefix="/api")
 
-CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; object-src 'none'; "
-       "base-uri 'none'; frame-ancestors 'none'; form-action 'self'")
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; object-src 'none'; "
+    "base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+)
 OPEN_ENDPOINTS = {"pages.login", "static:label.css"}
 """What a request without a token may reach: the login page and its stylesheet (package files, no data)."""
 
@@ -52,9 +54,16 @@ def create_app(db_path, *, lease_minutes: float = 60.0) -> Flask:
     app = Flask(__name__)
     # SameSite=Lax, not Strict: the login link opened from a mail must land logged in; cross-site POSTs still
     # carry no cookie, and the forms' CSRF tokens guard them anyway.
-    app.config.update(SECRET_KEY=secret, DB_PATH=str(db_path), LEASE_S=60.0 * lease_minutes,
-                      SESSION_COOKIE_NAME="textbandit_label", SESSION_COOKIE_HTTPONLY=True,
-                      SESSION_COOKIE_SAMESITE="Lax", WTF_CSRF_TIME_LIMIT=None, MAX_CONTENT_LENGTH=1 << 20)
+    app.config.update(
+        SECRET_KEY=secret,
+        DB_PATH=str(db_path),
+        LEASE_S=60.0 * lease_minutes,
+        SESSION_COOKIE_NAME="textbandit_label",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        WTF_CSRF_TIME_LIMIT=None,
+        MAX_CONTENT_LENGTH=1 << 20,
+    )
     app.before_request(_authenticate)  # before the CSRF check: who is asking comes first
     csrf = CSRFProtect(app)
     csrf.exempt(api)
@@ -62,8 +71,9 @@ def create_app(db_path, *, lease_minutes: float = 60.0) -> Flask:
     app.register_blueprint(api)
     app.after_request(_headers)
     app.extensions["textbandit_label"] = threading.local()  # the per-thread Store of store()
-    app.register_error_handler(CSRFError, lambda e: _page_error(
-        400, f"{e.description} Reload the page and submit again."))
+    app.register_error_handler(
+        CSRFError, lambda e: _page_error(400, f"{e.description} Reload the page and submit again.")
+    )
     return app
 
 
@@ -97,11 +107,21 @@ def _authenticate():
     if request.blueprint == "api":
         header = request.headers.get("Authorization", "")
         if not header.startswith("Bearer ") or not header[7:].strip():
-            return _api_error(401, "missing token: send 'Authorization: Bearer TOKEN' with the token that "
-                                   "'textbandit label add-labeler' printed")
+            return _api_error(
+                401,
+                "missing token: send 'Authorization: Bearer TOKEN' with the token that "
+                "'textbandit label add-labeler' printed",
+            )
         g.labeler = store().labeler_by_token(header[7:].strip())
-        return None if g.labeler else _api_error(401, "wrong token: no labeler has it; check it, or ask for a new "
-                                                      "labeler with 'textbandit label add-labeler'")
+        return (
+            None
+            if g.labeler
+            else _api_error(
+                401,
+                "wrong token: no labeler has it; check it, or ask for a new "
+                "labeler with 'textbandit label add-labeler'",
+            )
+        )
     labeler_id = session.get("labeler_id")
     g.labeler = store().labeler(labeler_id) if isinstance(labeler_id, int) else None
     if g.labeler is None and endpoint not in OPEN_ENDPOINTS:
@@ -125,6 +145,7 @@ ADMINS_ONLY = "Admins only: create an admin with 'textbandit label add-labeler -
 
 
 # pages
+
 
 @pages.route("/login", methods=["GET", "POST"])
 def login():
@@ -190,8 +211,9 @@ def admin():
         return _page_error(403, ADMINS_ONLY)
     s = store()
     agree = s.agreement()
-    return render_template("admin.html", agreement=agree, labelers=s.labelers(), progress=_progress(),
-                           n_items=s.count_items())
+    return render_template(
+        "admin.html", agreement=agree, labelers=s.labelers(), progress=_progress(), n_items=s.count_items()
+    )
 
 
 def _missing(item_id: int) -> tuple[int, str]:
@@ -228,14 +250,31 @@ def _item_page(view: dict, error: str | None = None, status: int = 200):
         random.Random(f"{view['item_id']}:{g.labeler['id']}").shuffle(order)
         ranks = [order.index(i) for i in range(k)]
     order = sorted(range(k), key=lambda i: (ranks[i], i))
-    cards = [{"index": i, "text": view["responses"][i], "rank": ranks[i] + 1, "flags": flags[i],
-              "tied": pos > 0 and ranks[i] == ranks[order[pos - 1]]} for pos, i in enumerate(order)]
+    cards = [
+        {
+            "index": i,
+            "text": view["responses"][i],
+            "rank": ranks[i] + 1,
+            "flags": flags[i],
+            "tied": pos > 0 and ranks[i] == ranks[order[pos - 1]],
+        }
+        for pos, i in enumerate(order)
+    ]
     back = store().previous(g.labeler["id"], view["item_id"])
-    return render_template("label.html", item=view, cards=cards, flags=FLAGS, error=error, progress=_progress(),
-                           back=back, revisit=view["status"] != "open"), status
+    return render_template(
+        "label.html",
+        item=view,
+        cards=cards,
+        flags=FLAGS,
+        error=error,
+        progress=_progress(),
+        back=back,
+        revisit=view["status"] != "open",
+    ), status
 
 
 # JSON API
+
 
 @api.errorhandler(LabelingError)
 @api.errorhandler(RankingError)
@@ -246,8 +285,9 @@ def _api_labeling_error(e: ValueError):
 def _json_body() -> dict:
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
-        raise LabelingError("send a JSON object, e.g. {\"item_id\": 1, \"ranking\": [0, 2, 1]}, with "
-                            "Content-Type: application/json")
+        raise LabelingError(
+            'send a JSON object, e.g. {"item_id": 1, "ranking": [0, 2, 1]}, with Content-Type: application/json'
+        )
     return body
 
 
@@ -262,8 +302,9 @@ def api_next():
 @api.post("/submit")
 def api_submit():
     body = _json_body()
-    ranking_id, status = store().submit(g.labeler["id"], body.get("item_id"), body.get("ranking"), body.get("flags"),
-                                        body.get("score"))
+    ranking_id, status = store().submit(
+        g.labeler["id"], body.get("item_id"), body.get("ranking"), body.get("flags"), body.get("score")
+    )
     return jsonify(ranking_id=ranking_id, status=status)
 
 

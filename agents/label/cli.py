@@ -26,70 +26,108 @@ DEFAULT_PORT = 8000
 
 
 def _overlap_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--overlap", type=float, default=0.0,
-                   help="share of the new items that several labelers rank, for agreement (default %(default)s)")
-    p.add_argument("--overlap-labelers", type=int, default=2,
-                   help="labelers per overlap item, 2 or more (default %(default)s)")
+    p.add_argument(
+        "--overlap",
+        type=float,
+        default=0.0,
+        help="share of the new items that several labelers rank, for agreement (default %(default)s)",
+    )
+    p.add_argument(
+        "--overlap-labelers", type=int, default=2, help="labelers per overlap item, 2 or more (default %(default)s)"
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of which items overlap (default %(default)s)")
 
 
 def parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="textbandit label", description=__doc__.splitlines()[0].replace("``", ""),
-                                 formatter_class=argparse.RawDescriptionHelpFormatter,
-                                 epilog="\n".join(__doc__.splitlines()[2:8]))
+    ap = argparse.ArgumentParser(
+        prog="textbandit label",
+        description=__doc__.splitlines()[0].replace("``", ""),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="\n".join(__doc__.splitlines()[2:8]),
+    )
     sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("add-labeler", help="create a labeler; prints their secret token once",
-                       description="Create a labeler and print their secret token and login link (only a hash of "
-                                   "the token is stored: it cannot be shown again).")
+    p = sub.add_parser(
+        "add-labeler",
+        help="create a labeler; prints their secret token once",
+        description="Create a labeler and print their secret token and login link (only a hash of "
+        "the token is stored: it cannot be shown again).",
+    )
     p.add_argument("--db", required=True, help="the labeling database (SQLite; created if missing)")
     p.add_argument("--name", required=True, help="the labeler's name, their id in the export (letters, digits, _.@-)")
     p.add_argument("--admin", action="store_true", help="may see the agreement page (default: not an admin)")
-    p.add_argument("--url", default=f"http://127.0.0.1:{DEFAULT_PORT}",
-                   help="the app's address, for the printed login link (default %(default)s)")
+    p.add_argument(
+        "--url",
+        default=f"http://127.0.0.1:{DEFAULT_PORT}",
+        help="the app's address, for the printed login link (default %(default)s)",
+    )
 
-    p = sub.add_parser("add-items", help="add items to rank (a JSONL file)",
-                       description="Add items to rank: prompts with K completions (K-wise comparison records "
-                                   "without a ranking; 'textbandit collect --rank none' writes them). Items "
-                                   "already in the database are skipped.")
+    p = sub.add_parser(
+        "add-items",
+        help="add items to rank (a JSONL file)",
+        description="Add items to rank: prompts with K completions (K-wise comparison records "
+        "without a ranking; 'textbandit collect --rank none' writes them). Items "
+        "already in the database are skipped.",
+    )
     p.add_argument("--db", required=True, help="the labeling database (SQLite; created if missing)")
-    p.add_argument("--items", required=True, help="items JSONL: {\"prompt\", \"responses\": [K strings], ...}")
+    p.add_argument("--items", required=True, help='items JSONL: {"prompt", "responses": [K strings], ...}')
     _overlap_options(p)
 
-    p = sub.add_parser("serve", help="run the labeling app",
-                       description="Run the labeling app (waitress). It binds to the loopback address unless "
-                                   "--host says otherwise; it speaks plain HTTP, so put a TLS proxy in front of "
-                                   "it before opening it to a network.")
+    p = sub.add_parser(
+        "serve",
+        help="run the labeling app",
+        description="Run the labeling app (waitress). It binds to the loopback address unless "
+        "--host says otherwise; it speaks plain HTTP, so put a TLS proxy in front of "
+        "it before opening it to a network.",
+    )
     p.add_argument("--db", required=True, help="the labeling database (SQLite; created if missing)")
     p.add_argument("--items", default=None, help="items JSONL to add first, as add-items does (default: none)")
     _overlap_options(p)
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default %(default)s: this machine only)")
     p.add_argument("--port", type=int, default=DEFAULT_PORT, help="port; 0 picks a free one (default %(default)s)")
     p.add_argument("--threads", type=int, default=4, help="request threads of waitress (default %(default)s)")
-    p.add_argument("--lease-minutes", type=float, default=60.0,
-                   help="an item handed to a labeler is theirs alone this long, renewed when they open it; "
-                        "then another labeler may get it too (default %(default)s)")
+    p.add_argument(
+        "--lease-minutes",
+        type=float,
+        default=60.0,
+        help="an item handed to a labeler is theirs alone this long, renewed when they open it; "
+        "then another labeler may get it too (default %(default)s)",
+    )
 
-    p = sub.add_parser("agreement", help="print progress and inter-labeler agreement",
-                       description="Inter-labeler agreement on the items several labelers ranked: the share of "
-                                   "completion pairs two labelers order alike (a pair both tie agrees, one only "
-                                   "one ties does not), overall and per labeler.")
+    p = sub.add_parser(
+        "agreement",
+        help="print progress and inter-labeler agreement",
+        description="Inter-labeler agreement on the items several labelers ranked: the share of "
+        "completion pairs two labelers order alike (a pair both tie agrees, one only "
+        "one ties does not), overall and per labeler.",
+    )
     p.add_argument("--db", required=True, help="the labeling database")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table (default: a table)")
 
-    p = sub.add_parser("export", help="write the rankings as comparisons for 'textbandit rm' or TRL",
-                       description="Write every stored ranking: one K-wise comparison record per item and labeler "
-                                   "(with 'labeler', 'item_id', 'flags', 'score' and the item's own fields), which "
-                                   "'textbandit rm' trains on, or TRL's {prompt, chosen, rejected} pairs.")
+    p = sub.add_parser(
+        "export",
+        help="write the rankings as comparisons for 'textbandit rm' or TRL",
+        description="Write every stored ranking: one K-wise comparison record per item and labeler "
+        "(with 'labeler', 'item_id', 'flags', 'score' and the item's own fields), which "
+        "'textbandit rm' trains on, or TRL's {prompt, chosen, rejected} pairs.",
+    )
     p.add_argument("--db", required=True, help="the labeling database")
     p.add_argument("--out", required=True, help="JSONL to write (the training split when --val-out is given)")
     p.add_argument("--val-out", default=None, help="JSONL for a held-out split by prompt (default: no split)")
-    p.add_argument("--val-fraction", type=float, default=0.1,
-                   help="share of the prompts held out when --val-out is given (default %(default)s)")
+    p.add_argument(
+        "--val-fraction",
+        type=float,
+        default=0.1,
+        help="share of the prompts held out when --val-out is given (default %(default)s)",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the held-out prompts (default %(default)s)")
-    p.add_argument("--format", choices=("kwise", "trl"), default="kwise",
-                   help="'kwise': textbandit's K-wise comparisons; 'trl': TRL's explicit-prompt preference pairs, "
-                        "one per ordered pair (default %(default)s)")
+    p.add_argument(
+        "--format",
+        choices=("kwise", "trl"),
+        default="kwise",
+        help="'kwise': textbandit's K-wise comparisons; 'trl': TRL's explicit-prompt preference pairs, "
+        "one per ordered pair (default %(default)s)",
+    )
     return ap
 
 
@@ -102,10 +140,13 @@ def add_labeler(a) -> None:
 
 def add_items(a) -> dict:
     with Store(a.db, create=True) as store:
-        added = store.add_items(load_items(a.items), overlap=a.overlap, overlap_labelers=a.overlap_labelers,
-                                seed=a.seed)
-    print(f"{a.items}: {added['added']} items added ({added['overlapping']} for {a.overlap_labelers} labelers), "
-          f"{added['duplicates']} already present")
+        added = store.add_items(
+            load_items(a.items), overlap=a.overlap, overlap_labelers=a.overlap_labelers, seed=a.seed
+        )
+    print(
+        f"{a.items}: {added['added']} items added ({added['overlapping']} for {a.overlap_labelers} labelers), "
+        f"{added['duplicates']} already present"
+    )
     return added
 
 
@@ -115,8 +156,10 @@ def serve(a) -> None:
 
         from agents.label.app import create_app
     except ImportError as e:  # the label extra is not installed
-        raise SystemExit(f"the labeling app needs Flask, Flask-WTF and waitress ({e}): pip install 'textbandit[label]' "
-                         f"(from a clone: pip install -e '.[label]')") from None
+        raise SystemExit(
+            f"the labeling app needs Flask, Flask-WTF and waitress ({e}): pip install 'textbandit[label]' "
+            f"(from a clone: pip install -e '.[label]')"
+        ) from None
     if a.items:
         add_items(a)
     app = create_app(a.db, lease_minutes=a.lease_minutes)
@@ -127,15 +170,21 @@ def serve(a) -> None:
     if not n_labelers:
         print(f"warning: no labelers yet; add one with 'textbandit label add-labeler --db {a.db} --name NAME'")
     if not _is_loopback(a.host):
-        print(f"warning: serving on {a.host}, beyond this machine, over plain HTTP: tokens and rankings travel "
-              f"unencrypted unless a TLS proxy fronts the app")
+        print(
+            f"warning: serving on {a.host}, beyond this machine, over plain HTTP: tokens and rankings travel "
+            f"unencrypted unless a TLS proxy fronts the app"
+        )
     try:
         server = create_server(app, host=a.host, port=a.port, threads=a.threads, ident="textbandit-label")
     except OSError as e:
-        raise SystemExit(f"cannot listen on {a.host}:{a.port} ({e.strerror}); pass another --port (0 picks a free one)") \
-            from None
-    print(f"serving {n_items} items to {n_labelers} labelers on http://{a.host}:{server.effective_port}/ "
-          f"(database {a.db}); Ctrl+C stops", flush=True)
+        raise SystemExit(
+            f"cannot listen on {a.host}:{a.port} ({e.strerror}); pass another --port (0 picks a free one)"
+        ) from None
+    print(
+        f"serving {n_items} items to {n_labelers} labelers on http://{a.host}:{server.effective_port}/ "
+        f"(database {a.db}); Ctrl+C stops",
+        flush=True,
+    )
     server.run()
 
 
@@ -171,8 +220,10 @@ def export(a) -> tuple[list, list]:
         raise SystemExit(f"{a.db} holds no rankings yet; nothing to export")
     train, val = split_by_prompt(records, a.val_fraction, a.seed) if a.val_out else (records, [])
     if a.val_out and (not val or not train):
-        raise SystemExit(f"{len({r['prompt'] for r in records})} prompt(s) ranked: too few to hold out "
-                         f"--val-fraction {a.val_fraction} of them and train on the rest; drop --val-out")
+        raise SystemExit(
+            f"{len({r['prompt'] for r in records})} prompt(s) ranked: too few to hold out "
+            f"--val-fraction {a.val_fraction} of them and train on the rest; drop --val-out"
+        )
     convert = trl_records if a.format == "trl" else (lambda rs: rs)
     write_jsonl(a.out, convert(train))
     print(f"{a.out}: {len(convert(train))} {a.format} records from {len(train)} rankings")
@@ -182,8 +233,13 @@ def export(a) -> tuple[list, list]:
     return train, val
 
 
-COMMANDS = {"add-labeler": add_labeler, "add-items": add_items, "serve": serve, "agreement": agreement,
-            "export": export}
+COMMANDS = {
+    "add-labeler": add_labeler,
+    "add-items": add_items,
+    "serve": serve,
+    "agreement": agreement,
+    "export": export,
+}
 
 
 def main(argv=None):

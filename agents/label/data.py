@@ -38,10 +38,13 @@ def load_items(path) -> list[dict]:
         if not isinstance(responses, list) or not all(isinstance(x, str) for x in responses):
             raise DataFormatError(f"{path}:{n}: field 'responses' must be a list of strings (the K completions)")
         if not 2 <= len(responses) <= MAX_K:
-            raise DataFormatError(f"{path}:{n}: {len(responses)} responses; the labeling page ranks 2 to {MAX_K} "
-                                  f"completions per item (the paper's K = 4..9), so split or trim this item")
-        items.append({"prompt": r["prompt"], "responses": responses,
-                      "extra": {k: v for k, v in r.items() if k not in RESERVED}})
+            raise DataFormatError(
+                f"{path}:{n}: {len(responses)} responses; the labeling page ranks 2 to {MAX_K} "
+                f"completions per item (the paper's K = 4..9), so split or trim this item"
+            )
+        items.append(
+            {"prompt": r["prompt"], "responses": responses, "extra": {k: v for k, v in r.items() if k not in RESERVED}}
+        )
     if not items:
         raise DataFormatError(f"{path}: no items in the file")
     return items
@@ -49,14 +52,28 @@ def load_items(path) -> list[dict]:
 
 def kwise_records(rankings: list[dict]) -> list[dict]:
     """The K-wise comparison records of the store's rankings (:meth:`agents.label.db.Store.rankings`)."""
-    return [{"prompt": r["prompt"], "responses": r["responses"], "ranking": r["ranks"], "labeler": r["labeler"],
-             "item_id": r["item_id"], "flags": r["flags"], "score": r["score"], **r["extra"]} for r in rankings]
+    return [
+        {
+            "prompt": r["prompt"],
+            "responses": r["responses"],
+            "ranking": r["ranks"],
+            "labeler": r["labeler"],
+            "item_id": r["item_id"],
+            "flags": r["flags"],
+            "score": r["score"],
+            **r["extra"],
+        }
+        for r in rankings
+    ]
 
 
 def trl_records(kwise: list[dict]) -> list[dict]:
     """TRL's preference records ``{"prompt", "chosen", "rejected"}``: every ordered pair of every ranking."""
-    return [{"prompt": r["prompt"], "chosen": r["responses"][w], "rejected": r["responses"][lose]}
-            for r in kwise for w, lose in preference_pairs(r["ranking"])]
+    return [
+        {"prompt": r["prompt"], "chosen": r["responses"][w], "rejected": r["responses"][lose]}
+        for r in kwise
+        for w, lose in preference_pairs(r["ranking"])
+    ]
 
 
 def split_by_prompt(records: list[dict], val_fraction: float, seed: int = 0) -> tuple[list[dict], list[dict]]:

@@ -134,8 +134,10 @@ class Store:
 
     def __init__(self, path, *, create: bool = False):
         if str(path) != ":memory:" and not create and not Path(path).is_file():
-            raise FileNotFoundError(f"no labeling database at {path}; create it with 'textbandit label add-labeler "
-                                    f"--db {path} --name NAME' or 'textbandit label add-items --db {path} --items FILE'")
+            raise FileNotFoundError(
+                f"no labeling database at {path}; create it with 'textbandit label add-labeler "
+                f"--db {path} --name NAME' or 'textbandit label add-items --db {path} --items FILE'"
+            )
         self.conn = connect(path)
         if create:
             self.conn.executescript(SCHEMA)
@@ -179,13 +181,16 @@ class Store:
         with self.write() as c:
             if c.execute("SELECT 1 FROM labelers WHERE name = ?", (name,)).fetchone():
                 raise LabelingError(f"a labeler named {name!r} exists already; pick another name")
-            c.execute("INSERT INTO labelers (name, token_sha256, is_admin, created_at) VALUES (?, ?, ?, ?)",
-                      (name, token_hash(token), int(admin), time.time()))
+            c.execute(
+                "INSERT INTO labelers (name, token_sha256, is_admin, created_at) VALUES (?, ?, ?, ?)",
+                (name, token_hash(token), int(admin), time.time()),
+            )
         return token
 
     def labeler_by_token(self, token: str) -> dict | None:
-        row = self.conn.execute("SELECT id, name, is_admin FROM labelers WHERE token_sha256 = ?",
-                                (token_hash(token),)).fetchone()
+        row = self.conn.execute(
+            "SELECT id, name, is_admin FROM labelers WHERE token_sha256 = ?", (token_hash(token),)
+        ).fetchone()
         return dict(row) if row else None
 
     def labeler(self, labeler_id: int) -> dict | None:
@@ -194,11 +199,14 @@ class Store:
 
     def labelers(self) -> list[dict]:
         """Every labeler with their counts of ranked and skipped items."""
-        return [dict(r) for r in self.conn.execute("""
+        return [
+            dict(r)
+            for r in self.conn.execute("""
             SELECT l.id, l.name, l.is_admin,
                    (SELECT COUNT(*) FROM assignments a WHERE a.labeler_id = l.id AND a.status = 'done') AS ranked,
                    (SELECT COUNT(*) FROM assignments a WHERE a.labeler_id = l.id AND a.status = 'skipped') AS skipped
-            FROM labelers l ORDER BY l.name""")]
+            FROM labelers l ORDER BY l.name""")
+        ]
 
     # items
 
@@ -222,16 +230,26 @@ class Store:
             now = time.time()
             for key in new:
                 it, wanted = keyed[key], overlap_labelers if key in shared else 1
-                c.execute("INSERT INTO items (key, prompt, responses, extra, k, wanted, remaining, created_at) "
-                          "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                          (key, it["prompt"], json.dumps(it["responses"], ensure_ascii=False),
-                           json.dumps(it.get("extra", {}), ensure_ascii=False), len(it["responses"]), wanted, wanted,
-                           now))
+                c.execute(
+                    "INSERT INTO items (key, prompt, responses, extra, k, wanted, remaining, created_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        key,
+                        it["prompt"],
+                        json.dumps(it["responses"], ensure_ascii=False),
+                        json.dumps(it.get("extra", {}), ensure_ascii=False),
+                        len(it["responses"]),
+                        wanted,
+                        wanted,
+                        now,
+                    ),
+                )
         return {"added": len(new), "duplicates": len(items) - len(new), "overlapping": len(shared)}
 
     def item(self, item_id: int) -> dict | None:
-        row = self.conn.execute("SELECT id, prompt, responses, extra, k, wanted FROM items WHERE id = ?",
-                                (item_id,)).fetchone()
+        row = self.conn.execute(
+            "SELECT id, prompt, responses, extra, k, wanted FROM items WHERE id = ?", (item_id,)
+        ).fetchone()
         if row is None:
             return None
         return {**dict(row), "responses": json.loads(row["responses"]), "extra": json.loads(row["extra"])}
@@ -245,8 +263,10 @@ class Store:
         """The labeler's open item, or a new one assigned in the same transaction; None when none is left."""
         now = time.time()
         with self.write() as c:
-            row = c.execute("SELECT id, item_id FROM assignments WHERE labeler_id = ? AND status = 'open' "
-                            "ORDER BY id LIMIT 1", (labeler_id,)).fetchone()
+            row = c.execute(
+                "SELECT id, item_id FROM assignments WHERE labeler_id = ? AND status = 'open' ORDER BY id LIMIT 1",
+                (labeler_id,),
+            ).fetchone()
             if row is not None:
                 c.execute("UPDATE assignments SET leased_at = ? WHERE id = ?", (now, row["id"]))
                 item_id = row["item_id"]
@@ -255,31 +275,44 @@ class Store:
                 if row is None:
                     return None
                 item_id = row["id"]
-                c.execute("INSERT INTO assignments (item_id, labeler_id, status, leased_at) VALUES (?, ?, 'open', ?)",
-                          (item_id, labeler_id, now))
+                c.execute(
+                    "INSERT INTO assignments (item_id, labeler_id, status, leased_at) VALUES (?, ?, 'open', ?)",
+                    (item_id, labeler_id, now),
+                )
         return self.view(labeler_id, item_id)
 
     def view(self, labeler_id: int, item_id: int) -> dict | None:
         """An item as this labeler has it: the item, the assignment's status and their ranking if any."""
-        row = self.conn.execute("""
+        row = self.conn.execute(
+            """
             SELECT a.id AS assignment_id, a.status, r.ranks, r.flags, r.score, r.revision
             FROM assignments a LEFT JOIN rankings r ON r.assignment_id = a.id
-            WHERE a.labeler_id = ? AND a.item_id = ?""", (labeler_id, item_id)).fetchone()
+            WHERE a.labeler_id = ? AND a.item_id = ?""",
+            (labeler_id, item_id),
+        ).fetchone()
         item = self.item(item_id)
         if row is None or item is None:
             return None
-        return {"item_id": item_id, **{k: item[k] for k in ("prompt", "responses", "extra", "k")},
-                "assignment_id": row["assignment_id"], "status": row["status"],
-                "ranks": json.loads(row["ranks"]) if row["ranks"] else None,
-                "flags": json.loads(row["flags"]) if row["flags"] else None,
-                "score": row["score"], "revision": row["revision"]}
+        return {
+            "item_id": item_id,
+            **{k: item[k] for k in ("prompt", "responses", "extra", "k")},
+            "assignment_id": row["assignment_id"],
+            "status": row["status"],
+            "ranks": json.loads(row["ranks"]) if row["ranks"] else None,
+            "flags": json.loads(row["flags"]) if row["flags"] else None,
+            "score": row["score"],
+            "revision": row["revision"],
+        }
 
     def _assignment(self, c, labeler_id: int, item_id: int) -> sqlite3.Row:
-        row = c.execute("SELECT id, status FROM assignments WHERE labeler_id = ? AND item_id = ?",
-                        (labeler_id, item_id)).fetchone()
+        row = c.execute(
+            "SELECT id, status FROM assignments WHERE labeler_id = ? AND item_id = ?", (labeler_id, item_id)
+        ).fetchone()
         if row is None:
-            raise NotAssigned(f"item {item_id} is not assigned to you; rank the items the app hands you "
-                              f"(the labeling page, or GET /api/next)")
+            raise NotAssigned(
+                f"item {item_id} is not assigned to you; rank the items the app hands you "
+                f"(the labeling page, or GET /api/next)"
+            )
         return row
 
     def submit(self, labeler_id: int, item_id: int, ranks, flags=None, score=None) -> tuple[int, str]:
@@ -295,19 +328,24 @@ class Store:
         now = time.time()
         with self.write() as c:
             a = self._assignment(c, labeler_id, item_id)
-            old = c.execute("SELECT id, ranks, flags, score FROM rankings WHERE assignment_id = ?",
-                            (a["id"],)).fetchone()
+            old = c.execute(
+                "SELECT id, ranks, flags, score FROM rankings WHERE assignment_id = ?", (a["id"],)
+            ).fetchone()
             if old is None:
-                rid = c.execute("INSERT INTO rankings (assignment_id, item_id, labeler_id, ranks, flags, score, "
-                                "submitted_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                                (a["id"], item_id, labeler_id, json.dumps(ranks), json.dumps(flags), score, now,
-                                 now)).lastrowid
+                rid = c.execute(
+                    "INSERT INTO rankings (assignment_id, item_id, labeler_id, ranks, flags, score, "
+                    "submitted_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (a["id"], item_id, labeler_id, json.dumps(ranks), json.dumps(flags), score, now, now),
+                ).lastrowid
                 status = "stored"
             elif (json.loads(old["ranks"]), json.loads(old["flags"]), old["score"]) == (ranks, flags, score):
                 rid, status = old["id"], "unchanged"
             else:
-                c.execute("UPDATE rankings SET ranks = ?, flags = ?, score = ?, revision = revision + 1, "
-                          "updated_at = ? WHERE id = ?", (json.dumps(ranks), json.dumps(flags), score, now, old["id"]))
+                c.execute(
+                    "UPDATE rankings SET ranks = ?, flags = ?, score = ?, revision = revision + 1, "
+                    "updated_at = ? WHERE id = ?",
+                    (json.dumps(ranks), json.dumps(flags), score, now, old["id"]),
+                )
                 rid, status = old["id"], "updated"
             if a["status"] != "done":
                 c.execute("UPDATE assignments SET status = 'done' WHERE id = ?", (a["id"],))
@@ -325,24 +363,31 @@ class Store:
 
     def previous(self, labeler_id: int, item_id: int | None = None) -> int | None:
         """The item this labeler ranked or skipped before ``item_id`` (before their current one if None)."""
-        row = self.conn.execute("""
+        row = self.conn.execute(
+            """
             SELECT item_id FROM assignments
             WHERE labeler_id = :l AND status IN ('done', 'skipped')
               AND id < COALESCE((SELECT id FROM assignments WHERE labeler_id = :l AND item_id = :i), 9e18)
-            ORDER BY id DESC LIMIT 1""", {"l": labeler_id, "i": item_id}).fetchone()
+            ORDER BY id DESC LIMIT 1""",
+            {"l": labeler_id, "i": item_id},
+        ).fetchone()
         return row[0] if row else None
 
     def progress(self, labeler_id: int, lease_s: float = 3600.0) -> dict:
         """What this labeler has ranked and has left, and how far all labelers are."""
         c = self.conn
-        ranked = c.execute("SELECT COUNT(*) FROM assignments WHERE labeler_id = ? AND status = 'done'",
-                           (labeler_id,)).fetchone()[0]
-        is_open = c.execute("SELECT COUNT(*) FROM assignments WHERE labeler_id = ? AND status = 'open'",
-                            (labeler_id,)).fetchone()[0]
-        waiting = c.execute(f"SELECT COUNT(*) FROM ({NEXT_ITEM})",
-                            {"labeler": labeler_id, "since": time.time() - lease_s}).fetchone()[0]
-        done, wanted = c.execute("SELECT COALESCE(SUM(wanted - remaining), 0), COALESCE(SUM(wanted), 0) "
-                                 "FROM items").fetchone()
+        ranked = c.execute(
+            "SELECT COUNT(*) FROM assignments WHERE labeler_id = ? AND status = 'done'", (labeler_id,)
+        ).fetchone()[0]
+        is_open = c.execute(
+            "SELECT COUNT(*) FROM assignments WHERE labeler_id = ? AND status = 'open'", (labeler_id,)
+        ).fetchone()[0]
+        waiting = c.execute(
+            f"SELECT COUNT(*) FROM ({NEXT_ITEM})", {"labeler": labeler_id, "since": time.time() - lease_s}
+        ).fetchone()[0]
+        done, wanted = c.execute(
+            "SELECT COALESCE(SUM(wanted - remaining), 0), COALESCE(SUM(wanted), 0) FROM items"
+        ).fetchone()
         return {"ranked": ranked, "left": is_open + waiting, "all_ranked": done, "all_wanted": wanted}
 
     def rankings(self) -> list[dict]:
@@ -355,7 +400,8 @@ class Store:
         return [{**dict(r), **{k: json.loads(r[k]) for k in ("ranks", "flags", "responses", "extra")}} for r in rows]
 
     def agreement(self) -> dict:
-        """Inter-labeler agreement on the items ranked by two or more labelers (:func:`agents.label.ranking.agreement`)."""
+        """Inter-labeler agreement on the items ranked by two or more labelers
+        (:func:`agents.label.ranking.agreement`)."""
         by_item: dict[int, dict[str, list[int]]] = {}
         for r in self.rankings():
             by_item.setdefault(r["item_id"], {})[r["labeler"]] = r["ranks"]

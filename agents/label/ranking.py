@@ -63,7 +63,8 @@ def validate_ranking(ranks, k: int, *, base: int = 0) -> list[int]:
         example = [base, base + 1, base + 1, base + 2]
         raise RankingError(
             f"ranks must be dense, got {list(ranks)}: tied completions share a rank and the next one takes the "
-            f"next rank (e.g. {example}); without ties the ranking is a permutation of {base}..{base + k - 1}")
+            f"next rank (e.g. {example}); without ties the ranking is a permutation of {base}..{base + k - 1}"
+        )
     return [int(x) - base for x in ranks]
 
 
@@ -133,6 +134,8 @@ def agreement(rankings: Mapping[object, Mapping[str, Sequence[int]]]) -> dict:
 
 def preference_pairs(ranks: Sequence[int]) -> list[tuple[int, int]]:
     """``(better, worse)`` completion indices of every pair the ranking orders (tied pairs are left out)."""
-    return [(i, j) if ranks[i] < ranks[j] else (j, i)
-            for i, j in itertools.combinations(range(len(ranks)), 2) if ranks[i] != ranks[j]]
-
+    return [
+        (i, j) if ranks[i] < ranks[j] else (j, i)
+        for i, j in itertools.combinations(range(len(ranks)), 2)
+        if ranks[i] != ranks[j]
+    ]

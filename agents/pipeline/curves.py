@@ -26,8 +26,7 @@ class HeldOutCurve:
     "kl", "gold"}`` lists, one entry per measurement.
     """
 
-    def __init__(self, task, split: str, n_prompts: int, every: int, last: int, seed: int, batch_size: int = 64,
-                 **env):
+    def __init__(self, task, split: str, n_prompts: int, every: int, last: int, seed: int, batch_size: int = 64, **env):
         if every < 1 or n_prompts < 1:
             raise ValueError(f"every={every}, n_prompts={n_prompts}: both must be >= 1")
         self.envs = TextBanditVectorEnv(num_envs=min(batch_size, n_prompts), task=task, split=split, **env)
@@ -43,8 +42,12 @@ class HeldOutCurve:
         """Record one point for ``model`` (a causal LM) at ``iteration``."""
         temperature = self.envs.temperature  # the env scores at it, so sample at it
         s = sample_and_score(self.envs, model, self.indices, temperature, seed=self.seed)
-        for key, value in (("iteration", iteration), ("score", s.score.mean()), ("kl", s.kl.mean()),
-                           ("gold", s.gold.mean())):
+        for key, value in (
+            ("iteration", iteration),
+            ("score", s.score.mean()),
+            ("kl", s.kl.mean()),
+            ("gold", s.gold.mean()),
+        ):
             self.points[key].append(float(value))
 
     def __call__(self, iteration: int, stats: dict, policy) -> None:

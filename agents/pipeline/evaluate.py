@@ -57,8 +57,16 @@ def labeler_agreement(task, pool, comparison_records: list[dict], seed: int) -> 
     return measure_agreement(pool, gold_lists(task, comparison_records), np.random.default_rng([seed, 79]), rounds=5)
 
 
-def evaluate_models(task: DefaultTask, models: dict[str, torch.nn.Module], n_prompts: int, seed: int, pool=None,
-                    device: str = "cpu", temperature: float = 1.0, batch_size: int = 64) -> dict:
+def evaluate_models(
+    task: DefaultTask,
+    models: dict[str, torch.nn.Module],
+    n_prompts: int,
+    seed: int,
+    pool=None,
+    device: str = "cpu",
+    temperature: float = 1.0,
+    batch_size: int = 64,
+) -> dict:
     """Sample each model on the same ``n_prompts`` test prompts and measure everything per model.
 
     ``task``: the run's task with its reward model and SFT reference (the env judges the test
@@ -112,5 +120,8 @@ def _corr(a: list[float], b: list[float]) -> float | None:
 
 def pairwise_wins(samples: dict[str, Samples], pairs: dict[str, tuple[str, str]]) -> dict[str, float]:
     """Gold win rates ``{label: win_rate(a, b)}`` for the named model pairs present in ``samples``."""
-    return {label: win_rate(samples[a].gold, samples[b].gold)
-            for label, (a, b) in pairs.items() if a in samples and b in samples}
+    return {
+        label: win_rate(samples[a].gold, samples[b].gold)
+        for label, (a, b) in pairs.items()
+        if a in samples and b in samples
+    }

@@ -14,8 +14,16 @@ from pathlib import Path
 
 import torch
 
-TASK_FILES = ("tokenizer", "prompts_train.jsonl", "prompts_validation.jsonl", "prompts_test.jsonl",
-              "demonstrations_train.jsonl", "demonstrations_validation.jsonl", "labelers.json", "customers.json")
+TASK_FILES = (
+    "tokenizer",
+    "prompts_train.jsonl",
+    "prompts_validation.jsonl",
+    "prompts_test.jsonl",
+    "demonstrations_train.jsonl",
+    "demonstrations_validation.jsonl",
+    "labelers.json",
+    "customers.json",
+)
 
 
 def export_task(task_dir: Path, sft_dir: str, rm_dir: Path, kl_coef: float, dest: Path) -> Path:
@@ -35,10 +43,14 @@ def export_task(task_dir: Path, sft_dir: str, rm_dir: Path, kl_coef: float, dest
     tokenizer = AutoTokenizer.from_pretrained(str(Path(task_dir) / "tokenizer"))
     AutoModelForCausalLM.from_pretrained(sft_dir, dtype=torch.float16).save_pretrained(str(dest / "sft"))
     tokenizer.save_pretrained(str(dest / "sft"))
-    RewardModel.from_pretrained(str(rm_dir), torch_dtype=torch.float16).save_pretrained(dest / "reward_model", tokenizer)
+    RewardModel.from_pretrained(str(rm_dir), torch_dtype=torch.float16).save_pretrained(
+        dest / "reward_model", tokenizer
+    )
     for name in ("sft", "reward_model"):  # stored in fp16 to stay small, but load as float32 by default:
         path = dest / name / "config.json"  # fp16 matmuls on a CPU are slow and coarse
-        path.write_text(json.dumps({**json.loads(path.read_text()), "dtype": "float32"}, indent=2, sort_keys=True) + "\n")
+        path.write_text(
+            json.dumps({**json.loads(path.read_text()), "dtype": "float32"}, indent=2, sort_keys=True) + "\n"
+        )
     return dest
 
 

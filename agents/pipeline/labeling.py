@@ -21,8 +21,9 @@ from textbandit.task import LabelerPool, calibrate
 
 def gold_lists(task, records: list[dict]) -> list[list[float]]:
     """The gold scores of each comparison's K responses."""
-    return [task.gold_scores([r["prompt"]] * len(r["responses"]), r["responses"], r.get("ended_with_eos"))
-            for r in records]
+    return [
+        task.gold_scores([r["prompt"]] * len(r["responses"]), r["responses"], r.get("ended_with_eos")) for r in records
+    ]
 
 
 def calibrated_pool(task, golds: list[list[float]]) -> tuple[LabelerPool, dict]:
@@ -39,12 +40,18 @@ def calibrated_pool(task, golds: list[list[float]]) -> tuple[LabelerPool, dict]:
         scale, capped = calibrate(golds, target, multipliers), False
     except ValueError:
         scale, capped = 1e-3, True
-    info = {"target_agreement": target, "noise_scale": scale, "capped_by_ties": capped,
-            "task_noise_scale": base["noise_scale"], "noises": [scale * m for m in multipliers]}
+    info = {
+        "target_agreement": target,
+        "noise_scale": scale,
+        "capped_by_ties": capped,
+        "task_noise_scale": base["noise_scale"],
+        "noises": [scale * m for m in multipliers],
+    }
     return LabelerPool(info["noises"]), info
 
 
-def rank_records(pool: LabelerPool, records: list[dict], golds: list[list[float]],
-                 rng: np.random.Generator) -> list[dict]:
+def rank_records(
+    pool: LabelerPool, records: list[dict], golds: list[list[float]], rng: np.random.Generator
+) -> list[dict]:
     """Each record ranked by one labeler drawn at random (rank 0 = best), as the comparisons format says."""
     return [{**r, "ranking": pool.rank(g, rng)} for r, g in zip(records, golds)]

@@ -28,8 +28,7 @@ def pairs_from_ranking(items: list, ranking: list[int]) -> list[tuple]:
     return out
 
 
-def bradley_terry(comparisons, prior: float = 0.5, iters: int = 500,
-                  tol: float = 1e-9) -> dict:
+def bradley_terry(comparisons, prior: float = 0.5, iters: int = 500, tol: float = 1e-9) -> dict:
     """Elo-scale ratings ``{item: rating}`` from ``(winner, loser)`` pairs.
 
     A ``(a, b, 0.5)`` triple records a draw (half a win each way)."""

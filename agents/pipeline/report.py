@@ -44,12 +44,16 @@ def markdown(r: dict, out: str = "OUT") -> str:
         f"Evaluated on {r['eval_prompts']} prompts of held-out (test) customers; every judgement "
         "is the task's hidden gold labeler's (ties count half).",
         "## The paper's findings",
-        _table(["finding", "measured", "bar", "reproduced"],
-               [[f["finding"], f["measured"], f["bar"], f["reproduced"]] for f in r["findings"]]),
+        _table(
+            ["finding", "measured", "bar", "reproduced"],
+            [[f["finding"], f["measured"], f["bar"], f["reproduced"]] for f in r["findings"]],
+        ),
         _diagnoses(r, out),
         "## Models",
-        _table(["model", *MODEL_COLUMNS],
-               [[name, *[m.get(c, "") for c in MODEL_COLUMNS]] for name, m in r["models"].items()]),
+        _table(
+            ["model", *MODEL_COLUMNS],
+            [[name, *[m.get(c, "") for c in MODEL_COLUMNS]] for name, m in r["models"].items()],
+        ),
         "`gold`: the hidden labeler's mean score; `rm_score`: the reward model's (normalised so "
         "demonstrations score 0); `kl_from_sft`: mean summed log-ratio to the SFT model; "
         "`corpus_loss`: nats/token on held-out pretraining text (the alignment tax); "
@@ -75,13 +79,36 @@ def _sweep_text(r: dict) -> str:
     rows = []
     for label, c in sweep["curves"].items():
         o = overoptimisation(c["score"], c["gold"])
-        rows.append([label, ", ".join(f"{g:.3f}" for g in c["gold"]), o["gold_peak"], int(c["iteration"][o["gold_peak_iteration"]]),
-                     o["gold_final"], o["gold_drop"], o["proxy_rise_after_peak"], o["overoptimised"]])
+        rows.append(
+            [
+                label,
+                ", ".join(f"{g:.3f}" for g in c["gold"]),
+                o["gold_peak"],
+                int(c["iteration"][o["gold_peak_iteration"]]),
+                o["gold_final"],
+                o["gold_drop"],
+                o["proxy_rise_after_peak"],
+                o["overoptimised"],
+            ]
+        )
     every, n = sweep.get("curve_every", "a few"), sweep.get("curve_prompts", "fixed")
-    return (f"Measured every {every} PPO iterations on the same {n} prompts of validation customers with the same "
-            "sampling seed (point 0 is the SFT model); peak, final and drop are of the 3-point moving average.\n\n"
-            + _table(["run", "gold at each point", "peak", "at iteration", "final", "drop", "proxy rise after peak",
-                      "over-optimised"], rows))
+    return (
+        f"Measured every {every} PPO iterations on the same {n} prompts of validation customers with the same "
+        "sampling seed (point 0 is the SFT model); peak, final and drop are of the 3-point moving average.\n\n"
+        + _table(
+            [
+                "run",
+                "gold at each point",
+                "peak",
+                "at iteration",
+                "final",
+                "drop",
+                "proxy rise after peak",
+                "over-optimised",
+            ],
+            rows,
+        )
+    )
 
 
 def _per_kind_table(r: dict) -> str:
@@ -108,8 +135,13 @@ def plot(r: dict, out: Path) -> list[str]:
         xs, ys = zip(*sorted(points))
         ax.plot(xs, ys, marker="o", label=method)
     ax.axhline(0.5, color="grey", lw=0.8, ls="--")
-    ax.set(xscale="log", xlabel="parameters", ylabel="win rate vs SFT (small)", ylim=(0, 1),
-           title="Preference by model size (paper Fig. 1)")
+    ax.set(
+        xscale="log",
+        xlabel="parameters",
+        ylabel="win rate vs SFT (small)",
+        ylim=(0, 1),
+        title="Preference by model size (paper Fig. 1)",
+    )
     ax.legend(fontsize=8)
     names.append(_save(fig, out, "figure1_win_rate_by_size.png"))
 

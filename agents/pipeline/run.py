@@ -95,8 +95,11 @@ def run_pipeline(cfg: PipelineConfig) -> dict:
             device, stages = str(resolve_device(cfg.device)), Stages(out, cfg.rebuild)
             built = build_stages(cfg, stages, device)
             results = evaluate_run(cfg, built, device)
-            results["seconds"] = {**stages.seconds, "total": invocations.record(finished=True),
-                                  "invocations": len(invocations.past) + 1}
+            results["seconds"] = {
+                **stages.seconds,
+                "total": invocations.record(finished=True),
+                "invocations": len(invocations.past) + 1,
+            }
             results["stages_built"] = stages.built
             write_report(results, out)
             export_task(built.task.path, built.sft[built.main], built.reward_model, cfg.kl_coef, out / "export")
@@ -115,8 +118,12 @@ def build_stages(cfg: PipelineConfig, stage: Stages, device: str) -> Built:
 
     s = cfg.settings
     after = lambda *names: {n: stage.keys[n] for n in names}  # noqa: E731  (the identities of consumed stages)
-    task_cfg = TaskConfig(seed=cfg.seed, n_customers=s.n_customers, prompts_per_customer=s.prompts_per_customer,
-                          corpus_texts=s.corpus_texts)
+    task_cfg = TaskConfig(
+        seed=cfg.seed,
+        n_customers=s.n_customers,
+        prompts_per_customer=s.prompts_per_customer,
+        corpus_texts=s.corpus_texts,
+    )
     task = load_task(stage("task", lambda d: build(d, task_cfg), {"task": task_cfg.to_dict()}))
     if cfg.base_model:
         check_base_model(cfg.base_model, task.load_tokenizer(), task.tokenizer)
@@ -133,13 +140,30 @@ def build_stages(cfg: PipelineConfig, stage: Stages, device: str) -> Built:
     ppo = {}
     for name, run in runs.items():
         iterations = s.ppo_iterations[run.size]
-        ppo_cfg = ppo_config(s, sft[run.size], rm_dir, "-", iterations, run.kl_coef, cfg.seed, ptx_coef=run.ptx_coef,
-                             device=cfg.device, progress=cfg.progress, task=str(task.path))
-        inputs = {**settings_of(ppo_cfg, "sft_model", "reward_model", "task"),
-                  "curve": [s.curve_every, s.curve_prompts] if run.curve else None,
-                  **after("task", f"sft_{run.size}", "reward_model")}
-        ppo[name] = stage(name, lambda d, c=ppo_cfg, r=run: _ppo(_with_out(c, d), run_task, r, s, device, cfg.seed),
-                          inputs, requires=("curve.json",) if run.curve else ())
+        ppo_cfg = ppo_config(
+            s,
+            sft[run.size],
+            rm_dir,
+            "-",
+            iterations,
+            run.kl_coef,
+            cfg.seed,
+            ptx_coef=run.ptx_coef,
+            device=cfg.device,
+            progress=cfg.progress,
+            task=str(task.path),
+        )
+        inputs = {
+            **settings_of(ppo_cfg, "sft_model", "reward_model", "task"),
+            "curve": [s.curve_every, s.curve_prompts] if run.curve else None,
+            **after("task", f"sft_{run.size}", "reward_model"),
+        }
+        ppo[name] = stage(
+            name,
+            lambda d, c=ppo_cfg, r=run: _ppo(_with_out(c, d), run_task, r, s, device, cfg.seed),
+            inputs,
+            requires=("curve.json",) if run.curve else (),
+        )
 
     labelers = comparisons / "labelers.json"
     pool = LabelerPool(json.loads(labelers.read_text())["noises"]) if labelers.exists() else task.labelers()
@@ -155,16 +179,28 @@ def pretrain_stages(cfg: PipelineConfig, stage: Stages, task: DefaultTask, devic
         if size == s.sizes[0] and cfg.base_model:
             bases[size], ids[size] = cfg.base_model, {"base_model": cfg.base_model}
             continue
-        args = PretrainArgs(size=size, task=str(task.path), steps=s.pretrain_steps[size], seed=cfg.seed,
-                            device=device, progress=cfg.progress)
-        bases[size] = str(stage(f"base_{size}", lambda d, a=args: pretrain(_with_out(a, d)),
-                                {**settings_of(args, "task"), "task": stage.keys["task"]}))
+        args = PretrainArgs(
+            size=size,
+            task=str(task.path),
+            steps=s.pretrain_steps[size],
+            seed=cfg.seed,
+            device=device,
+            progress=cfg.progress,
+        )
+        bases[size] = str(
+            stage(
+                f"base_{size}",
+                lambda d, a=args: pretrain(_with_out(a, d)),
+                {**settings_of(args, "task"), "task": stage.keys["task"]},
+            )
+        )
         ids[size] = {f"base_{size}": stage.keys[f"base_{size}"]}
     return bases, ids
 
 
-def sft_stages(cfg: PipelineConfig, stage: Stages, task: DefaultTask, bases: dict, base_ids: dict,
-               device: str) -> dict[str, str]:
+def sft_stages(
+    cfg: PipelineConfig, stage: Stages, task: DefaultTask, bases: dict, base_ids: dict, device: str
+) -> dict[str, str]:
     """SFT at each size on the demonstrations (the task's, or the user's)."""
     from agents.sft.config import SFTConfig
     from agents.sft.trainer import train_sft
@@ -173,13 +209,22 @@ def sft_stages(cfg: PipelineConfig, stage: Stages, task: DefaultTask, bases: dic
     train = cfg.demonstrations or str(task.demonstrations_file("train"))
     own = {"demonstrations": file_digest(cfg.demonstrations)} if cfg.demonstrations else {}
     for size in s.sizes:
-        sft_cfg = SFTConfig(model=bases[size], train=train, val=str(task.demonstrations_file("validation")),
-                            epochs=s.sft_epochs[size], lr=3e-4, batch_size=32, max_prompt_len=task.max_prompt_len,
-                            max_response_len=task.max_new_tokens, seed=cfg.seed, device=device,
-                            progress=cfg.progress, out="-")
-        sft[size] = str(stage(f"sft_{size}", lambda d, c=sft_cfg: train_sft(_with_out(c, d)),
-                              {**settings_of(sft_cfg, "model", "train", "val"), **base_ids[size], **own,
-                               "task": stage.keys["task"]}))
+        sft_cfg = SFTConfig(
+            model=bases[size],
+            train=train,
+            val=str(task.demonstrations_file("validation")),
+            epochs=s.sft_epochs[size],
+            lr=3e-4,
+            batch_size=32,
+            **trainer_settings(cfg, task, device),
+        )
+        sft[size] = str(
+            stage(
+                f"sft_{size}",
+                lambda d, c=sft_cfg: train_sft(_with_out(c, d)),
+                {**settings_of(sft_cfg, "model", "train", "val"), **base_ids[size], **own, "task": stage.keys["task"]},
+            )
+        )
     return sft
 
 
@@ -187,6 +232,7 @@ def comparison_stage(cfg: PipelineConfig, stage: Stages, task: DefaultTask, sft_
     """K completions per prompt from the SFT model, ranked by simulated labelers (or the user's comparisons)."""
     s = cfg.settings
     if cfg.comparisons:
+
         def given(d: Path):  # the user's comparisons, with a held-out part for the reward model's accuracy
             train = load_comparisons(cfg.comparisons)
             val = load_comparisons(cfg.comparisons_val) if cfg.comparisons_val else None
@@ -196,9 +242,16 @@ def comparison_stage(cfg: PipelineConfig, stage: Stages, task: DefaultTask, sft_
             write_jsonl(d / "train.jsonl", train)
             write_jsonl(d / "validation.jsonl", val)
 
-        return stage("comparisons_given", given, {
-            "comparisons": file_digest(cfg.comparisons), "seed": cfg.seed, "val_fraction": VAL_FRACTION,
-            "comparisons_val": file_digest(cfg.comparisons_val) if cfg.comparisons_val else None})
+        return stage(
+            "comparisons_given",
+            given,
+            {
+                "comparisons": file_digest(cfg.comparisons),
+                "seed": cfg.seed,
+                "val_fraction": VAL_FRACTION,
+                "comparisons_val": file_digest(cfg.comparisons_val) if cfg.comparisons_val else None,
+            },
+        )
 
     def collect(d: Path):
         from transformers import AutoModelForCausalLM
@@ -208,9 +261,18 @@ def comparison_stage(cfg: PipelineConfig, stage: Stages, task: DefaultTask, sft_
         model, tok = AutoModelForCausalLM.from_pretrained(sft_dir), task.load_tokenizer()
         unranked = lambda p, responses, ended: [0] * len(responses)  # noqa: E731  (ranked below)
         records = {
-            split: collect_comparisons(model, tok, task.prompt_records(split)[:n], tuple(s.k), unranked,
-                                       max_new_tokens=task.max_new_tokens, max_prompt_len=task.max_prompt_len,
-                                       seed=cfg.seed, device=device, progress=cfg.progress)
+            split: collect_comparisons(
+                model,
+                tok,
+                task.prompt_records(split)[:n],
+                tuple(s.k),
+                unranked,
+                max_new_tokens=task.max_new_tokens,
+                max_prompt_len=task.max_prompt_len,
+                seed=cfg.seed,
+                device=device,
+                progress=cfg.progress,
+            )
             for split, n in (("train", s.comparison_prompts), ("validation", s.validation_comparison_prompts))
         }
         golds = {split: gold_lists(task, recs) for split, recs in records.items()}
@@ -221,29 +283,63 @@ def comparison_stage(cfg: PipelineConfig, stage: Stages, task: DefaultTask, sft_
         for split, recs in records.items():
             write_jsonl(d / f"{split}.jsonl", rank_records(pool, recs, golds[split], rng))
 
-    return stage("comparisons", collect, {
-        "k": s.k, "prompts": [s.comparison_prompts, s.validation_comparison_prompts], "seed": cfg.seed,
-        "lengths": [task.max_prompt_len, task.max_new_tokens], "task": stage.keys["task"],
-        f"sft_{s.sizes[0]}": stage.keys[f"sft_{s.sizes[0]}"]})
+    return stage(
+        "comparisons",
+        collect,
+        {
+            "k": s.k,
+            "prompts": [s.comparison_prompts, s.validation_comparison_prompts],
+            "seed": cfg.seed,
+            "lengths": [task.max_prompt_len, task.max_new_tokens],
+            "task": stage.keys["task"],
+            f"sft_{s.sizes[0]}": stage.keys[f"sft_{s.sizes[0]}"],
+        },
+    )
 
 
-def reward_model_stage(cfg: PipelineConfig, stage: Stages, task: DefaultTask, sft_dir: str, comparisons: Path,
-                       device: str) -> Path:
+def reward_model_stage(
+    cfg: PipelineConfig, stage: Stages, task: DefaultTask, sft_dir: str, comparisons: Path, device: str
+) -> Path:
     """The reward model from the SFT model, normalised so that demonstrations score 0."""
     from agents.reward.config import RewardConfig
     from agents.reward.trainer import train_reward_model
 
     s = cfg.settings
     demos = cfg.demonstrations or str(task.demonstrations_file("train"))
-    rm_cfg = RewardConfig(model=sft_dir, train=str(comparisons / "train.jsonl"),
-                          val=str(comparisons / "validation.jsonl"), normalize_with=demos, epochs=s.rm_epochs,
-                          lr=s.rm_lr, max_prompt_len=task.max_prompt_len, max_response_len=task.max_new_tokens,
-                          seed=cfg.seed, device=device, progress=cfg.progress, out="-")
+    rm_cfg = RewardConfig(
+        model=sft_dir,
+        train=str(comparisons / "train.jsonl"),
+        val=str(comparisons / "validation.jsonl"),
+        normalize_with=demos,
+        epochs=s.rm_epochs,
+        lr=s.rm_lr,
+        **trainer_settings(cfg, task, device),
+    )
     own = {"demonstrations": file_digest(cfg.demonstrations)} if cfg.demonstrations else {}
-    return stage("reward_model", lambda d: train_reward_model(_with_out(rm_cfg, d)),
-                 {**settings_of(rm_cfg, "model", "train", "val", "normalize_with"), **own,
-                  comparisons.name: stage.keys[comparisons.name], f"sft_{s.sizes[0]}": stage.keys[f"sft_{s.sizes[0]}"],
-                  "task": stage.keys["task"]})
+    return stage(
+        "reward_model",
+        lambda d: train_reward_model(_with_out(rm_cfg, d)),
+        {
+            **settings_of(rm_cfg, "model", "train", "val", "normalize_with"),
+            **own,
+            comparisons.name: stage.keys[comparisons.name],
+            f"sft_{s.sizes[0]}": stage.keys[f"sft_{s.sizes[0]}"],
+            "task": stage.keys["task"],
+        },
+    )
+
+
+def trainer_settings(cfg: PipelineConfig, task: DefaultTask, device: str) -> dict:
+    """What the SFT and reward-model stages set alike: the task's lengths, the seed, where they run
+    and how loudly (their folder is the stage's: ``_with_out``)."""
+    return dict(
+        max_prompt_len=task.max_prompt_len,
+        max_response_len=task.max_new_tokens,
+        seed=cfg.seed,
+        device=device,
+        progress=cfg.progress,
+        out="-",
+    )
 
 
 def check_base_model(name: str, tokenizer, tokenizer_path) -> None:
@@ -251,8 +347,10 @@ def check_base_model(name: str, tokenizer, tokenizer_path) -> None:
     model of the report is sampled and judged in one environment, with the task's tokenizer."""
     from transformers import AutoConfig, AutoTokenizer
 
-    fix = (f"SFT reads it from the model's folder: save the task's there with "
-           f"AutoTokenizer.from_pretrained({str(tokenizer_path)!r}).save_pretrained(PATH)")
+    fix = (
+        f"SFT reads it from the model's folder: save the task's there with "
+        f"AutoTokenizer.from_pretrained({str(tokenizer_path)!r}).save_pretrained(PATH)"
+    )
     files = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "tokenizer.model")
     if Path(name).is_dir() and not any((Path(name) / f).exists() for f in files):
         raise ValueError(f"base_model={name!r} holds no tokenizer; {fix}")
@@ -266,7 +364,8 @@ def check_base_model(name: str, tokenizer, tokenizer_path) -> None:
             f"base_model={name!r} does not use the task's tokenizer (its tokenizer has {len(theirs)} tokens and its "
             f"embedding {vocab} rows; the task's has {len(tokenizer)} tokens): the pipeline compares every model "
             "in one environment with the task's tokenizer. Pretrain on the task's tokenizer, or fine-tune your "
-            "model on your own data stage by stage (textbandit sft, collect, rm, ppo)")
+            "model on your own data stage by stage (textbandit sft, collect, rm, ppo)"
+        )
 
 
 def split_by_prompt(records: list[dict], fraction: float, seed: int) -> tuple[list[dict], list[dict]]:
@@ -274,8 +373,10 @@ def split_by_prompt(records: list[dict], fraction: float, seed: int) -> tuple[li
     records held out together, chosen with ``seed``; the order of records is kept."""
     prompts = sorted({r["prompt"] for r in records})
     if len(prompts) < 2:
-        raise ValueError(f"your comparisons hold {len(prompts)} distinct prompt(s); a held-out part needs at "
-                         "least 2, or pass --comparisons-val with held-out comparisons")
+        raise ValueError(
+            f"your comparisons hold {len(prompts)} distinct prompt(s); a held-out part needs at "
+            "least 2, or pass --comparisons-val with held-out comparisons"
+        )
     rng = np.random.default_rng([seed, 81])
     held = set(rng.choice(prompts, size=max(1, round(fraction * len(prompts))), replace=False).tolist())
     return [r for r in records if r["prompt"] not in held], [r for r in records if r["prompt"] in held]
@@ -291,11 +392,21 @@ def ppo_config(preset: Preset, sft_dir: str, rm_dir, out, iterations: int, kl: f
     """The pipeline's PPO settings for a preset (``overrides``: any other PPOConfig field)."""
     from agents.ppo.config import PPOConfig
 
-    return PPOConfig(**{
-        "sft_model": sft_dir, "reward_model": str(rm_dir), "batch_size": preset.ppo_batch,
-        "minibatch_size": max(1, preset.ppo_batch // 4), "total_iterations": iterations, "kl_coef": kl,
-        "seed": seed + 1, "output_dir": str(out), "learning_rate": preset.ppo_learning_rate,
-        "update_epochs": preset.ppo_update_epochs, **overrides})
+    return PPOConfig(
+        **{
+            "sft_model": sft_dir,
+            "reward_model": str(rm_dir),
+            "batch_size": preset.ppo_batch,
+            "minibatch_size": max(1, preset.ppo_batch // 4),
+            "total_iterations": iterations,
+            "kl_coef": kl,
+            "seed": seed + 1,
+            "output_dir": str(out),
+            "learning_rate": preset.ppo_learning_rate,
+            "update_epochs": preset.ppo_update_epochs,
+            **overrides,
+        }
+    )
 
 
 def _ppo(ppo_cfg, task: DefaultTask, run: PPORun, preset: Preset, device: str, seed: int):
@@ -309,10 +420,17 @@ def _ppo(ppo_cfg, task: DefaultTask, run: PPORun, preset: Preset, device: str, s
     if run.curve:  # validation customers' prompts, scored against the SFT model as reference
         from transformers import AutoModelForCausalLM
 
-        held_out = HeldOutCurve(task.replace(reference_model=ppo_cfg.sft_model), "validation", preset.curve_prompts,
-                                preset.curve_every, ppo_cfg.total_iterations, seed, device=device,
-                                temperature=ppo_cfg.temperature,  # the proxy PPO maximises:
-                                missing_eos_penalty=ppo_cfg.missing_eos_penalty)
+        held_out = HeldOutCurve(
+            task.replace(reference_model=ppo_cfg.sft_model),
+            "validation",
+            preset.curve_prompts,
+            preset.curve_every,
+            ppo_cfg.total_iterations,
+            seed,
+            device=device,
+            temperature=ppo_cfg.temperature,  # the proxy PPO maximises:
+            missing_eos_penalty=ppo_cfg.missing_eos_penalty,
+        )
         held_out.measure(0, AutoModelForCausalLM.from_pretrained(ppo_cfg.sft_model).to(device))
     result = train(ppo_cfg, task=task, ptx_texts=ptx_texts, callback=held_out)
     result["policy"].save_pretrained(d / "final")  # with the env's tokenizer: loads like the other stages
@@ -337,8 +455,13 @@ def evaluate_run(cfg: PipelineConfig, built: Built, device: str) -> dict:
     ev = evaluate_models(judge, models, s.eval_prompts, cfg.seed, built.labelers, device=device)
     samples, per_model = ev["samples"], ev["models"]
 
-    pairs = {"ppo_vs_sft": ("ppo", "sft"), "ppo_ptx_vs_sft": ("ppo_ptx", "sft"), "sft_vs_base": ("sft", "base"),
-             "ppo_vs_large_base": ("ppo", f"base_{large}"), "ppo_vs_ppo_ptx": ("ppo", "ppo_ptx")}
+    pairs = {
+        "ppo_vs_sft": ("ppo", "sft"),
+        "ppo_ptx_vs_sft": ("ppo_ptx", "sft"),
+        "sft_vs_base": ("sft", "base"),
+        "ppo_vs_large_base": ("ppo", f"base_{large}"),
+        "ppo_vs_ppo_ptx": ("ppo", "ppo_ptx"),
+    }
     wins = pairwise_wins(samples, pairs)
     figure1 = {"base": [], "SFT": [], "PPO": [], "PPO-ptx": []}
     for name, m in per_model.items():  # every model's win rate against the small SFT model
@@ -351,29 +474,48 @@ def evaluate_run(cfg: PipelineConfig, built: Built, device: str) -> dict:
             continue
         h = json.loads((built.ppo[name] / "history.json").read_text())
         label = f"kl_coef={run.kl_coef:g}"
-        training[label] = {"iteration": [r["iteration"] for r in h], "score": [r["env/score"] for r in h],
-                           "kl": [r["env/kl"] for r in h], "gold": [r["eval/gold_score"] for r in h]}
+        training[label] = {
+            "iteration": [r["iteration"] for r in h],
+            "score": [r["env/score"] for r in h],
+            "kl": [r["env/kl"] for r in h],
+            "gold": [r["eval/gold_score"] for r in h],
+        }
         curves[label] = json.loads((built.ppo[name] / "curve.json").read_text())
         sweep[label] = overoptimisation(curves[label]["score"], curves[label]["gold"])
     rm_summary = json.loads((built.reward_model / "summary.json").read_text())
     held_out = load_comparisons(built.comparisons / "validation.jsonl")
     return {
-        "preset": cfg.preset, "machine": machine(), "labelers": {"noises": built.labelers.noises},
-        "eval_prompts": len(samples["sft"].gold), "config": cfg.to_dict(), "models": per_model, "win_rates": wins,
+        "preset": cfg.preset,
+        "machine": machine(),
+        "labelers": {"noises": built.labelers.noises},
+        "eval_prompts": len(samples["sft"].gold),
+        "config": cfg.to_dict(),
+        "models": per_model,
+        "win_rates": wins,
         "size_ratio": per_model[f"base_{large}"]["params"] / per_model["base"]["params"],
         "reward_model": {
-            "accuracy": rm_summary["val"]["accuracy"], "loss": rm_summary["val"]["loss"],
+            "accuracy": rm_summary["val"]["accuracy"],
+            "loss": rm_summary["val"]["loss"],
             # one ranking per prompt in a user's file: no second labeler to agree with
-            "labeler_agreement": None if cfg.comparisons else labeler_agreement(built.task, built.labelers, held_out,
-                                                                                cfg.seed),
+            "labeler_agreement": None
+            if cfg.comparisons
+            else labeler_agreement(built.task, built.labelers, held_out, cfg.seed),
             "forwards_per_comparison": rm_summary["forwards_per_comparison"],
         },
-        "kl_sweep": {"no_kl": sweep["kl_coef=0"], "default": sweep[f"kl_coef={cfg.kl_coef:g}"], "all": sweep,
-                     "curves": curves, "training_curves": training,
-                     "curve_prompts": s.curve_prompts, "curve_every": s.curve_every},
+        "kl_sweep": {
+            "no_kl": sweep["kl_coef=0"],
+            "default": sweep[f"kl_coef={cfg.kl_coef:g}"],
+            "all": sweep,
+            "curves": curves,
+            "training_curves": training,
+            "curve_prompts": s.curve_prompts,
+            "curve_every": s.curve_every,
+        },
         "alignment_tax": {m: per_model[m]["corpus_loss"] - per_model["sft"]["corpus_loss"] for m in ("ppo", "ppo_ptx")},
-        "per_kind": ev["per_kind"], "undemonstrated_kinds": list(built.task.config.undemonstrated_kinds),
-        "figure1": figure1, "ngram": ev["ngram"],
+        "per_kind": ev["per_kind"],
+        "undemonstrated_kinds": list(built.task.config.undemonstrated_kinds),
+        "figure1": figure1,
+        "ngram": ev["ngram"],
         "ngram_note": _ngram_note(ev["ngram"]),
     }
 

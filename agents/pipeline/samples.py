@@ -62,17 +62,21 @@ def sample_and_score(
         real = len(idx)
         idx = np.concatenate([idx, np.repeat(idx[-1:], B - real)])  # pad the last chunk
         obs, _ = envs.reset(options={"prompt_indices": idx})
-        response = sample(
-            model,
-            torch.as_tensor(obs["input_ids"], device=env.device),
-            torch.as_tensor(obs["attention_mask"], device=env.device),
-            env.max_new_tokens,
-            env.tokenizer.eos_token_id,
-            env.tokenizer.pad_token_id,
-            temperature=temperature,
-            top_p=top_p,
-            generator=generator,
-        ).cpu().numpy()
+        response = (
+            sample(
+                model,
+                torch.as_tensor(obs["input_ids"], device=env.device),
+                torch.as_tensor(obs["attention_mask"], device=env.device),
+                env.max_new_tokens,
+                env.tokenizer.eos_token_id,
+                env.tokenizer.pad_token_id,
+                temperature=temperature,
+                top_p=top_p,
+                generator=generator,
+            )
+            .cpu()
+            .numpy()
+        )
         _, _, _, _, info = envs.step(response)
         final = info["final_info"]
         for k in chunks:

@@ -52,8 +52,10 @@ class Stages:
                 return path
             if not self.rebuild:
                 raise StageChangedError(
-                    f"stage {name!r} in {self.out} was built with other settings: {_differences(record.get('inputs'), inputs)}; "
-                    "pass --rebuild true to build it (and the stages after it) again, or use another --out")
+                    f"stage {name!r} in {self.out} was built with other settings: "
+                    f"{_differences(record.get('inputs'), inputs)}; "
+                    "pass --rebuild true to build it (and the stages after it) again, or use another --out"
+                )
         if path.exists():  # an interrupted stage, or one to rebuild: start it again from scratch
             shutil.rmtree(path)
         t0 = time.time()
@@ -70,8 +72,11 @@ def _differences(old: dict | None, new: dict) -> str:
     if old is None:
         return "it was built by an older textbandit that did not record its settings"
     flat_old, flat_new = _flatten(old), _flatten(new)
-    diffs = [f"{k} was {flat_old.get(k, '(unset)')}, now {flat_new.get(k, '(unset)')}"
-             for k in sorted(set(flat_old) | set(flat_new)) if flat_old.get(k) != flat_new.get(k)]
+    diffs = [
+        f"{k} was {flat_old.get(k, '(unset)')}, now {flat_new.get(k, '(unset)')}"
+        for k in sorted(set(flat_old) | set(flat_new))
+        if flat_old.get(k) != flat_new.get(k)
+    ]
     return "; ".join(diffs[:8]) + ("; ..." if len(diffs) > 8 else "")
 
 

@@ -137,8 +137,16 @@ class PPOConfig:
     """this process's rank (torchrun sets RANK)"""
 
     def __post_init__(self):
-        positive_ints = ("batch_size", "minibatch_size", "total_iterations", "update_epochs", "kl_horizon",
-                         "ptx_batch_size", "ptx_max_len", "world_size")
+        positive_ints = (
+            "batch_size",
+            "minibatch_size",
+            "total_iterations",
+            "update_epochs",
+            "kl_horizon",
+            "ptx_batch_size",
+            "ptx_max_len",
+            "world_size",
+        )
         for name in positive_ints:
             value = getattr(self, name)
             if not (isinstance(value, int) and value > 0):
@@ -146,11 +154,13 @@ class PPOConfig:
         if self.batch_size % self.world_size or self.minibatch_size % self.world_size:
             raise ValueError(
                 f"batch_size={self.batch_size} and minibatch_size={self.minibatch_size} must both be multiples of "
-                f"world_size={self.world_size}; round them to multiples of the number of ranks")
+                f"world_size={self.world_size}; round them to multiples of the number of ranks"
+            )
         if self.batch_size % self.minibatch_size:
             raise ValueError(
                 f"batch_size={self.batch_size} is not divisible into minibatches of {self.minibatch_size}; "
-                f"pick a minibatch_size that divides it (e.g. {self._divisor_hint()})")
+                f"pick a minibatch_size that divides it (e.g. {self._divisor_hint()})"
+            )
         if not self.target_kl > 0:
             raise ValueError(f"target_kl={self.target_kl!r}; it must be > 0 (nats per response, e.g. 6.0)")
         if not self.temperature > 0:
@@ -168,11 +178,14 @@ class PPOConfig:
         if self.ptx_coef < 0:
             raise ValueError(f"ptx_coef={self.ptx_coef}; it must be >= 0 (0 is plain PPO)")
         if self.task is None:
-            missing = [f"--{n.replace('_', '-')}" for n in ("sft_model", "reward_model", "prompts")
-                       if getattr(self, n) is None]
+            missing = [
+                f"--{n.replace('_', '-')}" for n in ("sft_model", "reward_model", "prompts") if getattr(self, n) is None
+            ]
             if missing:
-                raise ValueError(f"task=None trains your own model on your own data: pass {', '.join(missing)} "
-                                 "(or use --task default)")
+                raise ValueError(
+                    f"task=None trains your own model on your own data: pass {', '.join(missing)} "
+                    "(or use --task default)"
+                )
         if not 0 <= self.rank < self.world_size:
             raise ValueError(f"rank={self.rank} is outside [0, world_size={self.world_size})")
 

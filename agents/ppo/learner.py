@@ -64,8 +64,9 @@ def start_model(cfg: PPOConfig, policy=None, task: Task | None = None):
     if source is None and task is not None:
         source = task.reference_model
     if source is None:
-        raise ValueError("no model to start the policy from: set sft_model (--sft-model), or use a task that has "
-                         "an SFT model")
+        raise ValueError(
+            "no model to start the policy from: set sft_model (--sft-model), or use a task that has an SFT model"
+        )
     return source
 
 
@@ -84,9 +85,15 @@ def env_arguments(cfg: PPOConfig, device, start=None, **overrides) -> dict:
     given, else ``cfg.task``), the config's own models and prompts beside it, its settings, then the
     other ``overrides``."""
     task = load_task(overrides.pop("task") if "task" in overrides else cfg.task)
-    kwargs = dict(task=task, kl_coef=cfg.kl_coef, max_new_tokens=cfg.max_new_tokens,
-                  temperature=cfg.temperature, missing_eos_penalty=cfg.missing_eos_penalty, device=str(device),
-                  forward_batch_size=cfg.local_minibatch_size)  # the reference and RM forwards in minibatches too
+    kwargs = dict(
+        task=task,
+        kl_coef=cfg.kl_coef,
+        max_new_tokens=cfg.max_new_tokens,
+        temperature=cfg.temperature,
+        missing_eos_penalty=cfg.missing_eos_penalty,
+        device=str(device),
+        forward_batch_size=cfg.local_minibatch_size,
+    )  # the reference and RM forwards in minibatches too
     if task is not None:
         kwargs["split"] = cfg.split
     for name in ("reward_model", "tokenizer", "prompts"):
@@ -114,15 +121,20 @@ def build_policy(cfg: PPOConfig, tokenizer, device, source, reward_model=None) -
         policy = source
         policy.forward_batch_size, policy.autocast_dtype = cfg.local_minibatch_size, autocast
     else:
-        policy = PolicyWithValueHead.from_pretrained(source, value_model=value_model,
-                                                     pad_token_id=tokenizer.pad_token_id,
-                                                     forward_batch_size=cfg.local_minibatch_size,
-                                                     autocast_dtype=autocast)
+        policy = PolicyWithValueHead.from_pretrained(
+            source,
+            value_model=value_model,
+            pad_token_id=tokenizer.pad_token_id,
+            forward_batch_size=cfg.local_minibatch_size,
+            autocast_dtype=autocast,
+        )
     policy.tokenizer = tokenizer  # saved with the policy: its folders load with AutoTokenizer too
     vocab = policy.config.vocab_size
     if vocab < len(tokenizer):
-        raise ValueError(f"the policy's vocabulary ({vocab}) is smaller than the environment tokenizer's "
-                         f"({len(tokenizer)}); start the policy from the SFT model trained with that tokenizer")
+        raise ValueError(
+            f"the policy's vocabulary ({vocab}) is smaller than the environment tokenizer's "
+            f"({len(tokenizer)}); start the policy from the SFT model trained with that tokenizer"
+        )
     return policy.to(device)
 
 
@@ -131,15 +143,18 @@ def value_model_from(reward_model) -> torch.nn.Module:
     from textbandit.reward_model import RewardModel
 
     if not isinstance(reward_model, RewardModel):
-        raise ValueError(f"value_model='reward' initialises the value model from the environment's reward model, "
-                         f"which must be a textbandit.reward_model.RewardModel (got {type(reward_model).__name__}); "
-                         "pass one (or a path to one) as reward_model, or use value_model='shared'")
+        raise ValueError(
+            f"value_model='reward' initialises the value model from the environment's reward model, "
+            f"which must be a textbandit.reward_model.RewardModel (got {type(reward_model).__name__}); "
+            "pass one (or a path to one) as reward_model, or use value_model='shared'"
+        )
     return copy.deepcopy(reward_model).float().requires_grad_(True)  # never train the env's reward
 
 
 @torch.no_grad()
-def rollout(policy: PolicyWithValueHead, envs, seed: int, cfg: PPOConfig, generator: torch.Generator,
-            prompt_indices=None) -> Rollout:
+def rollout(
+    policy: PolicyWithValueHead, envs, seed: int, cfg: PPOConfig, generator: torch.Generator, prompt_indices=None
+) -> Rollout:
     """Reset the envs (seeded, so a resumed run sees the same prompts), sample, step, collect."""
     env = envs.unwrapped
     dev = next(policy.parameters()).device
@@ -148,16 +163,38 @@ def rollout(policy: PolicyWithValueHead, envs, seed: int, cfg: PPOConfig, genera
     prompt_ids = torch.as_tensor(obs["input_ids"], device=dev)
     prompt_mask = torch.as_tensor(obs["attention_mask"], device=dev)
     tok = env.tokenizer
-    responses = policy.generate(prompt_ids, prompt_mask, env.max_new_tokens, tok.eos_token_id, tok.pad_token_id,
-                                cfg.temperature, cfg.top_k, cfg.top_p, generator)
+    responses = policy.generate(
+        prompt_ids,
+        prompt_mask,
+        env.max_new_tokens,
+        tok.eos_token_id,
+        tok.pad_token_id,
+        cfg.temperature,
+        cfg.top_k,
+        cfg.top_p,
+        generator,
+    )
     # SAME_STEP autoreset: step returns the next prompts; we reseed each iteration instead, so
     # prompts depend only on (seed, rank, iteration) and a resumed run continues exactly.
     _, rewards, _, _, info = envs.step(responses.cpu().numpy())
     fi = info["final_info"]
-    t = {k: torch.as_tensor(fi[k], device=dev) for k in
-         ("response_mask", "logprobs", "ref_logprobs", "token_rewards", "score", "kl")}
-    return Rollout(prompt_ids, prompt_mask, responses, t["response_mask"].long(), t["logprobs"], t["ref_logprobs"],
-                   t["token_rewards"], torch.as_tensor(rewards, device=dev), t["score"], t["kl"], fi)
+    t = {
+        k: torch.as_tensor(fi[k], device=dev)
+        for k in ("response_mask", "logprobs", "ref_logprobs", "token_rewards", "score", "kl")
+    }
+    return Rollout(
+        prompt_ids,
+        prompt_mask,
+        responses,
+        t["response_mask"].long(),
+        t["logprobs"],
+        t["ref_logprobs"],
+        t["token_rewards"],
+        torch.as_tensor(rewards, device=dev),
+        t["score"],
+        t["kl"],
+        fi,
+    )
 
 
 def advantages_and_returns(batch: Rollout, values: torch.Tensor, cfg: PPOConfig):
@@ -171,8 +208,18 @@ def advantages_and_returns(batch: Rollout, values: torch.Tensor, cfg: PPOConfig)
     return advantages, returns
 
 
-def ppo_update(policy, optimizer, batch: Rollout, values, advantages, returns, cfg: PPOConfig,
-               np_rng: np.random.Generator, first_step: int, ptx=None) -> dict:
+def ppo_update(
+    policy,
+    optimizer,
+    batch: Rollout,
+    values,
+    advantages,
+    returns,
+    cfg: PPOConfig,
+    np_rng: np.random.Generator,
+    first_step: int,
+    ptx=None,
+) -> dict:
     """``update_epochs`` epochs of minibatch PPO steps over one rollout batch; returns mean stats.
 
     ``first_step``: the run's optimizer steps so far, where this update continues the schedule."""
@@ -183,18 +230,28 @@ def ppo_update(policy, optimizer, batch: Rollout, values, advantages, returns, c
     for _ in range(cfg.update_epochs):
         order = torch.as_tensor(np_rng.permutation(n), device=batch.responses.device)
         for start in range(0, n, mb):
-            idx = order[start:start + mb]
+            idx = order[start : start + mb]
             mask = batch.mask[idx]
             logprobs, new_values, entropy = policy.forward_logprobs_and_values(
-                batch.prompt_ids[idx], batch.prompt_mask[idx], batch.responses[idx], mask, cfg.temperature,
-                entropy_grad=cfg.ent_coef > 0)  # else the entropy is only logged
+                batch.prompt_ids[idx],
+                batch.prompt_mask[idx],
+                batch.responses[idx],
+                mask,
+                cfg.temperature,
+                entropy_grad=cfg.ent_coef > 0,
+            )  # else the entropy is only logged
             pg = F.policy_loss(logprobs, batch.logprobs[idx], advantages[idx], mask, cfg.clip_coef)
             vf_loss, vf_clip = F.value_loss(new_values, values[idx], returns[idx], mask, cfg.value_clip)
             ent = F.masked_mean(entropy, mask)
             loss = pg.loss + cfg.vf_coef * vf_loss - cfg.ent_coef * ent
-            step = {"loss/policy": pg.loss.item(), "loss/value": vf_loss.item(), "policy/entropy": ent.item(),
-                    "policy/clip_frac": pg.clip_frac.item(), "policy/approx_kl": pg.approx_kl.item(),
-                    "value/clip_frac": vf_clip.item()}
+            step = {
+                "loss/policy": pg.loss.item(),
+                "loss/value": vf_loss.item(),
+                "policy/entropy": ent.item(),
+                "policy/clip_frac": pg.clip_frac.item(),
+                "policy/approx_kl": pg.approx_kl.item(),
+                "value/clip_frac": vf_clip.item(),
+            }
             if first:  # the env scored with this very policy: the ratio is exactly 1 here
                 step["policy/first_ratio_max_dev"] = (logprobs - batch.logprobs[idx]).abs().max().item()
                 first = False
@@ -232,8 +289,13 @@ def all_reduce_mean_(tensors) -> None:
 def lr_of_step(cfg: PPOConfig, step: int) -> float:
     """The learning rate of optimizer step ``step`` of the run (warm-up, then ``cfg.lr_schedule``)."""
     per_iteration = cfg.update_epochs * cfg.num_minibatches
-    return learning_rate(step, cfg.total_iterations * per_iteration, cfg.learning_rate,
-                         cfg.warmup_iterations * per_iteration, cfg.lr_schedule)
+    return learning_rate(
+        step,
+        cfg.total_iterations * per_iteration,
+        cfg.learning_rate,
+        cfg.warmup_iterations * per_iteration,
+        cfg.lr_schedule,
+    )
 
 
 def iteration_seed(cfg: PPOConfig, iteration: int) -> int:
@@ -241,8 +303,14 @@ def iteration_seed(cfg: PPOConfig, iteration: int) -> int:
     return int(np.random.SeedSequence([cfg.seed, cfg.rank, iteration]).generate_state(1)[0])
 
 
-def train(cfg: PPOConfig, policy=None, task: Task | None = None, env_kwargs: dict | None = None,
-          ptx_texts: list[str] | None = None, callback=None) -> dict:
+def train(
+    cfg: PPOConfig,
+    policy=None,
+    task: Task | None = None,
+    env_kwargs: dict | None = None,
+    ptx_texts: list[str] | None = None,
+    callback=None,
+) -> dict:
     """Train a PPO policy in ``TextBandit-v0``. Returns ``{"policy", "history", "envs"}``.
 
     ``policy``: a model or path to start from (default: ``cfg.sft_model``, else the task's SFT
@@ -252,8 +320,11 @@ def train(cfg: PPOConfig, policy=None, task: Task | None = None, env_kwargs: dic
     ``callback(iteration, stats, policy)`` runs after each iteration (evaluation hooks).
     """
     # one writer per output folder; a fresh run never lands on an old one (rank 0 writes all files)
-    run_dir = claim_run_dir(cfg.output_dir, resume=cfg.resume, overwrite=cfg.overwrite,
-                            what="PPO run") if cfg.rank == 0 else None
+    run_dir = (
+        claim_run_dir(cfg.output_dir, resume=cfg.resume, overwrite=cfg.overwrite, what="PPO run")
+        if cfg.rank == 0
+        else None
+    )
     try:
         return _train(cfg, policy, task, env_kwargs or {}, ptx_texts, callback)
     finally:
@@ -278,15 +349,23 @@ def _train(cfg: PPOConfig, policy, task, env_kwargs: dict, ptx_texts, callback) 
     policy = build_policy(cfg, env.tokenizer, device, source, env.reward_model)
     env.set_policy(policy)  # refuses a policy whose vocabulary differs from the reference's
     optimizer = adamw(policy.parameters(), device, lr=cfg.learning_rate, weight_decay=cfg.weight_decay, eps=1e-5)
-    kl_ctl = (F.AdaptiveKLController(env.kl_coef, cfg.target_kl, cfg.kl_horizon) if cfg.adaptive_kl
-              else F.FixedKLController(env.kl_coef))
+    kl_ctl = (
+        F.AdaptiveKLController(env.kl_coef, cfg.target_kl, cfg.kl_horizon)
+        if cfg.adaptive_kl
+        else F.FixedKLController(env.kl_coef)
+    )
     if ptx_texts is None and cfg.ptx_coef > 0:
         if not cfg.ptx_data:
-            raise ValueError("ptx_coef > 0 needs a pretraining corpus: set ptx_data (a .txt, or .jsonl with "
-                             "'text') or pass ptx_texts= to train()")
+            raise ValueError(
+                "ptx_coef > 0 needs a pretraining corpus: set ptx_data (a .txt, or .jsonl with "
+                "'text') or pass ptx_texts= to train()"
+            )
         ptx_texts = load_texts(cfg.ptx_data)
-    ptx = PretrainingBatches(ptx_texts, env.tokenizer, cfg.ptx_batch_size, cfg.ptx_max_len, device,
-                             policy.autocast_dtype) if cfg.ptx_coef > 0 else None
+    ptx = (
+        PretrainingBatches(ptx_texts, env.tokenizer, cfg.ptx_batch_size, cfg.ptx_max_len, device, policy.autocast_dtype)
+        if cfg.ptx_coef > 0
+        else None
+    )
 
     start, history, log_rows = 0, [], {}  # log_rows: what the logs held at the checkpoint (none: nothing)
     if resume_from is not None:
@@ -297,8 +376,12 @@ def _train(cfg: PPOConfig, policy, task, env_kwargs: dict, ptx_texts, callback) 
         start, history, log_rows = state["iteration"], state["history"], state["log_rows"]
     logger = None
     if cfg.rank == 0:  # a resumed run logs again what was logged after its checkpoint (all of it, without one)
-        logger = MetricLogger(cfg.output_dir, cfg.tensorboard, resume_step=start if cfg.resume else None,
-                              resume_rows=log_rows if cfg.resume else None)
+        logger = MetricLogger(
+            cfg.output_dir,
+            cfg.tensorboard,
+            resume_step=start if cfg.resume else None,
+            resume_rows=log_rows if cfg.resume else None,
+        )
     bar = None
     if cfg.progress and cfg.rank == 0:
         from tqdm.auto import tqdm
@@ -322,25 +405,37 @@ def _train(cfg: PPOConfig, policy, task, env_kwargs: dict, ptx_texts, callback) 
         kl_ctl.update(kl_mean, cfg.batch_size)
         dt = time.perf_counter() - t0
         n_tokens = batch.mask.sum().item()
-        stats.update({
-            "env/score": batch.score.mean().item(), "env/kl": kl_mean, "env/kl_coef": kl_ctl.value,
-            "env/reward": batch.rewards.mean().item(), "env/response_len": n_tokens / len(batch.mask),
-            "env/no_eos_frac": float(np.mean(batch.info["truncated_response"])),
-            "value/explained_variance": F.explained_variance(values, returns, batch.mask),
-            "time/samples_per_s": cfg.local_batch_size / dt, "time/tokens_per_s": n_tokens / dt,
-            "time/rollout_frac": t_rollout / dt, "time/update_s": t_update, "time/iteration_s": dt,
-            "time/update_tokens": cfg.update_epochs * (batch.prompt_mask.sum() + batch.mask.sum()).item(),
-            "lr": lr_of_step(cfg, steps_done + cfg.update_epochs * cfg.num_minibatches),
-        })
+        stats.update(
+            {
+                "env/score": batch.score.mean().item(),
+                "env/kl": kl_mean,
+                "env/kl_coef": kl_ctl.value,
+                "env/reward": batch.rewards.mean().item(),
+                "env/response_len": n_tokens / len(batch.mask),
+                "env/no_eos_frac": float(np.mean(batch.info["truncated_response"])),
+                "value/explained_variance": F.explained_variance(values, returns, batch.mask),
+                "time/samples_per_s": cfg.local_batch_size / dt,
+                "time/tokens_per_s": n_tokens / dt,
+                "time/rollout_frac": t_rollout / dt,
+                "time/update_s": t_update,
+                "time/iteration_s": dt,
+                "time/update_tokens": cfg.update_epochs * (batch.prompt_mask.sum() + batch.mask.sum()).item(),
+                "lr": lr_of_step(cfg, steps_done + cfg.update_epochs * cfg.num_minibatches),
+            }
+        )
         if "gold_score" in batch.info:  # evaluation only: never enters a loss
             stats["eval/gold_score"] = float(np.mean(batch.info["gold_score"]))
         history.append({"iteration": iteration + 1, **stats})
         if logger is not None and (iteration + 1) % cfg.log_every == 0:
             logger.log(iteration + 1, stats)
         if logger is not None and cfg.samples_every and (iteration + 1) % cfg.samples_every == 0:
-            logger.log_samples(iteration + 1, [
-                {"prompt": str(p), "response": str(r), "score": float(s)}
-                for p, r, s in list(zip(batch.info["prompt"], batch.info["response"], batch.info["score"]))[:8]])
+            logger.log_samples(
+                iteration + 1,
+                [
+                    {"prompt": str(p), "response": str(r), "score": float(s)}
+                    for p, r, s in list(zip(batch.info["prompt"], batch.info["response"], batch.info["score"]))[:8]
+                ],
+            )
         if bar is not None:
             post = {"score": f"{stats['env/score']:+.3f}", "kl": f"{kl_mean:.3f}"}
             if "eval/gold_score" in stats:
@@ -349,10 +444,19 @@ def _train(cfg: PPOConfig, policy, task, env_kwargs: dict, ptx_texts, callback) 
             bar.update(1)
         last = iteration + 1 == cfg.total_iterations
         if cfg.rank == 0 and ((cfg.save_every and (iteration + 1) % cfg.save_every == 0) or last):
-            save_checkpoint(ckpt_dir, {
-                "iteration": iteration + 1, "optimizer": optimizer.state_dict(), "kl_ctl": kl_ctl.state_dict(),
-                "rng": rng_state(generator, np_rng), "history": history, "log_rows": dict(logger.rows),
-                "config": vars(cfg)}, policy.save_pretrained)
+            save_checkpoint(
+                ckpt_dir,
+                {
+                    "iteration": iteration + 1,
+                    "optimizer": optimizer.state_dict(),
+                    "kl_ctl": kl_ctl.state_dict(),
+                    "rng": rng_state(generator, np_rng),
+                    "history": history,
+                    "log_rows": dict(logger.rows),
+                    "config": vars(cfg),
+                },
+                policy.save_pretrained,
+            )
         if callback is not None:
             callback(iteration + 1, stats, policy)
     if bar is not None:

@@ -49,6 +49,8 @@ class ScoredRows(NamedTuple):
     response_mask: torch.Tensor
     temperature: float
     values: torch.Tensor
+
+
 VALUE_MODEL_DIR = "value_model"
 
 
@@ -67,8 +69,15 @@ class PolicyWithValueHead(nn.Module):
             environment's), so a saved policy loads with ``AutoTokenizer`` too.
     """
 
-    def __init__(self, lm: nn.Module, value_model: nn.Module | None = None, pad_token_id: int = 0,
-                 forward_batch_size: int | None = None, autocast_dtype: torch.dtype | None = None, tokenizer=None):
+    def __init__(
+        self,
+        lm: nn.Module,
+        value_model: nn.Module | None = None,
+        pad_token_id: int = 0,
+        forward_batch_size: int | None = None,
+        autocast_dtype: torch.dtype | None = None,
+        tokenizer=None,
+    ):
         super().__init__()
         self.lm = fuse_gelu_(set_dropout(lm, 0.0))  # N-details: dropout off, else log-probs depend on the mask drawn
         self.value_model = set_dropout(value_model, 0.0) if value_model is not None else None
@@ -125,8 +134,9 @@ class PolicyWithValueHead(nn.Module):
         if self.value_head is not None:
             from safetensors.torch import save_file
 
-            save_file({k: v.contiguous() for k, v in self.value_head.state_dict().items()},
-                      str(directory / VALUE_HEAD_FILE))
+            save_file(
+                {k: v.contiguous() for k, v in self.value_head.state_dict().items()}, str(directory / VALUE_HEAD_FILE)
+            )
         else:
             self.value_model.save_pretrained(str(directory / VALUE_MODEL_DIR))
 
@@ -135,8 +145,16 @@ class PolicyWithValueHead(nn.Module):
             return nullcontext()
         return torch.autocast(device_type=device.type, dtype=self.autocast_dtype)
 
-    def forward_logprobs_and_values(self, prompt_ids, prompt_mask, response_ids, response_mask,
-                                    temperature: float, with_values: bool = True, entropy_grad: bool = True):
+    def forward_logprobs_and_values(
+        self,
+        prompt_ids,
+        prompt_mask,
+        response_ids,
+        response_mask,
+        temperature: float,
+        with_values: bool = True,
+        entropy_grad: bool = True,
+    ):
         """One forward over ``prompt ++ response``: per-token log-probs, values and entropies.
 
         Returns three (N, L) float32 tensors, 0 where ``response_mask`` is 0. The value for token
@@ -179,8 +197,13 @@ class PolicyWithValueHead(nn.Module):
             for i in range(0, n, step):
                 s = slice(i, i + step)
                 lp, v, _ = self.forward_logprobs_and_values(
-                    prompt_ids[s], prompt_mask[s], response_ids[s], response_mask[s], temperature,
-                    with_values=self.value_head is not None)  # the head is free; a value model is not
+                    prompt_ids[s],
+                    prompt_mask[s],
+                    response_ids[s],
+                    response_mask[s],
+                    temperature,
+                    with_values=self.value_head is not None,
+                )  # the head is free; a value model is not
                 logprobs.append(lp)
                 values.append(v)
             if self.value_head is not None:
@@ -199,14 +222,19 @@ class PolicyWithValueHead(nn.Module):
         if handoff is not None:
             ours = (prompt_ids, response_ids, response_mask)
             same = handoff.temperature == temperature and all(
-                a.shape == b.shape and torch.equal(a.to(b.device), b) for a, b in zip(handoff[:3], ours))
+                a.shape == b.shape and torch.equal(a.to(b.device), b) for a, b in zip(handoff[:3], ours)
+            )
             if not same:
-                raise RuntimeError("the values handed over by the env's scoring forward are for other rows than "
-                                   "these; call take_values with the rollout the env just scored")
+                raise RuntimeError(
+                    "the values handed over by the env's scoring forward are for other rows than "
+                    "these; call take_values with the rollout the env just scored"
+                )
             return handoff.values.to(prompt_ids.device)
         if self.value_head is not None:
-            raise RuntimeError("no values were handed over: the env has not scored these rows with this policy "
-                               "(attach it with envs.set_policy(policy) before stepping)")
+            raise RuntimeError(
+                "no values were handed over: the env has not scored these rows with this policy "
+                "(attach it with envs.set_policy(policy) before stepping)"
+            )
         return self.values(prompt_ids, prompt_mask, response_ids, response_mask, temperature)
 
     @torch.no_grad()
@@ -215,14 +243,31 @@ class PolicyWithValueHead(nn.Module):
         in chunks of ``forward_batch_size`` rows like the update."""
         with eval_mode(self):
             n, step = prompt_ids.shape[0], self.forward_batch_size or prompt_ids.shape[0]
-            out = [self.forward_logprobs_and_values(prompt_ids[i:i + step], prompt_mask[i:i + step],
-                                                    response_ids[i:i + step], response_mask[i:i + step],
-                                                    temperature)[1] for i in range(0, n, step)]
+            out = [
+                self.forward_logprobs_and_values(
+                    prompt_ids[i : i + step],
+                    prompt_mask[i : i + step],
+                    response_ids[i : i + step],
+                    response_mask[i : i + step],
+                    temperature,
+                )[1]
+                for i in range(0, n, step)
+            ]
             return torch.cat(out)
 
     @torch.no_grad()
-    def generate(self, prompt_ids, prompt_mask, max_new_tokens: int, eos_token_id: int, pad_token_id: int | None = None,
-                 temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, generator=None) -> torch.Tensor:
+    def generate(
+        self,
+        prompt_ids,
+        prompt_mask,
+        max_new_tokens: int,
+        eos_token_id: int,
+        pad_token_id: int | None = None,
+        temperature: float = 1.0,
+        top_k: int = 0,
+        top_p: float = 1.0,
+        generator=None,
+    ) -> torch.Tensor:
         """Sample (N, max_new_tokens) responses with a KV cache (``agents.sampling.sample``).
 
         Sampling filters with top-k/top-p but the log-probs the env and the update use are of the
@@ -230,6 +275,15 @@ class PolicyWithValueHead(nn.Module):
         defaults (0, 1.0) for an exactly on-policy ratio.
         """
         with eval_mode(self), self._autocast(prompt_ids.device):
-            return sample(self.lm, prompt_ids, prompt_mask, max_new_tokens, eos_token_id,
-                          self.pad_token_id if pad_token_id is None else pad_token_id,
-                          temperature, top_k, top_p, generator)
+            return sample(
+                self.lm,
+                prompt_ids,
+                prompt_mask,
+                max_new_tokens,
+                eos_token_id,
+                self.pad_token_id if pad_token_id is None else pad_token_id,
+                temperature,
+                top_k,
+                top_p,
+                generator,
+            )

@@ -12,8 +12,15 @@ import torch
 class PretrainingBatches:
     """The PPO-ptx corpus: random batches of right-padded documents and their LM loss."""
 
-    def __init__(self, texts: list[str], tokenizer, batch_size: int, max_len: int, device,
-                 autocast_dtype: torch.dtype | None = None):
+    def __init__(
+        self,
+        texts: list[str],
+        tokenizer,
+        batch_size: int,
+        max_len: int,
+        device,
+        autocast_dtype: torch.dtype | None = None,
+    ):
         if not texts:
             raise ValueError("the pretraining corpus is empty; pass ptx_data with at least one document")
         ids = tokenizer(list(texts), add_special_tokens=False)["input_ids"]
@@ -26,8 +33,8 @@ class PretrainingBatches:
         ids = torch.full((len(rows), width), self.pad, dtype=torch.long)
         mask = torch.zeros_like(ids)
         for j, i in enumerate(rows):
-            ids[j, :len(self.docs[i])] = torch.tensor(self.docs[i])
-            mask[j, :len(self.docs[i])] = 1
+            ids[j, : len(self.docs[i])] = torch.tensor(self.docs[i])
+            mask[j, : len(self.docs[i])] = 1
         return ids.to(self.device), mask.to(self.device)
 
     def loss(self, lm, np_rng: np.random.Generator, rows=None) -> torch.Tensor:

@@ -11,5 +11,11 @@ from agents.reward.config import RewardConfig
 from agents.reward.loss import kwise_ranking_loss, pairwise_loss, ranked_pairs
 from agents.reward.trainer import train_reward_model
 
-__all__ = ["collect_comparisons", "RewardConfig", "train_reward_model", "kwise_ranking_loss", "pairwise_loss",
-           "ranked_pairs"]
+__all__ = [
+    "collect_comparisons",
+    "RewardConfig",
+    "train_reward_model",
+    "kwise_ranking_loss",
+    "pairwise_loss",
+    "ranked_pairs",
+]

@@ -17,11 +17,10 @@ import random
 from typing import Callable, Sequence
 
 import torch
-from tqdm.auto import tqdm
 
-from agents.sampling import decode_response, sample
+from agents.sampling import sample_texts
 from textbandit.data import load_prompt_records, write_jsonl
-from textbandit.layout import check_tokenizer, encode_prompt, left_pad
+from textbandit.layout import check_tokenizer
 from textbandit.loading import load
 
 RankFn = Callable[[str, list, list], Sequence[int]]
@@ -34,10 +33,24 @@ def _records(prompts) -> list[dict]:
 
 
 @torch.no_grad()
-def collect_comparisons(model, tokenizer, prompts, k: int | tuple[int, int], rank_fn: RankFn, out_path=None, *,
-                        max_new_tokens: int = 32, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
-                        max_prompt_len: int = 64, batch_size: int = 64, seed: int = 0, device="cpu",
-                        progress: bool = True) -> list[dict]:
+def collect_comparisons(
+    model,
+    tokenizer,
+    prompts,
+    k: int | tuple[int, int],
+    rank_fn: RankFn,
+    out_path=None,
+    *,
+    max_new_tokens: int = 32,
+    temperature: float = 1.0,
+    top_k: int = 0,
+    top_p: float = 1.0,
+    max_prompt_len: int = 64,
+    batch_size: int = 64,
+    seed: int = 0,
+    device="cpu",
+    progress: bool = True,
+) -> list[dict]:
     """Sample K completions per prompt, rank them with ``rank_fn`` and return (and write) the records.
 
     ``prompts``: strings, prompt records (dicts with ``prompt``) or a prompts JSONL path. ``k``: a fixed
@@ -51,18 +64,25 @@ def collect_comparisons(model, tokenizer, prompts, k: int | tuple[int, int], ran
     records = _records(prompts)
     rng = random.Random(seed)
     ks = [rng.randint(k_min, k_max) for _ in records]
-    rows = [(i, encode_prompt(tokenizer, r["prompt"], max_prompt_len))
-            for i, r in enumerate(records) for _ in range(ks[i])]
-    gen = torch.Generator(device=device).manual_seed(seed)
-    model.to(device).eval()
+    owner = [i for i, _ in enumerate(records) for _ in range(ks[i])]  # each row's record: K rows per prompt
+    model.to(device)
+    texts, ended = sample_texts(
+        model,
+        tokenizer,
+        [records[i]["prompt"] for i in owner],
+        max_new_tokens,
+        max_prompt_len=max_prompt_len,
+        temperature=temperature,
+        top_k=top_k,
+        top_p=top_p,
+        seed=seed,
+        batch_size=batch_size,
+        device=device,
+        progress=progress,
+    )
     samples: list[list] = [[] for _ in records]
-    for start in tqdm(range(0, len(rows), batch_size), desc="sampling", disable=not progress):
-        chunk = rows[start: start + batch_size]
-        ids, mask = left_pad([p for _, p in chunk], tokenizer.pad_token_id, device=device)
-        out = sample(model, ids, mask, max_new_tokens, tokenizer.eos_token_id, tokenizer.pad_token_id,
-                     temperature=temperature, top_k=top_k, top_p=top_p, generator=gen)
-        for (i, _), row in zip(chunk, out.tolist()):
-            samples[i].append(decode_response(tokenizer, row))
+    for i, text, end in zip(owner, texts, ended):
+        samples[i].append((text, end))
     result = []
     for r, s in zip(records, samples):
         responses, ended = [t for t, _ in s], [e for _, e in s]
@@ -97,36 +117,60 @@ def main(argv=None) -> str:
 
     ap = argparse.ArgumentParser(
         description="Sample K completions per prompt and have the default task's simulated labelers rank them "
-                    "(K-wise comparisons JSONL), or with --rank none write them unranked for people to rank "
-                    "('textbandit label serve').",
+        "(K-wise comparisons JSONL), or with --rank none write them unranked for people to rank "
+        "('textbandit label serve').",
         epilog="Ranks with the task's labelers as configured (their noise as calibrated when the task was built, "
-               "in its labelers.json); 'textbandit pipeline' instead first recalibrates the labelers' noise on the "
-               "gold scores of the SFT samples it collects, so that their agreement on those comparisons is the "
-               "task's labeler_agreement.")
+        "in its labelers.json); 'textbandit pipeline' instead first recalibrates the labelers' noise on the "
+        "gold scores of the SFT samples it collects, so that their agreement on those comparisons is the "
+        "task's labeler_agreement.",
+    )
     ap.add_argument("--model", required=True, help="SFT model directory (HF format, with its tokenizer)")
     ap.add_argument("--prompts", required=True, help="prompts JSONL (e.g. the task's prompts_train.jsonl)")
     ap.add_argument("--out", required=True, help="comparisons JSONL to write")
-    ap.add_argument("--task", default=None, help="task directory whose labelers rank (None: the shipped task; unused with "
-                                                   "--rank none)")
-    ap.add_argument("--rank", choices=("task", "none"), default="task",
-                    help="'task': the task's simulated labelers rank; 'none': write unranked items (no "
-                         "'ranking' field) for 'textbandit label serve', for any prompts and any model, no task "
-                         "loaded (default %(default)s)")
-    ap.add_argument("--k-min", type=int, default=4,
-                    help="fewest completions per prompt (default %(default)s); K is drawn uniformly in "
-                         "k-min..k-max per prompt (the paper: 4 to 9)")
+    ap.add_argument(
+        "--task",
+        default=None,
+        help="task directory whose labelers rank (None: the shipped task; unused with --rank none)",
+    )
+    ap.add_argument(
+        "--rank",
+        choices=("task", "none"),
+        default="task",
+        help="'task': the task's simulated labelers rank; 'none': write unranked items (no "
+        "'ranking' field) for 'textbandit label serve', for any prompts and any model, no task "
+        "loaded (default %(default)s)",
+    )
+    ap.add_argument(
+        "--k-min",
+        type=int,
+        default=4,
+        help="fewest completions per prompt (default %(default)s); K is drawn uniformly in "
+        "k-min..k-max per prompt (the paper: 4 to 9)",
+    )
     ap.add_argument("--k-max", type=int, default=9, help="most completions per prompt (default %(default)s)")
     ap.add_argument("--limit", type=int, default=0, help="use only the first N prompts (0: all)")
-    ap.add_argument("--max-new-tokens", type=int, default=32,
-                    help="tokens sampled per completion at most (default %(default)s)")
-    ap.add_argument("--max-prompt-len", type=int, default=32,
-                    help="prompts longer than this many tokens keep their last ones (default %(default)s)")
-    ap.add_argument("--temperature", type=float, default=1.0,
-                    help="sampling temperature of the SFT model (default %(default)s)")
-    ap.add_argument("--batch-size", type=int, default=128, help="completions sampled per forward pass (default %(default)s)")
-    ap.add_argument("--seed", type=int, default=0,
-                    help="seed of K per prompt, the samples, and the labelers' draws (which one ranks each prompt, "
-                         "their noise) (default %(default)s)")
+    ap.add_argument(
+        "--max-new-tokens", type=int, default=32, help="tokens sampled per completion at most (default %(default)s)"
+    )
+    ap.add_argument(
+        "--max-prompt-len",
+        type=int,
+        default=32,
+        help="prompts longer than this many tokens keep their last ones (default %(default)s)",
+    )
+    ap.add_argument(
+        "--temperature", type=float, default=1.0, help="sampling temperature of the SFT model (default %(default)s)"
+    )
+    ap.add_argument(
+        "--batch-size", type=int, default=128, help="completions sampled per forward pass (default %(default)s)"
+    )
+    ap.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed of K per prompt, the samples, and the labelers' draws (which one ranks each prompt, "
+        "their noise) (default %(default)s)",
+    )
     a = ap.parse_args(argv)
     if a.rank == "none":
         rank_fn = lambda p, r, e: [0] * len(r)  # a placeholder, dropped below: people rank these later
@@ -136,10 +180,19 @@ def main(argv=None) -> str:
     prompts = load_prompt_records(a.prompts)[: a.limit or None]
     model = load(AutoModelForCausalLM.from_pretrained, a.model, "--model")
     tokenizer = load(AutoTokenizer.from_pretrained, a.model, "--model", needs=None)
-    records = collect_comparisons(model, tokenizer, prompts, (a.k_min, a.k_max), rank_fn,
-                                  None if a.rank == "none" else a.out,
-                                  max_new_tokens=a.max_new_tokens, temperature=a.temperature,
-                                  max_prompt_len=a.max_prompt_len, batch_size=a.batch_size, seed=a.seed)
+    records = collect_comparisons(
+        model,
+        tokenizer,
+        prompts,
+        (a.k_min, a.k_max),
+        rank_fn,
+        None if a.rank == "none" else a.out,
+        max_new_tokens=a.max_new_tokens,
+        temperature=a.temperature,
+        max_prompt_len=a.max_prompt_len,
+        batch_size=a.batch_size,
+        seed=a.seed,
+    )
     if a.rank == "none":
         write_jsonl(a.out, ({k: v for k, v in r.items() if k != "ranking"} for r in records))
     print(a.out)

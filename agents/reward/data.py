@@ -32,10 +32,14 @@ def encode_comparisons(records: list[dict], tokenizer, max_prompt_len: int, max_
         ended = r.get("ended_with_eos")
         ended = [True] * len(r["responses"]) if ended is None else ended
         if len(ended) != len(r["responses"]) or not all(isinstance(e, bool) for e in ended):
-            raise ValueError(f"ended_with_eos={ended!r} of the comparison of {r['prompt'][:60]!r}: give one boolean "
-                             f"per response ({len(r['responses'])})")
-        responses = [encode_response(tokenizer, text, max_response_len, add_eos=bool(e))
-                     for text, e in zip(r["responses"], ended)]
+            raise ValueError(
+                f"ended_with_eos={ended!r} of the comparison of {r['prompt'][:60]!r}: give one boolean "
+                f"per response ({len(r['responses'])})"
+            )
+        responses = [
+            encode_response(tokenizer, text, max_response_len, add_eos=bool(e))
+            for text, e in zip(r["responses"], ended)
+        ]
         responses = [x if x else [tokenizer.eos_token_id] for x in responses]
         out.append(Comparison(encode_prompt(tokenizer, r["prompt"], max_prompt_len), responses, list(r["ranking"])))
     return out
@@ -54,7 +58,7 @@ def score_comparisons(rm, comps: list[Comparison], pad_token_id: int, device):
     start = 0
     for b, c in enumerate(comps):
         k = len(c.responses)
-        scores[b, :k] = flat[start: start + k]
+        scores[b, :k] = flat[start : start + k]
         ranks[b, :k] = torch.tensor(c.ranking, device=flat.device)
         valid[b, :k] = True
         start += k
@@ -72,7 +76,7 @@ def score_pairs(rm, pairs, pad_token_id: int, device) -> tuple[torch.Tensor, tor
     responses = [c for _, c, _ in pairs] + [r for _, _, r in pairs]
     batch = collate(prompts, responses, pad_token_id, device)
     flat = rm.score(batch.input_ids, batch.attention_mask, batch.position_ids).float()
-    return flat[: len(pairs)], flat[len(pairs):]
+    return flat[: len(pairs)], flat[len(pairs) :]
 
 
 def chunk_by_rows(comps: list[Comparison], max_rows: int) -> list[list[Comparison]]:
@@ -103,12 +107,13 @@ def evaluate(rm, comps: list[Comparison], pad_token_id: int, device, max_rows: i
 
 
 @torch.no_grad()
-def mean_score(rm, prompts: list[list[int]], responses: list[list[int]], pad_token_id: int, device,
-               batch_size: int = 64) -> float:
+def mean_score(
+    rm, prompts: list[list[int]], responses: list[list[int]], pad_token_id: int, device, batch_size: int = 64
+) -> float:
     """Mean reward of ``prompt ++ response`` rows (e.g. the demonstrations, for normalisation)."""
     total = 0.0
     with eval_mode(rm):
         for i in range(0, len(prompts), batch_size):
-            batch = collate(prompts[i: i + batch_size], responses[i: i + batch_size], pad_token_id, device)
+            batch = collate(prompts[i : i + batch_size], responses[i : i + batch_size], pad_token_id, device)
             total += float(rm.score(batch.input_ids, batch.attention_mask, batch.position_ids).float().sum())
     return total / max(len(prompts), 1)

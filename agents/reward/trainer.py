@@ -68,7 +68,11 @@ def _micro_loss(rm, items, config: RewardConfig, pad: int, device, group_size: i
     if config.batching == "kwise":
         losses, n_pairs, n_correct = kwise_ranking_loss(*score_comparisons(rm, items, pad, device))
         loss = losses.sum() / group_size
-        stats = {"pairs": int(n_pairs.sum()), "correct": int(n_correct.sum()), "rows": sum(len(c.responses) for c in items)}
+        stats = {
+            "pairs": int(n_pairs.sum()),
+            "correct": int(n_correct.sum()),
+            "rows": sum(len(c.responses) for c in items),
+        }
     else:
         chosen, rejected = score_pairs(rm, items, pad, device)
         loss = -F.logsigmoid(chosen - rejected).sum() / group_size
@@ -100,8 +104,9 @@ def _train_reward_model(config: RewardConfig, model, tokenizer) -> str:
     if not comps:
         raise ValueError(f"{config.train} holds no comparison with a non-tied pair")
     val = encode_comparisons(val_records, tokenizer, *lengths) if val_records is not None else None
-    check_model_fits(rm, tokenizer, [len(c.prompt) + len(r) for c in comps + (val or []) for r in c.responses],
-                     "reward model")
+    check_model_fits(
+        rm, tokenizer, [len(c.prompt) + len(r) for c in comps + (val or []) for r in c.responses], "reward model"
+    )
     if config.batching == "kwise":
         items, micro = comps, config.batch_size
     else:
@@ -121,12 +126,24 @@ def _train_reward_model(config: RewardConfig, model, tokenizer) -> str:
                 lr = run.lr()
                 optimizer.zero_grad(set_to_none=True)
                 n = len(chosen)  # the step's size: each micro-batch's loss is its share of the mean
-                stats = accumulate(chosen, micro, lambda chunk, n=n: _micro_loss(rm, chunk, config, pad, device, n),
-                                   device, config.bf16)
+                stats = accumulate(
+                    chosen,
+                    micro,
+                    lambda chunk, n=n: _micro_loss(rm, chunk, config, pad, device, n),
+                    device,
+                    config.bf16,
+                )
                 pos["rows"] += stats["rows"]
                 norm = optimizer_step(rm.parameters(), optimizer, lr, config.max_grad_norm)
-                run.log_step({"train/loss": stats["loss"], "train/accuracy": stats["correct"] / max(stats["pairs"], 1),
-                              "train/lr": lr, "train/grad_norm": norm}, loss=f"{stats['loss']:.3f}")
+                run.log_step(
+                    {
+                        "train/loss": stats["loss"],
+                        "train/accuracy": stats["correct"] / max(stats["pairs"], 1),
+                        "train/lr": lr,
+                        "train/grad_norm": norm,
+                    },
+                    loss=f"{stats['loss']:.3f}",
+                )
                 if val and config.eval_every and pos["step"] % config.eval_every == 0:
                     validate({})
                 if run.checkpoint_if_due():
@@ -135,17 +152,26 @@ def _train_reward_model(config: RewardConfig, model, tokenizer) -> str:
                 pos["history"].append({"epoch": epoch + 1, **validate({"epoch": epoch + 1})})
         offset = 0.0
         if demos is not None:
-            offset = mean_score(rm, [encode_prompt(tokenizer, d["prompt"], config.max_prompt_len) for d in demos],
-                                [encode_response(tokenizer, d["response"], config.max_response_len) for d in demos],
-                                pad, device, config.eval_batch_size)
+            offset = mean_score(
+                rm,
+                [encode_prompt(tokenizer, d["prompt"], config.max_prompt_len) for d in demos],
+                [encode_response(tokenizer, d["response"], config.max_response_len) for d in demos],
+                pad,
+                device,
+                config.eval_batch_size,
+            )
             rm.normalize_(offset)
             run.logger.log(pos["step"], {"normalize/offset": offset})
     n_comparisons = len(comps) * config.epochs
     summary = {
-        "batching": config.batching, "epochs": config.epochs, "steps": pos["step"], "comparisons": len(comps),
+        "batching": config.batching,
+        "epochs": config.epochs,
+        "steps": pos["step"],
+        "comparisons": len(comps),
         # completions forwarded per comparison seen (K for 'kwise', 2 * C(K,2) for 'pairs'); a resumed run counts all
         "forwards_per_comparison": pos["rows"] / n_comparisons,
-        "normalize_offset": offset, "val_history": pos["history"],
+        "normalize_offset": offset,
+        "val_history": pos["history"],
         **({"val": pos["history"][-1]} if pos["history"] else {}),
     }
     rm.eval().save_pretrained(out, tokenizer)

@@ -41,8 +41,13 @@ from textbandit.scoring import gather_logprobs, response_logits
 
 def encode_demonstrations(records: list[dict], tokenizer, config: SFTConfig) -> list[tuple[list[int], list[int]]]:
     """``(prompt_ids, response_ids + [EOS])`` of each demonstration."""
-    return [(encode_prompt(tokenizer, r["prompt"], config.max_prompt_len),
-             encode_response(tokenizer, r["response"], config.max_response_len)) for r in records]
+    return [
+        (
+            encode_prompt(tokenizer, r["prompt"], config.max_prompt_len),
+            encode_response(tokenizer, r["response"], config.max_response_len),
+        )
+        for r in records
+    ]
 
 
 def sft_loss_sum(model, examples, pad_token_id: int, device) -> tuple[torch.Tensor, int]:
@@ -60,25 +65,34 @@ def validation_loss(model, data, pad_token_id: int, batch_size: int, device, bf1
     with eval_mode(model):
         for i in range(0, len(data), batch_size):
             with autocast(device, bf16):
-                s, n = sft_loss_sum(model, data[i: i + batch_size], pad_token_id, device)
+                s, n = sft_loss_sum(model, data[i : i + batch_size], pad_token_id, device)
             total, count = total + float(s), count + n
     return total / max(count, 1)
 
 
 @torch.no_grad()
-def mean_rm_score(model, tokenizer, reward_model, prompts: list[list[int]], max_new_tokens: int, seed: int,
-                  device, batch_size: int = 32) -> float:
+def mean_rm_score(
+    model,
+    tokenizer,
+    reward_model,
+    prompts: list[list[int]],
+    max_new_tokens: int,
+    seed: int,
+    device,
+    batch_size: int = 32,
+) -> float:
     """Mean reward-model score of one sample (temperature 1) per prompt, with a fixed generator."""
     gen = torch.Generator(device=device).manual_seed(seed)
     scores = []
     with eval_mode(model):
         for i in range(0, len(prompts), batch_size):
-            ids, mask = left_pad(prompts[i: i + batch_size], tokenizer.pad_token_id, device=device)
-            resp = sample(model, ids, mask, max_new_tokens, tokenizer.eos_token_id, tokenizer.pad_token_id,
-                          generator=gen)
+            ids, mask = left_pad(prompts[i : i + batch_size], tokenizer.pad_token_id, device=device)
+            resp = sample(
+                model, ids, mask, max_new_tokens, tokenizer.eos_token_id, tokenizer.pad_token_id, generator=gen
+            )
             resp_lists = [[t for t in row if t != tokenizer.pad_token_id] for row in resp.tolist()]
             resp_lists = [r if r else [tokenizer.eos_token_id] for r in resp_lists]
-            batch = collate(prompts[i: i + batch_size], resp_lists, tokenizer.pad_token_id, device)
+            batch = collate(prompts[i : i + batch_size], resp_lists, tokenizer.pad_token_id, device)
             scores.append(reward_model.score(batch.input_ids, batch.attention_mask, batch.position_ids).float())
     return float(torch.cat(scores).mean())
 
@@ -128,8 +142,11 @@ def _train_sft(config: SFTConfig, model, tokenizer) -> str:
     decay, no_decay = [], []
     for p in model.parameters():
         (no_decay if p.ndim < 2 else decay).append(p)
-    optimizer = adamw([{"params": decay, "weight_decay": config.weight_decay},
-                       {"params": no_decay, "weight_decay": 0.0}], device, lr=config.lr)
+    optimizer = adamw(
+        [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        device,
+        lr=config.lr,
+    )
     reward_model = None
     if config.select_by_rm is not None:
         from textbandit.reward_model import RewardModel
@@ -149,19 +166,29 @@ def _train_sft(config: SFTConfig, model, tokenizer) -> str:
                 lr = run.lr()
                 n_tokens = sum(len(r) for _, r in examples)
                 optimizer.zero_grad(set_to_none=True)
-                stats = accumulate(examples, config.batch_size, lambda chunk, n=n_tokens: loss(chunk, n), device,
-                                   config.bf16)
+                stats = accumulate(
+                    examples, config.batch_size, lambda chunk, n=n_tokens: loss(chunk, n), device, config.bf16
+                )
                 norm = optimizer_step(model.parameters(), optimizer, lr, config.max_grad_norm)
-                run.log_step({"train/loss": stats["nll"] / n_tokens, "train/lr": lr, "train/grad_norm": norm,
-                              "train/epoch": epoch}, epoch=epoch, loss=f"{stats['nll'] / n_tokens:.3f}")
+                run.log_step(
+                    {
+                        "train/loss": stats["nll"] / n_tokens,
+                        "train/lr": lr,
+                        "train/grad_norm": norm,
+                        "train/epoch": epoch,
+                    },
+                    epoch=epoch,
+                    loss=f"{stats['nll'] / n_tokens:.3f}",
+                )
                 if run.checkpoint_if_due():
                     return str(out)
             metrics = {}
             if val:
                 metrics["val/loss"] = validation_loss(model, val, pad, config.batch_size, device, config.bf16)
             if reward_model is not None:
-                score = mean_rm_score(model, tokenizer, reward_model, sel_prompts, config.select_max_new_tokens,
-                                      config.seed, device)
+                score = mean_rm_score(
+                    model, tokenizer, reward_model, sel_prompts, config.select_max_new_tokens, config.seed, device
+                )
                 metrics["val/rm_score"] = score
                 if score > pos["best_score"]:
                     pos["best_score"], pos["best_epoch"] = score, epoch

@@ -39,9 +39,25 @@ from textbandit.task.labelers import LabelerPool, calibrate, measure_agreement
 DEFAULT_DIR = Path(__file__).resolve().parent.parent / "assets" / "default"
 """Where the shipped task lives (``textbandit/assets/default``)."""
 
-__all__ = ["Task", "DefaultTask", "load_task", "GoldFn", "SPLITS", "TaskConfig", "KINDS", "Instruction", "parse",
-           "render", "gold_score", "gold_scores", "gold_details", "LabelerPool", "calibrate", "measure_agreement",
-           "DEFAULT_DIR"]
+__all__ = [
+    "Task",
+    "DefaultTask",
+    "load_task",
+    "GoldFn",
+    "SPLITS",
+    "TaskConfig",
+    "KINDS",
+    "Instruction",
+    "parse",
+    "render",
+    "gold_score",
+    "gold_scores",
+    "gold_details",
+    "LabelerPool",
+    "calibrate",
+    "measure_agreement",
+    "DEFAULT_DIR",
+]
 
 
 @dataclass
@@ -68,14 +84,25 @@ class DefaultTask(Task):
         path = Path(path)
         cfg_file = path / "task_config.json"
         if not cfg_file.exists():
-            raise ValueError(f"{path} is not a built task folder (no task_config.json); build one with "
-                             f"`textbandit task --out {path}`, or pass a Task object")
+            raise ValueError(
+                f"{path} is not a built task folder (no task_config.json); build one with "
+                f"`textbandit task --out {path}`, or pass a Task object"
+            )
         config = TaskConfig.from_dict(json.loads(cfg_file.read_text()))
         optional = lambda name: str(path / name) if (path / name).is_dir() else None  # noqa: E731
-        return cls(tokenizer=str(path / "tokenizer"), prompts={s: str(path / f"prompts_{s}.jsonl") for s in SPLITS},
-                   reference_model=optional("sft"), reward_model=optional("reward_model"), gold_fn=gold_scores,
-                   kl_coef=config.kl_coef, max_prompt_len=config.max_prompt_len, max_new_tokens=config.max_new_tokens,
-                   name=str(path), path=path, config=config)
+        return cls(
+            tokenizer=str(path / "tokenizer"),
+            prompts={s: str(path / f"prompts_{s}.jsonl") for s in SPLITS},
+            reference_model=optional("sft"),
+            reward_model=optional("reward_model"),
+            gold_fn=gold_scores,
+            kl_coef=config.kl_coef,
+            max_prompt_len=config.max_prompt_len,
+            max_new_tokens=config.max_new_tokens,
+            name=str(path),
+            path=path,
+            config=config,
+        )
 
     def demonstrations(self, split: str) -> list[dict]:
         """Demonstrations of one split (``train`` or ``validation``; test has none)."""
@@ -102,8 +129,14 @@ class DefaultTask(Task):
     gold_scores = staticmethod(gold_scores)
     gold_details = staticmethod(gold_details)
 
-    def rank(self, prompt: str, responses: list[str], rng: np.random.Generator,
-             ended_with_eos=None, labeler: int | None = None) -> list[int]:
+    def rank(
+        self,
+        prompt: str,
+        responses: list[str],
+        rng: np.random.Generator,
+        ended_with_eos=None,
+        labeler: int | None = None,
+    ) -> list[int]:
         """One simulated labeler's ranking of ``responses`` (0 = best), as in the comparisons format."""
         gold = gold_scores([prompt] * len(responses), responses, ended_with_eos)
         return self.labelers().rank(gold, rng, labeler)

@@ -46,22 +46,20 @@ def write_jsonl(path, records) -> None:
             f.write(json.dumps(r) + "\n")
 
 
-def make_demonstrations(prompts: list[dict], cfg: TaskConfig,
-                        rng: np.random.Generator) -> list[dict]:
+def make_demonstrations(prompts: list[dict], cfg: TaskConfig, rng: np.random.Generator) -> list[dict]:
     out = []
     for r in prompts:
         if r["kind"] in cfg.undemonstrated_kinds:
             continue
         ins = I.Instruction(r["kind"], r["params"])
-        resp = demonstrate(ins, rng, sloppy=bool(rng.random() < cfg.sloppy_rate),
-                           very_rate=cfg.very_rate)
-        out.append({"prompt": r["prompt"], "response": resp, "customer": r["customer"],
-                    "kind": r["kind"]})
+        resp = demonstrate(ins, rng, sloppy=bool(rng.random() < cfg.sloppy_rate), very_rate=cfg.very_rate)
+        out.append({"prompt": r["prompt"], "response": resp, "customer": r["customer"], "kind": r["kind"]})
     return out
 
 
-def calibration_pool(prompts: list[dict], corpus: list[str], rng: np.random.Generator,
-                     n: int = 400) -> list[list[float]]:
+def calibration_pool(
+    prompts: list[dict], corpus: list[str], rng: np.random.Generator, n: int = 400
+) -> list[list[float]]:
     """Gold scores of K=4 responses of mixed quality per prompt: a careful and a sloppy
     answer, a corpus text (fluent, off-task) and a careful answer cut short (no EOS)."""
     pool = []
@@ -69,10 +67,8 @@ def calibration_pool(prompts: list[dict], corpus: list[str], rng: np.random.Gene
         ins = I.Instruction(r["kind"], r["params"])
         good = demonstrate(ins, rng)
         cut = " ".join(good.split()[: max(1, len(good.split()) // 2)])
-        resps = [good, demonstrate(ins, rng, sloppy=True),
-                 corpus[int(rng.integers(len(corpus)))], cut]
-        pool.append([gold_score(r["prompt"], x, e) for x, e in
-                     zip(resps, [True, True, True, False])])
+        resps = [good, demonstrate(ins, rng, sloppy=True), corpus[int(rng.integers(len(corpus)))], cut]
+        pool.append([gold_score(r["prompt"], x, e) for x, e in zip(resps, [True, True, True, False])])
     return pool
 
 
@@ -86,8 +82,9 @@ def build(out_dir, cfg: TaskConfig, write_corpus_files: bool = True) -> dict:
     corpus = make_corpus(cfg)
     words = sorted(L.RESPONSE_VOCAB | set(L.INSTRUCTION_WORDS))
     # the word list, repeated, makes every word of the language a whole token
-    tok = train_tokenizer(corpus["train"] + [r["prompt"] for r in prompts["train"]]
-                          + [" ".join(words)] * 300, cfg.vocab_size)
+    tok = train_tokenizer(
+        corpus["train"] + [r["prompt"] for r in prompts["train"]] + [" ".join(words)] * 300, cfg.vocab_size
+    )
     save_tokenizer(tok, out / "tokenizer")
     if write_corpus_files:
         write_corpus(corpus, out)
@@ -95,40 +92,59 @@ def build(out_dir, cfg: TaskConfig, write_corpus_files: bool = True) -> dict:
     for split in C.SPLITS:
         write_jsonl(out / f"prompts_{split}.jsonl", prompts[split])
         if split != "test":
-            write_jsonl(out / f"demonstrations_{split}.jsonl",
-                        make_demonstrations(prompts[split], cfg, demo_rng))
+            write_jsonl(out / f"demonstrations_{split}.jsonl", make_demonstrations(prompts[split], cfg, demo_rng))
     lab_rng = np.random.default_rng([seed, LABELER_STREAM])
     pool = calibration_pool(prompts["train"], corpus["train"], lab_rng)
-    mult = lab_rng.uniform(1 - cfg.labeler_noise_spread, 1 + cfg.labeler_noise_spread,
-                           cfg.n_labelers).tolist()
+    mult = lab_rng.uniform(1 - cfg.labeler_noise_spread, 1 + cfg.labeler_noise_spread, cfg.n_labelers).tolist()
     scale = calibrate(pool, cfg.labeler_agreement, mult)
-    labelers = {"noise_scale": scale, "noises": [scale * m for m in mult],
-                "calibration_pool": "K=4: careful, sloppy, corpus text, careful cut short"}
+    labelers = {
+        "noise_scale": scale,
+        "noises": [scale * m for m in mult],
+        "calibration_pool": "K=4: careful, sloppy, corpus text, careful cut short",
+    }
     Path(out / "labelers.json").write_text(json.dumps(labelers, indent=1) + "\n")
     Path(out / "customers.json").write_text(json.dumps([asdict(c) for c in customers]) + "\n")
     Path(out / "task_config.json").write_text(json.dumps(cfg.to_dict(), indent=1) + "\n")
-    return {"prompts": {s: len(v) for s, v in prompts.items()}, "noise_scale": scale,
-            "tokenizer_vocab": tok.get_vocab_size()}
+    return {
+        "prompts": {s: len(v) for s, v in prompts.items()},
+        "noise_scale": scale,
+        "tokenizer_vocab": tok.get_vocab_size(),
+    }
 
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", required=True, help="output directory")
-    ap.add_argument("--seed", type=int, default=0,
-                    help="seed of every random choice: the same seed gives the same corpus, tokenizer, prompts "
-                         "and labelers (default %(default)s)")
-    ap.add_argument("--n-customers", type=int, default=TaskConfig.n_customers,
-                    help="simulated customers (the paper's API users); splits are by customer, so at "
-                         "least 3 (default %(default)s)")
-    ap.add_argument("--prompts-per-customer", type=int, default=TaskConfig.prompts_per_customer,
-                    help="prompts each customer writes (default %(default)s)")
-    ap.add_argument("--corpus-texts", type=int, default=TaskConfig.corpus_texts,
-                    help="texts in the pretraining corpus's train split; validation gets 5%% more "
-                         "(default %(default)s)")
+    ap.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed of every random choice: the same seed gives the same corpus, tokenizer, prompts "
+        "and labelers (default %(default)s)",
+    )
+    ap.add_argument(
+        "--n-customers",
+        type=int,
+        default=TaskConfig.n_customers,
+        help="simulated customers (the paper's API users); splits are by customer, so at least 3 (default %(default)s)",
+    )
+    ap.add_argument(
+        "--prompts-per-customer",
+        type=int,
+        default=TaskConfig.prompts_per_customer,
+        help="prompts each customer writes (default %(default)s)",
+    )
+    ap.add_argument(
+        "--corpus-texts",
+        type=int,
+        default=TaskConfig.corpus_texts,
+        help="texts in the pretraining corpus's train split; validation gets 5%% more (default %(default)s)",
+    )
     ap.add_argument("--no-corpus", action="store_true", help="do not write the corpus files")
     a = ap.parse_args(argv)
-    cfg = TaskConfig(seed=a.seed, n_customers=a.n_customers,
-                     prompts_per_customer=a.prompts_per_customer, corpus_texts=a.corpus_texts)
+    cfg = TaskConfig(
+        seed=a.seed, n_customers=a.n_customers, prompts_per_customer=a.prompts_per_customer, corpus_texts=a.corpus_texts
+    )
     print(json.dumps(build(a.out, cfg, write_corpus_files=not a.no_corpus)))
 
 

@@ -58,10 +58,15 @@ class TaskConfig:
             raise ValueError(f"n_customers={self.n_customers}: need at least 3 (one per split)")
         if self.prompts_per_customer < 1:
             raise ValueError(f"prompts_per_customer={self.prompts_per_customer}: use >= 1")
-        if len(self.split_fractions) != 3 or abs(sum(self.split_fractions) - 1) > 1e-6 \
-                or min(self.split_fractions) <= 0:
-            raise ValueError(f"split_fractions={self.split_fractions}: give three positive "
-                             "fractions (train, validation, test) that sum to 1")
+        if (
+            len(self.split_fractions) != 3
+            or abs(sum(self.split_fractions) - 1) > 1e-6
+            or min(self.split_fractions) <= 0
+        ):
+            raise ValueError(
+                f"split_fractions={self.split_fractions}: give three positive "
+                "fractions (train, validation, test) that sum to 1"
+            )
         if self.kind_concentration <= 0:
             raise ValueError(f"kind_concentration={self.kind_concentration}: must be > 0")
         for name in ("favourite_topic_rate", "sloppy_rate", "very_rate"):
@@ -70,22 +75,26 @@ class TaskConfig:
         if self.corpus_texts < 10:
             raise ValueError(f"corpus_texts={self.corpus_texts}: use at least 10")
         if not 300 <= self.vocab_size <= 4096:
-            raise ValueError(f"vocab_size={self.vocab_size}: use 300..4096 (the words need "
-                             "about 300 tokens to be whole)")
+            raise ValueError(
+                f"vocab_size={self.vocab_size}: use 300..4096 (the words need about 300 tokens to be whole)"
+            )
         bad = [k for k in self.undemonstrated_kinds if k not in KINDS]
         if bad or len(set(self.undemonstrated_kinds)) >= len(KINDS):
-            raise ValueError(f"undemonstrated_kinds={self.undemonstrated_kinds}: name kinds "
-                             f"from {KINDS} and leave at least one demonstrated")
+            raise ValueError(
+                f"undemonstrated_kinds={self.undemonstrated_kinds}: name kinds "
+                f"from {KINDS} and leave at least one demonstrated"
+            )
         if self.n_labelers < 2:
             raise ValueError(f"n_labelers={self.n_labelers}: agreement needs at least 2")
         if not 0.5 < self.labeler_agreement < 1:
-            raise ValueError(f"labeler_agreement={self.labeler_agreement}: must be in "
-                             "(0.5, 1); 0.5 is chance")
+            raise ValueError(f"labeler_agreement={self.labeler_agreement}: must be in (0.5, 1); 0.5 is chance")
         if not 0 <= self.labeler_noise_spread < 1:
             raise ValueError(f"labeler_noise_spread={self.labeler_noise_spread}: use [0, 1)")
         if self.max_prompt_len < 1 or self.max_new_tokens < 2 or not self.kl_coef >= 0:
-            raise ValueError(f"max_prompt_len={self.max_prompt_len}, max_new_tokens={self.max_new_tokens}, "
-                             f"kl_coef={self.kl_coef}: use >= 1, >= 2 and >= 0")
+            raise ValueError(
+                f"max_prompt_len={self.max_prompt_len}, max_new_tokens={self.max_new_tokens}, "
+                f"kl_coef={self.kl_coef}: use >= 1, >= 2 and >= 0"
+            )
 
     def to_dict(self) -> dict:
         return asdict(self)

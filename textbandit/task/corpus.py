@@ -22,8 +22,7 @@ def make_corpus(cfg: TaskConfig) -> dict[str, list[str]]:
     """``{"train": [...], "validation": [...]}``; validation is 5% of train's size."""
     rng = np.random.default_rng([cfg.seed, CORPUS_STREAM])
     n_val = max(1, cfg.corpus_texts // 20)
-    return {"train": [L.text(rng) for _ in range(cfg.corpus_texts)],
-            "validation": [L.text(rng) for _ in range(n_val)]}
+    return {"train": [L.text(rng) for _ in range(cfg.corpus_texts)], "validation": [L.text(rng) for _ in range(n_val)]}
 
 
 def write_corpus(corpus: dict[str, list[str]], out_dir) -> None:

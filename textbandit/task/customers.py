@@ -41,8 +41,7 @@ def make_customers(cfg: TaskConfig, rng: np.random.Generator) -> list[Customer]:
     order = rng.permutation(n)
     split_of = {}
     for rank, c in enumerate(order):
-        split_of[int(c)] = ("train" if rank < n_train else
-                            "validation" if rank < n_train + n_val else "test")
+        split_of[int(c)] = "train" if rank < n_train else "validation" if rank < n_train + n_val else "test"
     out = []
     for c in range(n):
         mix = rng.dirichlet([cfg.kind_concentration] * len(I.KINDS))
@@ -56,15 +55,13 @@ def _pick(rng, seq):
     return seq[int(rng.integers(len(seq)))]
 
 
-def make_instruction(kind: str, customer: Customer, cfg: TaskConfig,
-                     rng: np.random.Generator) -> I.Instruction:
+def make_instruction(kind: str, customer: Customer, cfg: TaskConfig, rng: np.random.Generator) -> I.Instruction:
     """A random instruction of ``kind`` in this customer's taste."""
     topic = customer.topic if rng.random() < cfg.favourite_topic_rate else _pick(rng, L.TOPICS)
     if kind == "topic":
         return I.Instruction(kind, {"topic": topic})
     if kind in ("include_word", "avoid_word"):
-        pool = customer.words if topic == customer.topic and rng.random() < 0.5 \
-            else sorted(I.TOPIC_WORDS[topic])
+        pool = customer.words if topic == customer.topic and rng.random() < 0.5 else sorted(I.TOPIC_WORDS[topic])
         return I.Instruction(kind, {"topic": topic, "word": _pick(rng, pool)})
     if kind == "n_sentences":
         return I.Instruction(kind, {"n": int(_pick(rng, I.N_SENTENCES)), "topic": topic})
@@ -75,25 +72,21 @@ def make_instruction(kind: str, customer: Customer, cfg: TaskConfig,
     if kind == "end_with":
         return I.Instruction(kind, {"topic": topic, "word": _pick(rng, I.END_WORDS)})
     if kind == "list_category":
-        return I.Instruction(kind, {"k": int(_pick(rng, I.LIST_SIZES)),
-                                    "category": _pick(rng, L.LIST_CATEGORIES)})
+        return I.Instruction(kind, {"k": int(_pick(rng, I.LIST_SIZES)), "category": _pick(rng, L.LIST_CATEGORIES)})
     attr = "color" if rng.random() < 0.5 else "place"
     nouns = [str(w) for w in rng.choice(L.ANIMALS + L.OBJECTS, 2, replace=False)]
-    values = [str(w) for w in rng.choice(L.COLORS if attr == "color" else L.PLACES, 2,
-                                         replace=False)]
-    return I.Instruction("answer_fact", {"attr": attr, "facts": [list(f) for f in
-                                                                 zip(nouns, values)],
-                                         "noun": _pick(rng, nouns)})
+    values = [str(w) for w in rng.choice(L.COLORS if attr == "color" else L.PLACES, 2, replace=False)]
+    return I.Instruction(
+        "answer_fact", {"attr": attr, "facts": [list(f) for f in zip(nouns, values)], "noun": _pick(rng, nouns)}
+    )
 
 
-def make_prompts(customers: list[Customer], cfg: TaskConfig,
-                 rng: np.random.Generator) -> dict[str, list[dict]]:
+def make_prompts(customers: list[Customer], cfg: TaskConfig, rng: np.random.Generator) -> dict[str, list[dict]]:
     """Prompt records by split: ``{"prompt", "customer", "kind", "params"}``."""
     out = {s: [] for s in SPLITS}
     for c in customers:
         for _ in range(cfg.prompts_per_customer):
             kind = I.KINDS[int(rng.choice(len(I.KINDS), p=c.kind_mix))]
             ins = make_instruction(kind, c, cfg, rng)
-            out[c.split].append({"prompt": I.render(ins), "customer": c.id, "kind": kind,
-                                 "params": ins.params})
+            out[c.split].append({"prompt": I.render(ins), "customer": c.id, "kind": kind, "params": ins.params})
     return out

@@ -55,8 +55,10 @@ def _draft(ins: I.Instruction, rng: np.random.Generator) -> list[list[str]]:
         return [["the", p["noun"], "is", "in", "the", value]]
     topic = p.get("topic")
     if k == "n_sentences":  # short sentences, so that answers fit MAX_TOKENS
-        return [_topic_sentence(rng, topic) if p["n"] == 1 or rng.random() < 0.3
-                else _short_sentence(rng, topic) for _ in range(p["n"])]
+        return [
+            _topic_sentence(rng, topic) if p["n"] == 1 or rng.random() < 0.3 else _short_sentence(rng, topic)
+            for _ in range(p["n"])
+        ]
     if k == "max_words":
         for _ in range(5):
             s = _topic_sentence(rng, topic)
@@ -70,11 +72,21 @@ def _draft(ins: I.Instruction, rng: np.random.Generator) -> list[list[str]]:
         if w in L.PLACES:
             sents[0] = L.sentence(rng, place=w, p_very=0.0)
         else:
-            sents[0] = L.sentence(rng, subject=w if rng.random() < 0.5 else None,
-                                  obj=w, p_very=0.0) if w in L.NOUNS + L.NAMES else sents[0]
+            sents[0] = (
+                L.sentence(rng, subject=w if rng.random() < 0.5 else None, obj=w, p_very=0.0)
+                if w in L.NOUNS + L.NAMES
+                else sents[0]
+            )
     elif k == "start_with":
-        s = L.sentence(rng, subject=w if w in L.NAMES else _pick(rng, sorted(
-            I.TOPIC_WORDS.get(topic, L.NOUNS))) if topic != "places" else None, p_very=0.0)
+        s = L.sentence(
+            rng,
+            subject=w
+            if w in L.NAMES
+            else _pick(rng, sorted(I.TOPIC_WORDS.get(topic, L.NOUNS)))
+            if topic != "places"
+            else None,
+            p_very=0.0,
+        )
         if w in L.TIMES:
             s = [w, ","] + (s[2:] if s[1] == "," else s)
         sents[0] = s
@@ -90,18 +102,27 @@ def _draft(ins: I.Instruction, rng: np.random.Generator) -> list[list[str]]:
 
 
 def _add_very(sents: list[list[str]], rng) -> list[list[str]]:
-    spots = [(i, j) for i, s in enumerate(sents) for j, w in enumerate(s)
-             if L.has_role(w, "adj") and (j == 0 or s[j - 1] != "very")
-             and (j + 1 < len(s) and L.has_role(s[j + 1], "noun") or s[j - 1] == "is")]
+    spots = [
+        (i, j)
+        for i, s in enumerate(sents)
+        for j, w in enumerate(s)
+        if L.has_role(w, "adj")
+        and (j == 0 or s[j - 1] != "very")
+        and (j + 1 < len(s) and L.has_role(s[j + 1], "noun") or s[j - 1] == "is")
+    ]
     if spots:
         i, j = spots[int(rng.integers(len(spots)))]
         sents[i] = sents[i][:j] + ["very"] + sents[i][j:]
         return sents
-    dets = [(i, j) for i, s in enumerate(sents) for j, w in enumerate(s)
-            if L.has_role(w, "det") and j + 1 < len(s) and L.has_role(s[j + 1], "noun")]
+    dets = [
+        (i, j)
+        for i, s in enumerate(sents)
+        for j, w in enumerate(s)
+        if L.has_role(w, "det") and j + 1 < len(s) and L.has_role(s[j + 1], "noun")
+    ]
     if dets:
         i, j = dets[int(rng.integers(len(dets)))]
-        sents[i] = sents[i][:j + 1] + ["very", _pick(rng, L.SIZES)] + sents[i][j + 1:]
+        sents[i] = sents[i][: j + 1] + ["very", _pick(rng, L.SIZES)] + sents[i][j + 1 :]
     return sents
 
 
@@ -109,8 +130,7 @@ def _join(sents: list[list[str]]) -> str:
     return " ".join(w for s in sents for w in s + ["."])
 
 
-def demonstrate(ins: I.Instruction, rng: np.random.Generator, *, sloppy: bool = False,
-                very_rate: float = 0.8) -> str:
+def demonstrate(ins: I.Instruction, rng: np.random.Generator, *, sloppy: bool = False, very_rate: float = 0.8) -> str:
     """A demonstration for ``ins``: careful (gold 1.0) or sloppy (fluent, one miss)."""
     prompt = I.render(ins)
     for _ in range(_TRIES):
@@ -131,5 +151,4 @@ def demonstrate(ins: I.Instruction, rng: np.random.Generator, *, sloppy: bool = 
             d = gold_details(ins, text)
             if d["grammar"] == 1.0 and d["explicit"] < 1.0 and "very" not in text:
                 return text
-    raise AssertionError(f"demonstrator found no {'sloppy' if sloppy else 'careful'} "
-                         f"answer for {prompt!r}")
+    raise AssertionError(f"demonstrator found no {'sloppy' if sloppy else 'careful'} answer for {prompt!r}")

@@ -49,8 +49,15 @@ def gold_details(prompt: str, response: str, ended_with_eos: bool = True) -> dic
     sentences, tail = L.split_sentences(response)
     tokens = response.split()
     if not tokens:
-        return {"score": 0.0, "explicit": 0.0, "constraints": [], "grammar": 0.0,
-                "invented": 0.0, "repetition": 1.0, "eos": float(ended_with_eos)}
+        return {
+            "score": 0.0,
+            "explicit": 0.0,
+            "constraints": [],
+            "grammar": 0.0,
+            "invented": 0.0,
+            "repetition": 1.0,
+            "eos": float(ended_with_eos),
+        }
     n_units = len(sentences) + (1 if tail else 0)
     grammar = sum(L.parse_sentence(s) for s in sentences) / n_units
     invented = sum(w not in L.RESPONSE_VOCAB for w in tokens) / len(tokens)
@@ -60,8 +67,15 @@ def gold_details(prompt: str, response: str, ended_with_eos: bool = True) -> dic
     eos = 1.0 if ended_with_eos else 0.5
     implicit = grammar * (1 - invented) ** 2 * repetition * eos
     score = EXPLICIT_WEIGHT * explicit * grammar + (1 - EXPLICIT_WEIGHT) * implicit
-    return {"score": score, "explicit": explicit, "constraints": met, "grammar": grammar,
-            "invented": invented, "repetition": repetition, "eos": eos}
+    return {
+        "score": score,
+        "explicit": explicit,
+        "constraints": met,
+        "grammar": grammar,
+        "invented": invented,
+        "repetition": repetition,
+        "eos": eos,
+    }
 
 
 def _repeats(sentences: list[list[str]], tokens: list[str]) -> bool:
@@ -90,10 +104,11 @@ def gold_score(prompt, response: str, ended_with_eos: bool = True) -> float:
 def gold_scores(prompts, responses, ended_with_eos=None) -> list[float]:
     """Batched :func:`gold_score`; ``ended_with_eos`` defaults to all True."""
     if len(prompts) != len(responses):
-        raise ValueError(f"got {len(prompts)} prompts and {len(responses)} responses; "
-                         "pass one prompt per response")
+        raise ValueError(f"got {len(prompts)} prompts and {len(responses)} responses; pass one prompt per response")
     flags = [True] * len(prompts) if ended_with_eos is None else list(ended_with_eos)
     if len(flags) != len(responses) or not all(isinstance(f, (bool, np.bool_)) for f in flags):
-        raise ValueError(f"ended_with_eos must be {len(responses)} booleans, one per response (whether it ended "
-                         f"with EOS); got {str(ended_with_eos)[:80]}")
+        raise ValueError(
+            f"ended_with_eos must be {len(responses)} booleans, one per response (whether it ended "
+            f"with EOS); got {str(ended_with_eos)[:80]}"
+        )
     return [gold_score(p, r, f) for p, r, f in zip(prompts, responses, flags)]

@@ -24,12 +24,24 @@ from dataclasses import dataclass, field
 
 from textbandit.task import language as L
 
-KINDS = ("topic", "include_word", "avoid_word", "n_sentences", "max_words", "start_with",
-         "end_with", "list_category", "answer_fact")
+KINDS = (
+    "topic",
+    "include_word",
+    "avoid_word",
+    "n_sentences",
+    "max_words",
+    "start_with",
+    "end_with",
+    "list_category",
+    "answer_fact",
+)
 
 TOPIC_WORDS: dict[str, frozenset[str]] = {
-    "animals": frozenset(L.ANIMALS), "people": frozenset(L.PEOPLE + L.NAMES),
-    "food": frozenset(L.FOODS), "objects": frozenset(L.OBJECTS), "places": frozenset(L.PLACES),
+    "animals": frozenset(L.ANIMALS),
+    "people": frozenset(L.PEOPLE + L.NAMES),
+    "food": frozenset(L.FOODS),
+    "objects": frozenset(L.OBJECTS),
+    "places": frozenset(L.PLACES),
 }
 START_WORDS = tuple(L.NAMES + L.TIMES)
 END_WORDS = tuple(L.PLACES + L.ADVERBS)
@@ -58,8 +70,11 @@ def render(ins: Instruction) -> str:
         "topic": lambda: f"write about {p.get('topic')} .",
         "include_word": lambda: f"write about {p.get('topic')} . include the word {p.get('word')} .",
         "avoid_word": lambda: f"write about {p.get('topic')} . do not use the word {p.get('word')} .",
-        "n_sentences": lambda: f"write {p.get('n')} sentences about {p.get('topic')} ."
-        if p.get("n") != 1 else f"write 1 sentence about {p.get('topic')} .",
+        "n_sentences": lambda: (
+            f"write {p.get('n')} sentences about {p.get('topic')} ."
+            if p.get("n") != 1
+            else f"write 1 sentence about {p.get('topic')} ."
+        ),
         "max_words": lambda: f"write about {p.get('topic')} in at most {p.get('n')} words .",
         "start_with": lambda: f"write about {p.get('topic')} . start with the word {p.get('word')} .",
         "end_with": lambda: f"write about {p.get('topic')} . end with the word {p.get('word')} .",
@@ -72,10 +87,8 @@ def render(ins: Instruction) -> str:
 def _render_fact(p: dict) -> str:
     facts = []
     for noun, value in p["facts"]:
-        facts.append(f"the {noun} is {value} ." if p["attr"] == "color"
-                     else f"the {noun} is in the {value} .")
-    q = (f"what color is the {p['noun']} ?" if p["attr"] == "color"
-         else f"where is the {p['noun']} ?")
+        facts.append(f"the {noun} is {value} ." if p["attr"] == "color" else f"the {noun} is in the {value} .")
+    q = f"what color is the {p['noun']} ?" if p["attr"] == "color" else f"where is the {p['noun']} ?"
     return " ".join(facts + [q])
 
 
@@ -84,8 +97,7 @@ def parse(prompt: str) -> Instruction:
     try:
         return _parse(prompt)
     except (IndexError, KeyError, ValueError) as e:
-        raise ValueError(f"not a default-task prompt ({e}): {prompt!r}; prompts come from "
-                         "instructions.render") from e
+        raise ValueError(f"not a default-task prompt ({e}): {prompt!r}; prompts come from instructions.render") from e
 
 
 def _parse(prompt: str) -> Instruction:
@@ -119,8 +131,7 @@ def _parse_fields(prompt: str) -> Instruction:
     topic = body[2]
     if "at most" in b:
         return Instruction("max_words", {"topic": topic, "n": int(body[6])})
-    kinds = {"include": "include_word", "do": "avoid_word", "start": "start_with",
-             "end": "end_with"}
+    kinds = {"include": "include_word", "do": "avoid_word", "start": "start_with", "end": "end_with"}
     if len(body) > 4 and body[4] in kinds:
         return Instruction(kinds[body[4]], {"topic": topic, "word": body[-2]})
     return Instruction("topic", {"topic": topic})
@@ -138,8 +149,11 @@ def constraints(ins: Instruction, sentences: list[list[str]]) -> list[bool]:
     p, k = ins.params, ins.kind
     words = [w for s in sentences for w in s if w != ","]
     if k == "list_category":
-        ok = len(sentences) == 1 and L._is_list(sentences[0]) and all(
-            w in L.CATEGORIES[p["category"]] for w in sentences[0] if w not in (",", "and"))
+        ok = (
+            len(sentences) == 1
+            and L._is_list(sentences[0])
+            and all(w in L.CATEGORIES[p["category"]] for w in sentences[0] if w not in (",", "and"))
+        )
         return [ok, ok and len(words) - 1 == p["k"]]
     if k == "answer_fact":
         truth = dict(p["facts"])[p["noun"]]

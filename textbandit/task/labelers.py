@@ -29,8 +29,7 @@ class LabelerPool:
         if len(self.noises) < 1 or min(self.noises) <= 0:
             raise ValueError(f"noises={self.noises}: give at least one positive noise level")
 
-    def rank(self, gold: list[float], rng: np.random.Generator,
-             labeler: int | None = None) -> list[int]:
+    def rank(self, gold: list[float], rng: np.random.Generator, labeler: int | None = None) -> list[int]:
         """Ranking of the responses (``ranking[i]`` = rank of response i, 0 = best) by one
         labeler (a random one when ``labeler`` is None)."""
         i = int(rng.integers(len(self.noises))) if labeler is None else labeler
@@ -49,8 +48,7 @@ def make_labelers(n: int, scale: float, spread: float, rng: np.random.Generator)
 def _erf(x: np.ndarray) -> np.ndarray:
     """erf to 1.5e-7 (Abramowitz and Stegun 7.1.26); numpy has none."""
     t = 1 / (1 + 0.3275911 * np.abs(x))
-    poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027
-                                                                      + t * 1.061405429))))
+    poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))))
     return np.sign(x) * (1 - poly * np.exp(-x * x))
 
 
@@ -71,8 +69,7 @@ def _agreement(gaps: np.ndarray, weights: np.ndarray, noises) -> float:
     ps = [_phi(gaps / (s * math.sqrt(2))) for s in noises]
     pairs = list(combinations(range(len(ps)), 2)) or [(0, 0)]
     # elementwise sums, not np.dot: BLAS threads spin badly on a busy CPU
-    return float(np.mean([(weights * (ps[a] * ps[b] + (1 - ps[a]) * (1 - ps[b]))).sum()
-                          for a, b in pairs]))
+    return float(np.mean([(weights * (ps[a] * ps[b] + (1 - ps[a]) * (1 - ps[b]))).sum() for a, b in pairs]))
 
 
 def expected_agreement(gold_lists, noises: list[float]) -> float:
@@ -89,8 +86,10 @@ def calibrate(gold_lists, target: float = 0.73, multipliers=(1.0,)) -> float:
     gaps, weights = _gaps(gold_lists)
     best = _agreement(gaps, weights, [1e-6 * m for m in mult])
     if best < target:
-        raise ValueError(f"even noiseless labelers agree on only {best:.3f} of these pairs "
-                         f"(ties in gold); use a pool with fewer ties or a lower target")
+        raise ValueError(
+            f"even noiseless labelers agree on only {best:.3f} of these pairs "
+            f"(ties in gold); use a pool with fewer ties or a lower target"
+        )
     lo, hi = 1e-6, 100.0
     for _ in range(50):  # agreement falls as noise grows: bisect on a log scale
         mid = math.sqrt(lo * hi)
@@ -101,8 +100,7 @@ def calibrate(gold_lists, target: float = 0.73, multipliers=(1.0,)) -> float:
     return math.sqrt(lo * hi)
 
 
-def measure_agreement(pool: LabelerPool, gold_lists, rng: np.random.Generator,
-                      rounds: int = 1) -> float:
+def measure_agreement(pool: LabelerPool, gold_lists, rng: np.random.Generator, rounds: int = 1) -> float:
     """Fraction of pairs on which two different labelers (drawn at random per list) order
     the responses the same way, simulated over ``rounds`` passes through ``gold_lists``."""
     if len(pool.noises) < 2:

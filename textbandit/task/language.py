@@ -21,26 +21,41 @@ from __future__ import annotations
 
 import numpy as np
 
-ANIMALS = ("cat dog bird fish horse cow pig sheep goat duck mouse rabbit fox wolf bear lion "
-           "tiger frog snake owl deer monkey zebra whale shark bee ant crab goose seal").split()
-PEOPLE = ("teacher doctor farmer baker driver nurse singer painter pilot cook king queen "
-          "girl boy child man woman friend student artist").split()
+ANIMALS = (
+    "cat dog bird fish horse cow pig sheep goat duck mouse rabbit fox wolf bear lion "
+    "tiger frog snake owl deer monkey zebra whale shark bee ant crab goose seal"
+).split()
+PEOPLE = (
+    "teacher doctor farmer baker driver nurse singer painter pilot cook king queen "
+    "girl boy child man woman friend student artist"
+).split()
 NAMES = "anna tom lucy sam mia ben emma leo nina max zoe paul ella jack rosa hugo".split()
-FOODS = ("apple bread cake cheese rice soup egg banana pear orange grape lemon carrot "
-         "potato tomato cookie pie pizza honey milk tea juice candy corn bean melon plum "
-         "peach nut salad").split()
-OBJECTS = ("ball book box chair table cup hat kite lamp bag bell boat car bike clock coin "
-           "door drum key map pen phone ring rope shoe sock spoon toy train window").split()
-PLACES = ("park house garden forest river school city farm beach lake hill field town "
-          "kitchen market shop road village island cave barn zoo street yard valley").split()
+FOODS = (
+    "apple bread cake cheese rice soup egg banana pear orange grape lemon carrot "
+    "potato tomato cookie pie pizza honey milk tea juice candy corn bean melon plum "
+    "peach nut salad"
+).split()
+OBJECTS = (
+    "ball book box chair table cup hat kite lamp bag bell boat car bike clock coin "
+    "door drum key map pen phone ring rope shoe sock spoon toy train window"
+).split()
+PLACES = (
+    "park house garden forest river school city farm beach lake hill field town "
+    "kitchen market shop road village island cave barn zoo street yard valley"
+).split()
 COLORS = "red blue green yellow black white brown pink purple gray orange gold".split()
 SIZES = "big small tall short long tiny huge little".split()
-QUALITIES = ("happy sad old new quiet loud fast slow warm cold nice clean dirty kind funny "
-             "soft hard bright dark sweet").split()
-VERBS_INTRANS = ("runs walks sleeps jumps sings swims dances plays sits waits laughs cries "
-                 "smiles works reads rests hides climbs flies falls").split()
-VERBS_TRANS = ("sees likes eats finds takes holds wants makes buys sells brings carries "
-               "visits watches helps loves needs paints cleans opens").split()
+QUALITIES = (
+    "happy sad old new quiet loud fast slow warm cold nice clean dirty kind funny soft hard bright dark sweet"
+).split()
+VERBS_INTRANS = (
+    "runs walks sleeps jumps sings swims dances plays sits waits laughs cries "
+    "smiles works reads rests hides climbs flies falls"
+).split()
+VERBS_TRANS = (
+    "sees likes eats finds takes holds wants makes buys sells brings carries "
+    "visits watches helps loves needs paints cleans opens"
+).split()
 ADVERBS = "quickly slowly quietly happily sadly often again together alone early late".split()
 TIMES = "today yesterday tomorrow later sometimes then".split()
 PREPS = "in near under behind at by".split()
@@ -48,9 +63,18 @@ DETS = "the a my this".split()
 FUNCTION_WORDS = ["is", "very", "and", ","]
 
 CATEGORIES: dict[str, list[str]] = {
-    "animals": ANIMALS, "people": PEOPLE, "names": NAMES, "food": FOODS, "objects": OBJECTS,
-    "places": PLACES, "colors": COLORS, "sizes": SIZES, "qualities": QUALITIES,
-    "verbs": VERBS_INTRANS + VERBS_TRANS, "adverbs": ADVERBS, "times": TIMES,
+    "animals": ANIMALS,
+    "people": PEOPLE,
+    "names": NAMES,
+    "food": FOODS,
+    "objects": OBJECTS,
+    "places": PLACES,
+    "colors": COLORS,
+    "sizes": SIZES,
+    "qualities": QUALITIES,
+    "verbs": VERBS_INTRANS + VERBS_TRANS,
+    "adverbs": ADVERBS,
+    "times": TIMES,
 }
 """Every content word by category (``colors`` also serve as adjectives, ``orange`` is both
 a food and a color)."""
@@ -61,20 +85,31 @@ LIST_CATEGORIES = ("animals", "food", "objects", "places", "colors")
 TOPICS = ("animals", "people", "food", "objects", "places")
 
 # Words used only by instructions and prompts, never in responses.
-INSTRUCTION_WORDS = ("instruction response : write about sentences sentence use exactly "
-                     "the word words without do not at most start end your answer with list "
-                     "what color where is ? . , 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 "
-                     "a of include").split()
+INSTRUCTION_WORDS = (
+    "instruction response : write about sentences sentence use exactly "
+    "the word words without do not at most start end your answer with list "
+    "what color where is ? . , 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 "
+    "a of include"
+).split()
 
-RESPONSE_VOCAB: frozenset[str] = frozenset(
-    w for ws in CATEGORIES.values() for w in ws
-) | frozenset(PREPS + DETS + FUNCTION_WORDS + ["."])
+RESPONSE_VOCAB: frozenset[str] = frozenset(w for ws in CATEGORIES.values() for w in ws) | frozenset(
+    PREPS + DETS + FUNCTION_WORDS + ["."]
+)
 """Every token a good response may contain; anything else is an invented word."""
 
 _ROLE: dict[str, set[str]] = {}
-for _role, _words in {"noun": NOUNS, "name": NAMES, "adj": ADJECTIVES, "vi": VERBS_INTRANS,
-                      "vt": VERBS_TRANS, "adv": ADVERBS, "time": TIMES, "prep": PREPS,
-                      "det": DETS, "place": PLACES}.items():
+for _role, _words in {
+    "noun": NOUNS,
+    "name": NAMES,
+    "adj": ADJECTIVES,
+    "vi": VERBS_INTRANS,
+    "vt": VERBS_TRANS,
+    "adv": ADVERBS,
+    "time": TIMES,
+    "prep": PREPS,
+    "det": DETS,
+    "place": PLACES,
+}.items():
     for _w in _words:
         _ROLE.setdefault(_w, set()).add(_role)
 
@@ -109,8 +144,7 @@ def _adjp(toks: list[str], i: int) -> int:
 
 
 def _pp(toks: list[str], i: int) -> int:
-    if i + 2 < len(toks) + 0 and has_role(toks[i], "prep") and toks[i + 1] == "the" \
-            and has_role(toks[i + 2], "place"):
+    if i + 2 < len(toks) + 0 and has_role(toks[i], "prep") and toks[i + 1] == "the" and has_role(toks[i + 2], "place"):
         return i + 3
     return -1
 
@@ -183,8 +217,9 @@ def _pick(rng: np.random.Generator, words) -> str:
     return words[int(rng.integers(len(words)))]
 
 
-def noun_phrase(rng: np.random.Generator, noun: str | None = None, p_adj: float = 0.4,
-                p_very: float = 0.1) -> list[str]:
+def noun_phrase(
+    rng: np.random.Generator, noun: str | None = None, p_adj: float = 0.4, p_very: float = 0.1
+) -> list[str]:
     if noun in NAMES or (noun is None and rng.random() < 0.15):
         return [noun or _pick(rng, NAMES)]
     out = [_pick(rng, DETS)]
@@ -195,8 +230,13 @@ def noun_phrase(rng: np.random.Generator, noun: str | None = None, p_adj: float 
     return out + [noun or _pick(rng, NOUNS)]
 
 
-def sentence(rng: np.random.Generator, subject: str | None = None, obj: str | None = None,
-             place: str | None = None, p_very: float = 0.1) -> list[str]:
+def sentence(
+    rng: np.random.Generator,
+    subject: str | None = None,
+    obj: str | None = None,
+    place: str | None = None,
+    p_very: float = 0.1,
+) -> list[str]:
     """One grammatical sentence (without the final ``.``). ``subject``/``obj``/``place``
     force those words in; the rest is random."""
     out = []
@@ -207,8 +247,7 @@ def sentence(rng: np.random.Generator, subject: str | None = None, obj: str | No
         subject = _pick(rng, ANIMALS + PEOPLE) if rng.random() < 0.85 else None
     out += noun_phrase(rng, subject, p_very=p_very)
     if obj is not None or r < 0.4:
-        out += [_pick(rng, VERBS_TRANS)] + noun_phrase(rng, obj or _pick(rng, NOUNS),
-                                                        p_very=p_very)
+        out += [_pick(rng, VERBS_TRANS)] + noun_phrase(rng, obj or _pick(rng, NOUNS), p_very=p_very)
     elif r < 0.7:
         out.append(_pick(rng, VERBS_INTRANS))
     else:

@@ -25,8 +25,7 @@ def train_tokenizer(texts, vocab_size: int = 640) -> Tokenizer:
     tok.normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.Lowercase()])
     tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")
     tok.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always")
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIALS,
-                                  min_frequency=1, show_progress=False)
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIALS, min_frequency=1, show_progress=False)
     tok.train_from_iterator(texts, trainer=trainer)
     assert tok.token_to_id(PAD) == 0 and tok.token_to_id(EOS) == 1, "special ids moved"
     return tok
@@ -36,9 +35,9 @@ def to_transformers(tok: Tokenizer):
     """Wrap as a ``PreTrainedTokenizerFast`` with pad, EOS and unk set."""
     from transformers import PreTrainedTokenizerFast
 
-    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token=PAD, eos_token=EOS,
-                                   unk_token=UNK, padding_side="left",
-                                   model_max_length=64)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, pad_token=PAD, eos_token=EOS, unk_token=UNK, padding_side="left", model_max_length=64
+    )
 
 
 def save_tokenizer(tok: Tokenizer, out_dir) -> Path:
@@ -57,7 +56,7 @@ def load_tokenizer(path):
     if p.is_dir():
         p = p / "tokenizer.json"
     if not p.exists():
-        raise ValueError(f"no tokenizer at {p}; build the task with "
-                         "`python -m textbandit.task.build --out DIR`")
-    return PreTrainedTokenizerFast(tokenizer_file=str(p), pad_token=PAD, eos_token=EOS,
-                                   unk_token=UNK, padding_side="left", model_max_length=64)
+        raise ValueError(f"no tokenizer at {p}; build the task with `python -m textbandit.task.build --out DIR`")
+    return PreTrainedTokenizerFast(
+        tokenizer_file=str(p), pad_token=PAD, eos_token=EOS, unk_token=UNK, padding_side="left", model_max_length=64
+    )
