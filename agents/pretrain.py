@@ -16,6 +16,9 @@ GPT-3 before InstructGPT). Saved with ``save_pretrained`` next to the task's tok
 
 Sizes (vocab 727, 64 positions): ``small`` 0.89M parameters, ``large`` 10.95M (12x). Their
 pretraining times on 2 CPU cores are in benchmarks/README.md.
+
+Under ``torchrun`` it is data-parallel (DDP, or FSDP2 with ``--fsdp true``): every rank draws the
+same global batch of blocks and trains on its share of the rows; rank 0 writes the model.
 """
 
 from __future__ import annotations
@@ -27,16 +30,19 @@ from pathlib import Path
 
 import torch
 
+from agents.common import distributed
 from agents.common.device import adamw, autocast
 from agents.common.fused import fuse_gelu_
+from agents.common.scale import ScaleConfig, enable_gradient_checkpointing
 from agents.common.schedule import learning_rate, set_lr
-from textbandit.runtime import resolve_device
 
 SIZES = {"small": dict(n_embd=128, n_layer=4, n_head=4), "large": dict(n_embd=384, n_layer=6, n_head=6)}
 
 
 @dataclass
-class PretrainArgs:
+class PretrainArgs(ScaleConfig):
+    """Pretraining a base model (the memory and torchrun fields are :class:`agents.common.scale.ScaleConfig`'s)."""
+
     size: str = "small"
     """model size: small (about 1M parameters), large (about 11M), or all (task + both)"""
     out: str = "runs/base-small"
@@ -46,7 +52,7 @@ class PretrainArgs:
     steps: int = 0
     """optimizer steps; 0 picks the size's default (small 600, large 400)"""
     batch_size: int = 0
-    """blocks of n_positions tokens per step; 0 picks the size's default (small 32, large 16)"""
+    """blocks of n_positions tokens per step over all ranks; 0 picks the size's default (small 32, large 16)"""
     lr: float = 0.0
     """peak learning rate; 0 picks the size's default (small 3e-3, large 1.5e-3)"""
     warmup: int = 50
@@ -63,6 +69,7 @@ class PretrainArgs:
     """show a tqdm progress bar"""
 
     def __post_init__(self):
+        super().__post_init__()
         if self.size not in SIZES and self.size != "all":
             raise ValueError(f"size={self.size!r}: use one of {sorted(SIZES)} or 'all'")
         if self.size == "all":
@@ -96,31 +103,44 @@ def pretrain(args: PretrainArgs) -> dict:
         pad_token_id=tok.pad_token_id,
         **SIZES[args.size],
     )
-    device = resolve_device(args.device)
+    d = distributed.setup(args.device, args.dist_timeout_s)
+    device = d.device
     model = fuse_gelu_(GPT2LMHeadModel(cfg)).to(device)
+    if args.gradient_checkpointing:
+        enable_gradient_checkpointing(model)
     n_params = sum(p.numel() for p in model.parameters())
-    opt = adamw(model.parameters(), device, lr=args.lr, weight_decay=0.1, betas=(0.9, 0.95))
+    trained = distributed.wrap(model, d, fsdp=args.fsdp)  # what a step's forward goes through
+    opt = adamw(trained.parameters(), device, lr=args.lr, weight_decay=0.1, betas=(0.9, 0.95))
     g = torch.Generator().manual_seed(args.seed)
     t0 = time.time()
     model.train()
-    bar = tqdm(range(args.steps), desc=f"pretrain {args.size} ({n_params / 1e6:.2f}M)", disable=not args.progress)
+    desc = f"pretrain {args.size} ({n_params / 1e6:.2f}M)"
+    bar = tqdm(range(args.steps), desc=desc, disable=not (args.progress and d.is_main))
     for step in bar:
-        x = train[torch.randint(len(train), (args.batch_size,), generator=g)].to(device)
+        rows = torch.randint(len(train), (args.batch_size,), generator=g)  # the global batch, on every rank
+        mine = distributed.share(rows, d.rank, d.world_size)
+        x = train[mine if len(mine) else rows[:1]].to(device)
         with autocast(device, bf16=True):
-            loss = model(input_ids=x, labels=x).loss
+            loss = trained(input_ids=x, labels=x).loss
+        # every block has n_positions tokens: this rank's share of the global mean (DDP divides by the ranks)
+        weight = len(mine) * d.world_size / args.batch_size
         opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        (loss * weight).backward()
+        torch.nn.utils.clip_grad_norm_(trained.parameters(), 1.0)
         set_lr(opt, learning_rate(step, args.steps, args.lr, args.warmup, "cosine"))
         opt.step()
         if step % 20 == 0:
             bar.set_postfix(loss=f"{loss.item():.3f}")
     seconds = time.time() - t0
-    ppl = perplexity(model, val[:256].to(device))
-    model.cpu()
+    ppl = perplexity(distributed.unwrap(trained), val[:256].to(device))
+    weights = distributed.full_state_dict(trained) if distributed.is_sharded(trained) else None
     out = Path(args.out)
-    model.save_pretrained(str(out))
-    tok.save_pretrained(str(out))
+    if d.is_main:
+        if weights is None:
+            model.cpu().save_pretrained(str(out))
+        else:
+            model.save_pretrained(str(out), state_dict={k: v.cpu() for k, v in weights.items()})
+        tok.save_pretrained(str(out))
     summary = {
         "size": args.size,
         "parameters": n_params,
@@ -128,7 +148,9 @@ def pretrain(args: PretrainArgs) -> dict:
         "train_seconds": seconds,
         "args": asdict(args),
     }
-    (out / "pretrain_summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+    if d.is_main:
+        (out / "pretrain_summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+    distributed.barrier()  # every rank returns once the model is written
     return summary
 
 

@@ -6,6 +6,11 @@ keep producing ``pad_token_id`` and the loop stops when every row is done. Posit
 and logits are divided by the temperature before top-k / top-p filtering (the same
 temperature the environment applies when it scores the response). :func:`sample` works on
 token ids (what the env's observations are); :func:`sample_texts` on prompt texts.
+
+Any Hugging Face causal LM whose forward takes ``attention_mask``, ``position_ids`` and a KV
+cache samples here (GPT-2, Llama, Qwen2, GPT-NeoX are tested). Data-parallel ranks that each
+sample their rows of one global batch pass ``draw_rows`` and then :func:`skip_draws`, so that
+every row gets the random numbers one process sampling the whole batch would have drawn for it.
 """
 
 from __future__ import annotations
@@ -42,16 +47,22 @@ def filter_logits(logits: torch.Tensor, top_k: int = 0, top_p: float = 1.0) -> t
     return logits
 
 
-def draw(probs: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+def draw(
+    probs: torch.Tensor, generator: torch.Generator | None = None, draw_rows: tuple[int, int] | None = None
+) -> torch.Tensor:
     """One index per row of ``probs`` (N, V), drawn with probability ``probs[i] / sum(probs)``.
 
     Inverse-CDF sampling: one uniform number per row against the row's cumulative sum (in
     float64, so rounding cannot shift mass between tokens of a 50k vocabulary). Exact, and
     about 10x faster than ``torch.multinomial`` on a CPU, whose cost is drawing random numbers.
-    Tokens of probability 0 are never drawn.
+    Tokens of probability 0 are never drawn. ``draw_rows=(offset, total)``: these N rows are rows
+    ``offset`` to ``offset + N`` of a batch of ``total``; the numbers of all ``total`` are drawn
+    and these rows take theirs.
     """
     cdf = probs.double().cumsum(dim=-1)
-    u = torch.rand(probs.shape[0], 1, generator=generator, device=probs.device, dtype=torch.float64)
+    offset, total = draw_rows if draw_rows is not None else (0, probs.shape[0])
+    u = torch.rand(total, 1, generator=generator, device=probs.device, dtype=torch.float64)
+    u = u[offset : offset + probs.shape[0]]
     index = torch.searchsorted(cdf, u * cdf[:, -1:], right=True).squeeze(1)
     return index.clamp_(max=probs.shape[-1] - 1)
 
@@ -68,11 +79,16 @@ def sample(
     top_k: int = 0,
     top_p: float = 1.0,
     generator: torch.Generator | None = None,
+    draw_rows: tuple[int, int] | None = None,
+    all_done=None,
 ) -> torch.Tensor:
     """Sample responses: (N, P) left-padded prompts -> (N, max_new_tokens) token ids.
 
     Each response ends at its first EOS (kept); later slots hold ``pad_token_id``.
-    ``temperature=0`` means greedy decoding.
+    ``temperature=0`` means greedy decoding. ``draw_rows=(offset, total)``: these rows are part of
+    a batch of ``total`` sampled by several processes (see :func:`draw` and :func:`skip_draws`).
+    ``all_done(done) -> bool`` decides when to stop (default: when every row here has ended); a
+    sharded model (FSDP2), whose every forward is a collective, passes one that asks every rank.
     """
     n = prompt_ids.shape[0]
     device = prompt_ids.device
@@ -94,11 +110,11 @@ def sample(
             token = logits.argmax(dim=-1)
         else:
             probs = torch.softmax(filter_logits(logits / temperature, top_k, top_p), dim=-1)
-            token = draw(probs, generator)
+            token = draw(probs, generator, draw_rows)
         token = torch.where(done, pad_token_id, token)
         response[:, t] = token
         done |= token == eos_token_id
-        if bool(done.all()) or t == max_new_tokens - 1:
+        if (all_done(done) if all_done is not None else bool(done.all())) or t == max_new_tokens - 1:
             break
         attention_mask = torch.cat([attention_mask, torch.ones_like(next_pos)], dim=1)
         out = model(
@@ -111,6 +127,20 @@ def sample(
         past, logits = _cache_of(out), out.logits[:, -1]
         next_pos = next_pos + 1
     return response
+
+
+def decoding_steps(response_mask: torch.Tensor) -> int:
+    """The decoding steps :func:`sample` took for responses with this mask (the longest response:
+    it stops when every row has ended, or after ``max_new_tokens``)."""
+    return int(response_mask.sum(dim=1).max()) if response_mask.numel() else 0
+
+
+def skip_draws(generator: torch.Generator | None, total: int, steps: int, device) -> None:
+    """Advance ``generator`` as ``steps`` sampling steps over a batch of ``total`` rows would (one
+    uniform number per row and step, as :func:`draw` takes them). A rank whose rows all ended
+    before the global batch's did calls it, so every rank's generator ends where one process's would."""
+    for _ in range(steps):
+        torch.rand(total, 1, generator=generator, device=device, dtype=torch.float64)
 
 
 def decode_response(tokenizer, row: list[int]) -> tuple[str, bool]:

@@ -67,7 +67,7 @@ def test_policy_protocol_and_generate():
     ours = policy.response_logprobs(ids, mask, resp, rmask, 0.7)
     ref = response_logprobs(lm, ids, mask, resp, rmask, 0.7, TOK.pad_token_id)
     torch.testing.assert_close(ours, ref, atol=1e-5, rtol=1e-5)
-    _, values, entropy = policy.forward_logprobs_and_values(ids, mask, resp, rmask, 0.7)
+    _, values, entropy = policy(ids, mask, resp, rmask, 0.7)
     assert (values == 0).all() and (entropy > 0).all()  # zero-initialised value head
     assert policy.config.vocab_size == len(TOK)
 
@@ -92,8 +92,8 @@ def test_entropy_is_logged_without_a_graph_unless_it_enters_the_loss():
     policy = PolicyWithValueHead.from_pretrained(tiny_lm(len(TOK)), pad_token_id=TOK.pad_token_id)
     ids, resp = torch.tensor([[0, 5, 6], [7, 8, 9]]), torch.tensor([[4, 5, 1], [6, 1, 0]])
     mask, rmask = (ids != 0).long(), torch.tensor([[1, 1, 1], [1, 1, 0]])
-    lp, _, ent = policy.forward_logprobs_and_values(ids, mask, resp, rmask, 0.7, entropy_grad=False)
-    lp2, _, ent2 = policy.forward_logprobs_and_values(ids, mask, resp, rmask, 0.7)
+    lp, _, ent = policy(ids, mask, resp, rmask, 0.7, entropy_grad=False)
+    lp2, _, ent2 = policy(ids, mask, resp, rmask, 0.7)
     assert lp.requires_grad and not ent.requires_grad and ent2.requires_grad
     torch.testing.assert_close(ent, ent2.detach())
     torch.testing.assert_close(lp, lp2)
@@ -132,7 +132,7 @@ def test_env_logprobs_match_learner_forward(tmp_path):
     batch = rollout(policy, envs, 0, cfg, torch.Generator().manual_seed(0))
     policy.train()
     idx = torch.randperm(16)[:4]
-    lp, _, _ = policy.forward_logprobs_and_values(
+    lp, _, _ = policy(
         batch.prompt_ids[idx], batch.prompt_mask[idx], batch.responses[idx], batch.mask[idx], cfg.temperature
     )
     assert torch.equal(torch.exp(lp - batch.logprobs[idx]) * batch.mask[idx], batch.mask[idx].float())
@@ -219,7 +219,7 @@ def test_separate_value_model(tmp_path):
 
     policy = PolicyWithValueHead(tiny_lm(len(TOK)), value_model=ValueNet(), pad_token_id=TOK.pad_token_id)
     ids, resp = torch.tensor([[5, 6]]), torch.tensor([[7, 8, 1]])
-    _, values, _ = policy.forward_logprobs_and_values(ids, torch.ones_like(ids), resp, torch.ones_like(resp), 1.0)
+    _, values, _ = policy(ids, torch.ones_like(ids), resp, torch.ones_like(resp), 1.0)
     assert values.shape == (1, 3) and values.requires_grad
 
 
@@ -257,9 +257,7 @@ def test_value_model_from_reward_model_round_trip(tmp_path):
     assert again.value_head is None and isinstance(again.value_model, RewardModel)
     ids, resp = torch.tensor([[5, 6]]), torch.tensor([[7, 8, 1]])
     args = (ids, torch.ones_like(ids), resp, torch.ones_like(resp), 1.0)
-    torch.testing.assert_close(
-        policy.forward_logprobs_and_values(*args)[1], again.forward_logprobs_and_values(*args)[1]
-    )
+    torch.testing.assert_close(policy(*args)[1], again(*args)[1])
 
 
 def test_value_model_starts_from_the_envs_reward_model(tmp_path):

@@ -18,9 +18,48 @@ import torch
 
 from textbandit.layout import join
 
+LOGITS_CHUNK_ELEMENTS = 1 << 25
+"""the most logits (32M, 128 MiB in float32) turned into log-probs at once: larger (N, T, V) batches
+are cut into chunks of rows, so float32 logits never exist over the whole batch at once"""
 
-def gather_logprobs(logits: torch.Tensor, tokens: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
-    """log softmax(logits / temperature) at ``tokens``: (N, T, V), (N, T) -> (N, T)."""
+
+def rows_per_chunk(n_rows: int, elements_per_row: int, budget: int = LOGITS_CHUNK_ELEMENTS) -> int:
+    """How many rows of ``elements_per_row`` logits fit in ``budget`` (at least 1, at most ``n_rows``).
+
+    >>> rows_per_chunk(16, 64 * 50257), rows_per_chunk(16, 24 * 727)
+    (10, 16)
+    """
+    return max(1, min(n_rows, budget // max(elements_per_row, 1)))
+
+
+def map_row_chunks(fn, *tensors: torch.Tensor, rows: int):
+    """``fn(*tensors)`` computed on chunks of ``rows`` rows (dim 0) and put back together: ``fn``
+    returns a tensor or a tuple of tensors (or ``None``s), concatenated along dim 0.
+
+    One chunk (``rows`` >= the batch) is ``fn(*tensors)`` itself. Under autograd each chunk is
+    checkpointed (``torch.utils.checkpoint``): its intermediates (float32 logits, softmax) are
+    dropped after the forward and recomputed in the backward, so only one chunk's exist at a time.
+    The results are those of the whole batch: every operation here is row by row.
+    """
+    n = tensors[0].shape[0]
+    if rows >= n:
+        return fn(*tensors)
+    grad = torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
+    outs = []
+    for i in range(0, n, rows):
+        chunk = tuple(t[i : i + rows] for t in tensors)
+        if grad:
+            from torch.utils.checkpoint import checkpoint
+
+            outs.append(checkpoint(fn, *chunk, use_reentrant=False))
+        else:
+            outs.append(fn(*chunk))
+    if isinstance(outs[0], tuple):
+        return tuple(None if parts[0] is None else torch.cat(parts) for parts in zip(*outs))
+    return torch.cat(outs)
+
+
+def _picked_logprobs(logits: torch.Tensor, tokens: torch.Tensor, temperature: float) -> torch.Tensor:
     logits = logits.float()
     if temperature != 1.0:
         logits = logits / temperature
@@ -28,6 +67,16 @@ def gather_logprobs(logits: torch.Tensor, tokens: torch.Tensor, temperature: flo
     # log-prob tensor for the backward pass (logsumexp saves only its (N, T) output)
     picked = torch.gather(logits, 2, tokens.unsqueeze(-1)).squeeze(-1)
     return picked - torch.logsumexp(logits, dim=-1)
+
+
+def gather_logprobs(logits: torch.Tensor, tokens: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    """log softmax(logits / temperature) at ``tokens``: (N, T, V), (N, T) -> (N, T), in float32.
+
+    Computed in chunks of rows (:data:`LOGITS_CHUNK_ELEMENTS`, :func:`map_row_chunks`), so the
+    float32 copy of ``logits`` (bf16 on a GPU) never exists over the whole batch at once.
+    """
+    rows = rows_per_chunk(logits.shape[0], logits.shape[1] * logits.shape[2])
+    return map_row_chunks(lambda x, t: _picked_logprobs(x, t, temperature), logits, tokens, rows=rows)
 
 
 @functools.lru_cache(maxsize=None)
@@ -41,7 +90,9 @@ def response_logits(model, input_ids, attention_mask, pos_ids, prompt_len: int) 
     The logit at sequence position ``P + t - 1`` predicts response token ``t``.
     """
     extra = {}
-    params = _forward_params(type(model).forward)
+    # DistributedDataParallel passes its keyword arguments on to the module it wraps
+    inner = model.module if type(model).__name__ == "DistributedDataParallel" else model
+    params = _forward_params(type(inner).forward)
     if "logits_to_keep" in params:  # unembed only the L + 1 last positions, not the prompt's
         extra["logits_to_keep"] = input_ids.shape[1] - prompt_len + 1
     if "use_cache" in params:  # a scoring pass needs no KV cache

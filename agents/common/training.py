@@ -11,10 +11,16 @@ trainer class to learn. The pieces, in the order a step uses them:
 - :func:`optimizer_step`: learning rate, gradient clipping, update;
 - :func:`claim` and :class:`Run`: the output folder claimed, the metrics log and the progress
   bar, the checkpoint written and resumed, and ``stop_after`` checked.
+
+Under ``torchrun`` (:mod:`agents.common.distributed`) the same loop is data-parallel: every rank
+walks the same seeded order of steps, :func:`accumulate` forwards this rank's share of each
+step's examples and weighs its loss so that DDP's gradient mean is the step's loss over all of
+them, and only rank 0 claims the folder and writes logs and checkpoints.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import math
@@ -24,17 +30,23 @@ from typing import Callable, Iterable, Iterator
 
 import torch
 
+from agents.common import distributed
 from agents.common.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from agents.common.device import autocast
+from agents.common.distributed import Dist
+from agents.common.lora import LoraSettings
 from agents.common.metrics import MetricLogger
 from agents.common.rundir import claim_run_dir
+from agents.common.scale import ScaleConfig
 from agents.common.schedule import learning_rate, set_lr
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(ScaleConfig, LoraSettings):
     """The settings SFT (:class:`agents.sft.SFTConfig`) and the reward model
-    (:class:`agents.reward.RewardConfig`) share; each adds its own data, model and loss fields."""
+    (:class:`agents.reward.RewardConfig`) share; each adds its own data, model and loss fields. The
+    LoRA, FSDP2 and memory fields are :class:`agents.common.lora.LoraSettings`' and
+    :class:`agents.common.scale.ScaleConfig`'s."""
 
     warmup_ratio: float = 0.03
     """fraction of the optimizer steps spent in linear warmup"""
@@ -43,7 +55,7 @@ class TrainConfig:
     weight_decay: float = 0.0
     """AdamW weight decay"""
     grad_accum: int = 1
-    """micro-batches per optimizer step"""
+    """micro-batches per optimizer step (a micro-batch is split over the ranks under torchrun)"""
     max_grad_norm: float = 1.0
     """gradient clipping threshold on the global L2 norm (0 disables clipping)"""
     max_prompt_len: int = 64
@@ -53,7 +65,8 @@ class TrainConfig:
     seed: int = 0
     """seed of the data order, dropout and initialisation"""
     device: str = "auto"
-    """'auto' (CUDA when available), 'cpu' or 'cuda'"""
+    """'auto' (CUDA when available), 'cpu' or 'cuda'; under torchrun 'auto' and 'cuda' are each rank's
+    own GPU (cuda:LOCAL_RANK)"""
     bf16: bool = True
     """bf16 autocast on GPU (ignored on CPU)"""
     checkpoint_every: int = 0
@@ -72,6 +85,13 @@ class TrainConfig:
     """show a tqdm progress bar"""
 
     def __post_init__(self):
+        ScaleConfig.__post_init__(self)
+        LoraSettings.__post_init__(self)
+        if self.fsdp and self.lora:
+            raise ValueError(
+                "fsdp=True with lora_r > 0: LoRA's trainable weights are small, so they are replicated (DDP); "
+                "set fsdp=False, or lora_r=0 to shard a fully trained model"
+            )
         for name in ("grad_accum", "max_prompt_len"):
             if not (isinstance(getattr(self, name), int) and getattr(self, name) >= 1):
                 raise ValueError(f"{name}={getattr(self, name)!r}; use an int >= 1")
@@ -120,18 +140,37 @@ def epoch_groups(n_items: int, group_size: int, seed: int, epoch: int) -> list[l
     return [order[i : i + group_size].tolist() for i in range(0, n_items, group_size)]
 
 
-def accumulate(items: list, micro_batch: int, loss_fn: Callable, device, bf16: bool) -> dict:
-    """Forward and backpropagate ``items`` in micro-batches of ``micro_batch``: ``loss_fn(chunk)``
-    returns ``(loss, stats)``; each loss is backpropagated (gradients add up) and the stats (numbers)
-    are summed over the chunks and returned."""
+def accumulate(
+    items: list,
+    micro_batch: int,
+    loss_fn: Callable,
+    device,
+    bf16: bool,
+    model: torch.nn.Module | None = None,
+    d: Dist | None = None,
+) -> dict:
+    """Forward and backpropagate ``items`` (an optimizer step's) in micro-batches of ``micro_batch``:
+    ``loss_fn(chunk)`` returns ``(loss, stats)``, the loss normalised by the whole step's size
+    (all ranks'); each loss is backpropagated (gradients add up) and the stats (numbers) are
+    summed over the chunks and returned.
+
+    Under data parallelism (``d`` with several ranks) this rank takes its share of ``items``
+    (:func:`agents.common.distributed.share_batches`: micro-batches of ``micro_batch / world_size``,
+    as many on every rank), its losses are multiplied by ``world_size`` (DDP's gradient mean
+    divides it out again), ``model`` (the wrapped one) averages gradients only at the last
+    backward, and the stats are summed over the ranks.
+    """
+    rank, world = (d.rank, d.world_size) if d is not None else (0, 1)
+    batches = distributed.share_batches(items, -(-micro_batch // world), rank, world)
     totals: dict = {}
-    for j in range(0, len(items), micro_batch):
-        with autocast(device, bf16):
-            loss, stats = loss_fn(items[j : j + micro_batch])
-        loss.backward()
+    for i, (chunk, real) in enumerate(batches):
+        with distributed.no_sync(model, i < len(batches) - 1), autocast(device, bf16):
+            loss, stats = loss_fn(chunk)
+        with distributed.no_sync(model, i < len(batches) - 1):
+            (loss * (world if real else 0)).backward()
         for k, v in stats.items():
-            totals[k] = totals.get(k, 0) + v
-    return totals
+            totals[k] = totals.get(k, 0) + (v if real else 0)
+    return distributed.all_reduce_sums(totals) if world > 1 else totals
 
 
 def optimizer_step(
@@ -163,30 +202,63 @@ class Run:
         n_items: int,
         group_size: int,
         desc: str,
+        d: Dist | None = None,
     ):
         self.config, self.model, self.optimizer, self.position = config, model, optimizer, position
+        self.is_main = d is None or d.is_main  # rank 0 writes the logs and checkpoints; every rank resumes
         self.group_size = group_size  # items per optimizer step
         self.total_steps, self.warmup_steps = steps_per_run(n_items, group_size, config.epochs, config.warmup_ratio)
         self.out = Path(config.out)
         resume_rows = None
         if config.resume_from is not None:
             state = load_checkpoint(config.resume_from)
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
+            self._load_weights(state["model"])
+            distributed.load_optimizer_state(model, optimizer, state["optimizer"])
             position.clear()
             position.update(state["position"])
             set_rng_state(state["rng"])
             resume_rows = state["log_rows"]
         # a resumed run logs again what was logged after its checkpoint, so each row appears once
-        self.logger = MetricLogger(
-            self.out,
-            tensorboard=config.tensorboard,
-            resume_step=position["step"] if resume_rows is not None else None,
-            resume_rows=resume_rows,
+        self.logger = (
+            MetricLogger(
+                self.out,
+                tensorboard=config.tensorboard,
+                resume_step=position["step"] if resume_rows is not None else None,
+                resume_rows=resume_rows,
+            )
+            if self.is_main
+            else _NoLogger()
         )
         from tqdm.auto import tqdm
 
-        self.bar = tqdm(total=self.total_steps, initial=position["step"], desc=desc, disable=not config.progress)
+        self.bar = tqdm(
+            total=self.total_steps,
+            initial=position["step"],
+            desc=desc,
+            disable=not (config.progress and self.is_main),
+        )
+
+    def _weights(self) -> dict:
+        """The weights a checkpoint holds: the whole model's (gathered under FSDP2), or with LoRA only
+        the trained ones (the frozen base is the start model's, loaded again on resume)."""
+        weights = distributed.full_state_dict(self.model)
+        if self.config.lora:
+            trained = {n for n, p in distributed.unwrap(self.model).named_parameters() if p.requires_grad}
+            weights = {k: v for k, v in weights.items() if k in trained}
+        return weights
+
+    def _load_weights(self, weights: dict) -> None:
+        if not self.config.lora:
+            distributed.load_full_state_dict(self.model, weights)
+            return
+        missing, unexpected = distributed.unwrap(self.model).load_state_dict(weights, strict=False)
+        trained = {n for n, p in distributed.unwrap(self.model).named_parameters() if p.requires_grad}
+        if unexpected or trained & set(missing):
+            raise ValueError(
+                f"{self.config.resume_from} is not a checkpoint of this LoRA model (missing trained weights "
+                f"{sorted(trained & set(missing))[:3]}, unexpected {unexpected[:3]}); resume with the same "
+                "lora_* settings"
+            )
 
     def epochs(self) -> Iterator[int]:
         """The epochs left to run (from where a resumed run stopped); each one, once its loop body is
@@ -217,18 +289,22 @@ class Run:
         )
 
     def checkpoint(self) -> None:
-        """Write ``OUT/checkpoint`` (atomically; see :mod:`agents.common.checkpoint`)."""
-        save_checkpoint(
-            self.out / "checkpoint",
-            {
-                "model": self.model.state_dict(),
-                "optimizer": self.optimizer.state_dict(),
-                "position": copy.deepcopy(self.position),
-                "rng": rng_state(),
-                "log_rows": dict(self.logger.rows),
-                "config": self.config.to_dict(),
-            },
-        )
+        """Write ``OUT/checkpoint`` (atomically; see :mod:`agents.common.checkpoint`): rank 0 writes,
+        after every rank has helped gather the weights and optimizer state under FSDP2."""
+        weights, opt_state = self._weights(), distributed.optimizer_state(self.model, self.optimizer)
+        if self.is_main:
+            save_checkpoint(
+                self.out / "checkpoint",
+                {
+                    "model": weights,
+                    "optimizer": opt_state,
+                    "position": copy.deepcopy(self.position),
+                    "rng": rng_state(),
+                    "log_rows": dict(self.logger.rows),
+                    "config": self.config.to_dict(),
+                },
+            )
+        distributed.barrier()  # a rank that stops here stops with the checkpoint written
 
     def log_step(self, scalars: dict, **postfix) -> None:
         """Count, show and log an optimizer step (``scalars`` at the new step)."""
@@ -258,15 +334,38 @@ class Run:
         self.logger.close()
 
 
-def claim(config: TrainConfig, what: str):
-    """Claim ``config.out`` for this run (:func:`agents.common.rundir.claim_run_dir`): use as ``with claim(...)``."""
-    return claim_run_dir(
+@contextlib.contextmanager
+def claim(config: TrainConfig, what: str, d: Dist | None = None):
+    """Claim ``config.out`` for this run (:func:`agents.common.rundir.claim_run_dir`; rank 0 only,
+    the other ranks wait for it): use as ``with claim(...)``."""
+    if d is not None and not d.is_main:
+        distributed.barrier()
+        yield None
+        return
+    with claim_run_dir(
         config.out,
         resume=config.resume_from is not None,
         overwrite=config.overwrite,
         what=what,
         resume_flag="--resume-from OUT/checkpoint",
-    )
+    ) as run_dir:
+        distributed.barrier()
+        yield run_dir
+
+
+class _NoLogger:
+    """What ranks other than 0 log to: nothing."""
+
+    rows: dict = {}
+
+    def log(self, *_, **__) -> None:
+        pass
+
+    def log_samples(self, *_, **__) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
 
 
 def steps_per_run(n_items: int, group_size: int, epochs: int, warmup_ratio: float) -> tuple[int, int]:

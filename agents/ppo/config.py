@@ -5,10 +5,16 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+from agents.common.lora import LoraSettings
+from agents.common.scale import ScaleConfig
+
 
 @dataclass
-class PPOConfig:
-    """Settings of ``agents.ppo.learner.train``. Batch sizes are *global* (summed over ranks).
+class PPOConfig(ScaleConfig, LoraSettings):
+    """Settings of ``agents.ppo.learner.train``. Batch sizes are *global* (summed over ranks): the
+    same config trains the same policy on one process or under ``torchrun`` on N (to float rounding).
+    The LoRA, FSDP2 and memory fields are :class:`agents.common.lora.LoraSettings`' and
+    :class:`agents.common.scale.ScaleConfig`'s.
 
     Example::
 
@@ -108,11 +114,13 @@ class PPOConfig:
 
     # --- run ---
     seed: int = 1
-    """base seed; rank r uses seed + 1000 * r for sampling and shuffling"""
+    """seed of the prompts, samples and minibatches; every rank draws the global batch's numbers and takes its rows"""
     device: str = "auto"
-    """'auto' (CUDA if available), 'cpu' or 'cuda'"""
+    """'auto' (CUDA if available), 'cpu' or 'cuda'; under torchrun 'auto' and 'cuda' are each rank's
+    own GPU (cuda:LOCAL_RANK)"""
     bf16: bool = True
-    """bf16 autocast and fused AdamW on CUDA (ignored on CPU)"""
+    """on CUDA: bf16 autocast, fused AdamW, and the frozen models (reference, reward model, LoRA's
+    base) in bf16 (ignored on CPU)"""
     output_dir: str = "runs/ppo"
     """checkpoints, metrics.jsonl, TensorBoard events, samples.jsonl"""
     save_every: int = 0
@@ -137,6 +145,8 @@ class PPOConfig:
     """this process's rank (torchrun sets RANK)"""
 
     def __post_init__(self):
+        ScaleConfig.__post_init__(self)
+        LoraSettings.__post_init__(self)
         positive_ints = (
             "batch_size",
             "minibatch_size",
@@ -188,6 +198,16 @@ class PPOConfig:
                 )
         if not 0 <= self.rank < self.world_size:
             raise ValueError(f"rank={self.rank} is outside [0, world_size={self.world_size})")
+        if self.lora and self.value_model != "shared":
+            raise ValueError(
+                f"lora_r={self.lora_r} with value_model={self.value_model!r}: LoRA PPO trains the shared value "
+                "head beside the adapters; use value_model='shared' (or lora_r=0)"
+            )
+        if self.fsdp and (self.lora or self.value_model != "shared"):
+            raise ValueError(
+                "fsdp=True shards a fully trained policy with the shared value head; with LoRA (lora_r > 0) the "
+                "trainable weights are small: use DDP (fsdp=False), and value_model='shared'"
+            )
 
     def _divisor_hint(self) -> int:
         return max(d for d in range(1, self.minibatch_size + 1) if self.batch_size % d == 0)
@@ -207,8 +227,3 @@ class PPOConfig:
     def num_minibatches(self) -> int:
         """Gradient steps per epoch (the same on every rank)."""
         return self.batch_size // self.minibatch_size
-
-    @property
-    def rank_seed(self) -> int:
-        """This rank's seed: ranks sample different prompts and responses."""
-        return self.seed + 1000 * self.rank

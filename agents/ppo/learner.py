@@ -10,6 +10,14 @@ over shuffled minibatches, optionally mixing in the pretraining loss (PPO-ptx). 
     result = train(PPOConfig(total_iterations=20, output_dir="runs/ppo"))
     result["policy"].save_pretrained("runs/ppo/final")
 
+Under ``torchrun`` the run is data-parallel (:mod:`agents.common.distributed`): rank ``r`` steps
+envs ``r * n`` to ``(r + 1) * n`` of the global batch (``n = batch_size / world_size``), with the
+prompts and the random numbers one process would have drawn for them; the ranks then share their
+rollouts (``all_gather``), so GAE, whitening and the KL controller see the global batch, and each
+global minibatch is cut into the ranks' shares. The update calls the policy's ``forward`` through
+``DistributedDataParallel``, which averages the gradients; each rank's loss is its share of the
+minibatch's token mean, so N ranks compute the update one process would (to float rounding).
+
 Implementation details from "The N Implementation Details of RLHF with PPO" are marked
 N-details where they happen.
 """
@@ -28,17 +36,20 @@ import numpy as np
 import torch
 
 import textbandit  # noqa: F401  (registers TextBandit-v0)
+from agents.common import distributed
 from agents.common.checkpoint import find_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from agents.common.device import adamw
+from agents.common.distributed import Dist
 from agents.common.metrics import MetricLogger
 from agents.common.rundir import claim_run_dir
+from agents.common.scale import enable_gradient_checkpointing, frozen_dtype
 from agents.common.schedule import learning_rate, set_lr
 from agents.ppo import functions as F
 from agents.ppo.config import PPOConfig
 from agents.ppo.policy import VALUE_MODEL_DIR, PolicyWithValueHead
 from agents.ppo.ptx import PretrainingBatches
+from agents.sampling import decoding_steps, skip_draws
 from textbandit.data import load_texts
-from textbandit.runtime import resolve_device
 from textbandit.task import Task, load_task
 
 
@@ -58,6 +69,20 @@ class Rollout(NamedTuple):
     info: dict
 
 
+LOGGED_INFO = ("prompt", "response", "score", "truncated_response", "gold_score")  # what the logs read of info
+
+
+def gather_rollout(batch: Rollout) -> Rollout:
+    """The global batch: every rank's rollout, rows in rank order (itself with one rank). Of
+    ``info`` only what the logs read (:data:`LOGGED_INFO`) is gathered."""
+    tensors = [distributed.all_gather_rows(t) for t in batch[:-1]]
+    info = {k: batch.info[k] for k in LOGGED_INFO if k in batch.info}
+    parts = distributed.all_gather_objects(info)
+    if len(parts) > 1:
+        info = {k: np.concatenate([p[k] for p in parts]) for k in info}
+    return Rollout(*tensors, info)
+
+
 def start_model(cfg: PPOConfig, policy=None, task: Task | None = None):
     """What the policy starts from: ``policy`` (a model or path), else ``cfg.sft_model``, else the task's SFT model."""
     source = policy if policy is not None else cfg.sft_model
@@ -70,21 +95,24 @@ def start_model(cfg: PPOConfig, policy=None, task: Task | None = None):
     return source
 
 
-def reference_model(cfg: PPOConfig, start):
+def reference_model(cfg: PPOConfig, start, dtype: torch.dtype | None = None):
     """The KL reference: ``cfg.reference_model`` when set, else the policy's starting model (as in
-    lm-human-preferences and TRL), so the first iteration's KL is 0 whatever the policy starts from."""
+    lm-human-preferences and TRL), so the first iteration's KL is 0 whatever the policy starts from.
+    A copy made here is cast to ``dtype`` (bf16 on a GPU: a frozen model needs no float32 weights)."""
     if cfg.reference_model is not None:
         return cfg.reference_model
     if isinstance(start, PolicyWithValueHead):
-        return copy.deepcopy(start.lm)  # frozen at the start; the policy itself trains on
+        ref = copy.deepcopy(start.lm)  # frozen at the start; the policy itself trains on
+        return ref.to(dtype) if dtype is not None else ref
     return start
 
 
 def env_arguments(cfg: PPOConfig, device, start=None, **overrides) -> dict:
     """The ``gym.make_vec("TextBandit-v0")`` arguments of a run: its task (``overrides["task"]`` when
     given, else ``cfg.task``), the config's own models and prompts beside it, its settings, then the
-    other ``overrides``."""
+    other ``overrides``. Models the env loads from paths are loaded in bf16 on a GPU (``cfg.bf16``)."""
     task = load_task(overrides.pop("task") if "task" in overrides else cfg.task)
+    device = torch.device(device)
     kwargs = dict(
         task=task,
         kl_coef=cfg.kl_coef,
@@ -94,6 +122,8 @@ def env_arguments(cfg: PPOConfig, device, start=None, **overrides) -> dict:
         device=str(device),
         forward_batch_size=cfg.local_minibatch_size,
     )  # the reference and RM forwards in minibatches too
+    if frozen_dtype(device, cfg.bf16) is not None:
+        kwargs["torch_dtype"] = frozen_dtype(device, cfg.bf16)
     if task is not None:
         kwargs["split"] = cfg.split
     for name in ("reward_model", "tokenizer", "prompts"):
@@ -102,8 +132,13 @@ def env_arguments(cfg: PPOConfig, device, start=None, **overrides) -> dict:
     if task is None and cfg.tokenizer is None and cfg.sft_model is not None:
         kwargs["tokenizer"] = cfg.sft_model  # the SFT model's folder holds its tokenizer
     if "reference_model" not in overrides:
-        kwargs["reference_model"] = reference_model(cfg, start_model(cfg, start, task))
+        kwargs["reference_model"] = reference_model(cfg, start_model(cfg, start, task), frozen_dtype(device, cfg.bf16))
     return {**kwargs, **overrides}
+
+
+def autocast_dtype(cfg: PPOConfig, device: torch.device) -> torch.dtype | None:
+    """bf16 autocast on CUDA when ``cfg.bf16``, else none."""
+    return torch.bfloat16 if (device.type == "cuda" and cfg.bf16) else None
 
 
 def build_policy(cfg: PPOConfig, tokenizer, device, source, reward_model=None) -> PolicyWithValueHead:
@@ -116,10 +151,11 @@ def build_policy(cfg: PPOConfig, tokenizer, device, source, reward_model=None) -
     saved_value_model = isinstance(source, (str, os.PathLike)) and (Path(source) / VALUE_MODEL_DIR).is_dir()
     if cfg.value_model == "reward" and not isinstance(source, PolicyWithValueHead) and not saved_value_model:
         value_model = value_model_from(reward_model)
-    autocast = torch.bfloat16 if (device.type == "cuda" and cfg.bf16) else None
+    autocast = autocast_dtype(cfg, device)
     if isinstance(source, PolicyWithValueHead):
         policy = source
         policy.forward_batch_size, policy.autocast_dtype = cfg.local_minibatch_size, autocast
+        policy.pad_token_id = tokenizer.pad_token_id
     else:
         policy = PolicyWithValueHead.from_pretrained(
             source,
@@ -135,7 +171,31 @@ def build_policy(cfg: PPOConfig, tokenizer, device, source, reward_model=None) -
             f"the policy's vocabulary ({vocab}) is smaller than the environment tokenizer's "
             f"({len(tokenizer)}); start the policy from the SFT model trained with that tokenizer"
         )
+    if cfg.gradient_checkpointing:
+        enable_gradient_checkpointing(policy.lm)
     return policy.to(device)
+
+
+def lora_policy(cfg: PPOConfig, start, device: torch.device) -> PolicyWithValueHead:
+    """The policy as LoRA adapters on the starting model (frozen; in bf16 on a GPU with ``cfg.bf16``),
+    with a fresh value head beside them: its base with the adapters off is the KL reference."""
+    from agents.common.lora import add_adapters
+
+    if isinstance(start, PolicyWithValueHead):
+        raise ValueError("LoRA PPO starts from a causal LM (a model or a path), not a PolicyWithValueHead")
+    dtype = frozen_dtype(device, cfg.bf16)
+    if isinstance(start, (str, os.PathLike)):
+        from transformers import AutoModelForCausalLM
+
+        from textbandit.loading import load
+
+        lm = load(AutoModelForCausalLM.from_pretrained, start, "sft_model", **({"dtype": dtype} if dtype else {}))
+    else:
+        lm = copy.deepcopy(start)  # never train (or cast) the caller's model
+        if dtype is not None:
+            lm = lm.to(dtype)
+    lm = add_adapters(lm.to(device), cfg)
+    return PolicyWithValueHead(lm, pad_token_id=lm.config.pad_token_id or 0).to(device)
 
 
 def value_model_from(reward_model) -> torch.nn.Module:
@@ -153,13 +213,26 @@ def value_model_from(reward_model) -> torch.nn.Module:
 
 @torch.no_grad()
 def rollout(
-    policy: PolicyWithValueHead, envs, seed: int, cfg: PPOConfig, generator: torch.Generator, prompt_indices=None
+    policy: PolicyWithValueHead,
+    envs,
+    seed: int,
+    cfg: PPOConfig,
+    generator: torch.Generator,
+    prompt_indices=None,
+    rows: tuple[int, int] | None = None,
+    all_done=None,
 ) -> Rollout:
-    """Reset the envs (seeded, so a resumed run sees the same prompts), sample, step, collect."""
+    """Reset the envs (seeded, so a resumed run sees the same prompts), sample, step, collect.
+
+    ``rows=(offset, total)``: these envs are rows ``offset`` on of a global batch of ``total``
+    (a data-parallel rank's): sub-env ``i`` is reset with seed ``seed + offset + i``, the prompt
+    global row ``offset + i`` gets with one process, and sampling draws for all ``total`` rows
+    (``agents.sampling.draw``). ``all_done``: see ``agents.sampling.sample``.
+    """
     env = envs.unwrapped
     dev = next(policy.parameters()).device
     options = None if prompt_indices is None else {"prompt_indices": prompt_indices}
-    obs, _ = envs.reset(seed=seed, options=options)
+    obs, _ = envs.reset(seed=seed + (rows[0] if rows else 0), options=options)
     prompt_ids = torch.as_tensor(obs["input_ids"], device=dev)
     prompt_mask = torch.as_tensor(obs["attention_mask"], device=dev)
     tok = env.tokenizer
@@ -173,9 +246,11 @@ def rollout(
         cfg.top_k,
         cfg.top_p,
         generator,
+        draw_rows=rows,
+        all_done=all_done,
     )
     # SAME_STEP autoreset: step returns the next prompts; we reseed each iteration instead, so
-    # prompts depend only on (seed, rank, iteration) and a resumed run continues exactly.
+    # prompts depend only on (seed, iteration) and a resumed run continues exactly.
     _, rewards, _, _, info = envs.step(responses.cpu().numpy())
     fi = info["final_info"]
     t = {
@@ -219,20 +294,31 @@ def ppo_update(
     np_rng: np.random.Generator,
     first_step: int,
     ptx=None,
+    rank: int = 0,
+    world_size: int = 1,
 ) -> dict:
-    """``update_epochs`` epochs of minibatch PPO steps over one rollout batch; returns mean stats.
+    """``update_epochs`` epochs of minibatch PPO steps over one (global) rollout batch; returns mean stats.
 
-    ``first_step``: the run's optimizer steps so far, where this update continues the schedule."""
+    ``policy``: the module whose ``forward`` the step calls (the policy, or it in DDP).
+    ``first_step``: the run's optimizer steps so far, where this update continues the schedule.
+    Every rank draws the same minibatches (``np_rng`` is the run's, not the rank's) and takes
+    its share of each: ``local_minibatch_size`` rows. Its loss is weighted by its share of the
+    minibatch's tokens (times ``world_size``, which DDP's gradient mean divides out again), so
+    the ranks together follow the gradient of the global minibatch's token mean.
+    """
     policy.train()  # dropout is 0 (N-details), so train mode computes what eval mode did
-    stats: dict[str, list[float]] = {}
-    n, mb = batch.responses.shape[0], cfg.local_minibatch_size
-    step_index, first = first_step, True
+    weighted: dict[str, list[float]] = {}  # each rank's share of a global token mean; summed over ranks
+    norms, first_dev = [], None
+    n, mb, lmb = batch.responses.shape[0], cfg.minibatch_size, cfg.local_minibatch_size
+    step_index = first_step
     for _ in range(cfg.update_epochs):
         order = torch.as_tensor(np_rng.permutation(n), device=batch.responses.device)
         for start in range(0, n, mb):
-            idx = order[start : start + mb]
+            minibatch = order[start : start + mb]
+            idx = minibatch[rank * lmb : (rank + 1) * lmb]
             mask = batch.mask[idx]
-            logprobs, new_values, entropy = policy.forward_logprobs_and_values(
+            share = mask.sum() * world_size / batch.mask[minibatch].sum()  # exactly 1 with one rank
+            logprobs, new_values, entropy = policy(
                 batch.prompt_ids[idx],
                 batch.prompt_mask[idx],
                 batch.responses[idx],
@@ -243,47 +329,40 @@ def ppo_update(
             pg = F.policy_loss(logprobs, batch.logprobs[idx], advantages[idx], mask, cfg.clip_coef)
             vf_loss, vf_clip = F.value_loss(new_values, values[idx], returns[idx], mask, cfg.value_clip)
             ent = F.masked_mean(entropy, mask)
-            loss = pg.loss + cfg.vf_coef * vf_loss - cfg.ent_coef * ent
+            loss = (pg.loss + cfg.vf_coef * vf_loss - cfg.ent_coef * ent) * share
+            w = share.item() / world_size
             step = {
-                "loss/policy": pg.loss.item(),
-                "loss/value": vf_loss.item(),
-                "policy/entropy": ent.item(),
-                "policy/clip_frac": pg.clip_frac.item(),
-                "policy/approx_kl": pg.approx_kl.item(),
-                "value/clip_frac": vf_clip.item(),
+                "loss/policy": pg.loss.item() * w,
+                "loss/value": vf_loss.item() * w,
+                "policy/entropy": ent.item() * w,
+                "policy/clip_frac": pg.clip_frac.item() * w,
+                "policy/approx_kl": pg.approx_kl.item() * w,
+                "value/clip_frac": vf_clip.item() * w,
             }
-            if first:  # the env scored with this very policy: the ratio is exactly 1 here
-                step["policy/first_ratio_max_dev"] = (logprobs - batch.logprobs[idx]).abs().max().item()
-                first = False
+            if first_dev is None:  # the env scored with this very policy: the ratio is exactly 1 here
+                first_dev = (logprobs - batch.logprobs[idx]).abs().max().item()
             if ptx is not None and cfg.ptx_coef > 0:
-                ptx_loss = ptx.loss(policy.lm, np_rng)
+                ptx_loss = ptx.loss(distributed.unwrap(policy).lm, np_rng, rank=rank, world_size=world_size)
                 loss = loss + cfg.ptx_coef * ptx_loss
-                step["loss/ptx"] = ptx_loss.item()
+                step["loss/ptx"] = ptx_loss.item() / world_size
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            all_reduce_mean_([p.grad for p in policy.parameters() if p.grad is not None])
-            step["policy/grad_norm"] = torch.nn.utils.clip_grad_norm_(policy.parameters(), cfg.max_grad_norm).item()
+            loss.backward()  # DDP averages the gradients over the ranks here
+            norm = torch.nn.utils.clip_grad_norm_(policy.parameters(), cfg.max_grad_norm)
+            norms.append(float(norm.full_tensor() if hasattr(norm, "full_tensor") else norm))
             set_lr(optimizer, lr_of_step(cfg, step_index))
             optimizer.step()
             step_index += 1
             for k, v in step.items():
-                stats.setdefault(k, []).append(v)
-    return {k: (v[0] if k == "policy/first_ratio_max_dev" else float(np.mean(v))) for k, v in stats.items()}
-
-
-def all_reduce_mean_(tensors) -> None:
-    """Average tensors over data-parallel ranks in place (a no-op without ``torch.distributed``).
-
-    Gradients are averaged by hand rather than through ``DistributedDataParallel`` because the
-    update calls ``forward_logprobs_and_values``, not ``forward``; every rank runs the same number
-    of minibatch steps (``PPOConfig`` checks the arithmetic), so the collectives line up.
-    """
-    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
-        return
-    world = torch.distributed.get_world_size()
-    for t in tensors:
-        torch.distributed.all_reduce(t)
-        t.div_(world)
+                weighted.setdefault(k, []).append(v)
+    stats = {k: float(np.mean(v)) for k, v in weighted.items()}
+    if world_size > 1:  # the ranks' shares add up to the global means; the first ratio is the worst rank's
+        keys = sorted(stats)
+        total = distributed.all_reduce(torch.tensor([stats[k] for k in keys], dtype=torch.float64))
+        stats = dict(zip(keys, total.tolist()))
+        first_dev = distributed.all_reduce(torch.tensor([first_dev], dtype=torch.float64), "max").item()
+    stats["policy/grad_norm"] = float(np.mean(norms))  # the same on every rank (the averaged gradients')
+    stats["policy/first_ratio_max_dev"] = first_dev
+    return stats
 
 
 def lr_of_step(cfg: PPOConfig, step: int) -> float:
@@ -299,8 +378,10 @@ def lr_of_step(cfg: PPOConfig, step: int) -> float:
 
 
 def iteration_seed(cfg: PPOConfig, iteration: int) -> int:
-    """The env seed of an iteration: distinct per (seed, rank, iteration), so ranks see different prompts."""
-    return int(np.random.SeedSequence([cfg.seed, cfg.rank, iteration]).generate_state(1)[0])
+    """The env seed of an iteration, distinct per (seed, iteration): global row ``i`` of the batch
+    is reset with this seed plus ``i``, whichever rank steps it."""
+    # the 0 stands where the rank once was: single-process runs draw the prompts they always did
+    return int(np.random.SeedSequence([cfg.seed, 0, iteration]).generate_state(1)[0])
 
 
 def train(
@@ -317,38 +398,62 @@ def train(
     model). ``task``: a :class:`textbandit.task.Task` to train in instead of ``cfg.task``.
     ``env_kwargs``: any other ``gym.make_vec`` arguments, over the config's (e.g. your own model
     objects). ``ptx_texts``: the PPO-ptx corpus (else read from ``cfg.ptx_data``).
-    ``callback(iteration, stats, policy)`` runs after each iteration (evaluation hooks).
+    ``callback(iteration, stats, policy)`` runs after each iteration on every rank (evaluation hooks).
+
+    Under ``torchrun`` every rank calls it with the same arguments (see the module docstring);
+    rank 0 claims ``output_dir`` and writes every file, and every rank returns the same policy.
     """
+    d = distributed.setup(cfg.device, cfg.dist_timeout_s)
+    if (cfg.world_size, cfg.rank) != (d.world_size, d.rank):
+        raise ValueError(
+            f"the config says rank {cfg.rank} of {cfg.world_size} but this process is rank {d.rank} of "
+            f"{d.world_size}; leave world_size and rank at their defaults (torchrun's WORLD_SIZE and RANK)"
+        )
     # one writer per output folder; a fresh run never lands on an old one (rank 0 writes all files)
     run_dir = (
-        claim_run_dir(cfg.output_dir, resume=cfg.resume, overwrite=cfg.overwrite, what="PPO run")
-        if cfg.rank == 0
-        else None
+        claim_run_dir(cfg.output_dir, resume=cfg.resume, overwrite=cfg.overwrite, what="PPO run") if d.is_main else None
     )
     try:
-        return _train(cfg, policy, task, env_kwargs or {}, ptx_texts, callback)
+        distributed.barrier()  # no rank reads the folder before rank 0 has claimed (and maybe cleared) it
+        return _train(cfg, d, policy, task, env_kwargs or {}, ptx_texts, callback)
     finally:
         if run_dir is not None:
             run_dir.release()
 
 
-def _train(cfg: PPOConfig, policy, task, env_kwargs: dict, ptx_texts, callback) -> dict:
-    device = resolve_device(cfg.device)
-    torch.manual_seed(cfg.rank_seed)
-    generator = torch.Generator(device=device).manual_seed(cfg.rank_seed)
-    np_rng = np.random.default_rng(cfg.rank_seed)
+def _train(cfg: PPOConfig, d: Dist, policy, task, env_kwargs: dict, ptx_texts, callback) -> dict:
+    device = d.device
+    torch.manual_seed(cfg.seed)  # every rank draws the same numbers: it takes its rows of them
+    generator = torch.Generator(device=device).manual_seed(cfg.seed)
+    np_rng = np.random.default_rng(cfg.seed)
     ckpt_dir = Path(cfg.output_dir) / "checkpoint"
     resume_from = find_checkpoint(ckpt_dir) if cfg.resume else None
     if cfg.resume and resume_from is None:  # a warning, not an error: a restarted job may not have saved yet
         warnings.warn(f"resume=True but {ckpt_dir} holds no checkpoint; starting from iteration 0", stacklevel=3)
 
-    kwargs = env_arguments(cfg, device, policy, **({"task": task} if task is not None else {}), **env_kwargs)
+    the_task = load_task(task if task is not None else env_kwargs.get("task", cfg.task))
+    overrides = {k: v for k, v in env_kwargs.items() if k != "task"}
+    adapters = None
+    if cfg.lora:  # one copy of the weights: the adapters train, the base with them off is the reference
+        from agents.common.lora import AdaptersOff
+
+        adapters = lora_policy(cfg, start_model(cfg, policy, the_task), device)
+        if cfg.reference_model is None and "reference_model" not in overrides:
+            overrides["reference_model"] = AdaptersOff(adapters.lm)
+    kwargs = env_arguments(cfg, device, policy, task=the_task, **overrides)
     envs = gym.make_vec("TextBandit-v0", num_envs=cfg.local_batch_size, **kwargs)
     env = envs.unwrapped
-    source = str(resume_from) if resume_from else start_model(cfg, policy, kwargs["task"])
+    if adapters is not None:
+        source = adapters
+    else:
+        source = str(resume_from) if resume_from else start_model(cfg, policy, kwargs["task"])
     policy = build_policy(cfg, env.tokenizer, device, source, env.reward_model)
+    if adapters is not None and resume_from is not None:
+        policy.load_adapter_state(resume_from)
     env.set_policy(policy)  # refuses a policy whose vocabulary differs from the reference's
-    optimizer = adamw(policy.parameters(), device, lr=cfg.learning_rate, weight_decay=cfg.weight_decay, eps=1e-5)
+    train_policy = distributed.wrap(policy, d, fsdp=cfg.fsdp)  # the module the update's forward goes through
+    trainable = [p for p in train_policy.parameters() if p.requires_grad]
+    optimizer = adamw(trainable, device, lr=cfg.learning_rate, weight_decay=cfg.weight_decay, eps=1e-5)
     kl_ctl = (
         F.AdaptiveKLController(env.kl_coef, cfg.target_kl, cfg.kl_horizon)
         if cfg.adaptive_kl
@@ -370,12 +475,12 @@ def _train(cfg: PPOConfig, policy, task, env_kwargs: dict, ptx_texts, callback) 
     start, history, log_rows = 0, [], {}  # log_rows: what the logs held at the checkpoint (none: nothing)
     if resume_from is not None:
         state = load_checkpoint(resume_from)
-        optimizer.load_state_dict(state["optimizer"])
+        distributed.load_optimizer_state(train_policy, optimizer, state["optimizer"])
         kl_ctl.load_state_dict(state["kl_ctl"])
         set_rng_state(state["rng"], generator, np_rng)
         start, history, log_rows = state["iteration"], state["history"], state["log_rows"]
     logger = None
-    if cfg.rank == 0:  # a resumed run logs again what was logged after its checkpoint (all of it, without one)
+    if d.is_main:  # a resumed run logs again what was logged after its checkpoint (all of it, without one)
         logger = MetricLogger(
             cfg.output_dir,
             cfg.tensorboard,
@@ -383,25 +488,48 @@ def _train(cfg: PPOConfig, policy, task, env_kwargs: dict, ptx_texts, callback) 
             resume_rows=log_rows if cfg.resume else None,
         )
     bar = None
-    if cfg.progress and cfg.rank == 0:
+    if cfg.progress and d.is_main:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=cfg.total_iterations, initial=start, desc="ppo")
 
+    n_local = cfg.local_batch_size
+    rows = (d.rank * n_local, cfg.batch_size) if d.world_size > 1 else None
+    all_done = None
+    if distributed.is_sharded(train_policy):  # every forward of a sharded model is a collective: stop together
+
+        def all_done(done):
+            return bool(distributed.all_reduce((~done).sum().reshape(1), "sum").item() == 0)
+
     for iteration in range(start, cfg.total_iterations):
         t0 = time.perf_counter()
         env.kl_coef = kl_ctl.value
-        batch = rollout(policy, envs, iteration_seed(cfg, iteration), cfg, generator)
+        local = rollout(policy, envs, iteration_seed(cfg, iteration), cfg, generator, rows=rows, all_done=all_done)
         t_rollout = time.perf_counter() - t0
-        values = policy.take_values(batch.prompt_ids, batch.prompt_mask, batch.responses, batch.mask, cfg.temperature)
+        values = policy.take_values(local.prompt_ids, local.prompt_mask, local.responses, local.mask, cfg.temperature)
+        batch, values = gather_rollout(local), distributed.all_gather_rows(values)
+        if rows is not None and cfg.temperature > 0:  # a rank whose rows ended early catches up with the batch
+            own = decoding_steps(batch.mask) if all_done is not None else decoding_steps(local.mask)
+            skip_draws(generator, cfg.batch_size, decoding_steps(batch.mask) - own, device)
         advantages, returns = advantages_and_returns(batch, values, cfg)
         t_update = time.perf_counter()
         steps_done = iteration * cfg.update_epochs * cfg.num_minibatches
-        stats = ppo_update(policy, optimizer, batch, values, advantages, returns, cfg, np_rng, steps_done, ptx)
+        stats = ppo_update(
+            train_policy,
+            optimizer,
+            batch,
+            values,
+            advantages,
+            returns,
+            cfg,
+            np_rng,
+            steps_done,
+            ptx,
+            d.rank,
+            d.world_size,
+        )
         t_update = time.perf_counter() - t_update
-        kl_sum = torch.stack([batch.kl.mean(), batch.score.mean()])
-        all_reduce_mean_([kl_sum])  # the adaptive KL controller must see the global mean on every rank
-        kl_mean = kl_sum[0].item()
+        kl_mean = torch.stack([batch.kl.mean(), batch.score.mean()])[0].item()  # the global batch's, on every rank
         kl_ctl.update(kl_mean, cfg.batch_size)
         dt = time.perf_counter() - t0
         n_tokens = batch.mask.sum().item()
@@ -414,7 +542,7 @@ def _train(cfg: PPOConfig, policy, task, env_kwargs: dict, ptx_texts, callback) 
                 "env/response_len": n_tokens / len(batch.mask),
                 "env/no_eos_frac": float(np.mean(batch.info["truncated_response"])),
                 "value/explained_variance": F.explained_variance(values, returns, batch.mask),
-                "time/samples_per_s": cfg.local_batch_size / dt,
+                "time/samples_per_s": cfg.batch_size / dt,
                 "time/tokens_per_s": n_tokens / dt,
                 "time/rollout_frac": t_rollout / dt,
                 "time/update_s": t_update,
@@ -443,19 +571,9 @@ def _train(cfg: PPOConfig, policy, task, env_kwargs: dict, ptx_texts, callback) 
             bar.set_postfix(post)
             bar.update(1)
         last = iteration + 1 == cfg.total_iterations
-        if cfg.rank == 0 and ((cfg.save_every and (iteration + 1) % cfg.save_every == 0) or last):
-            save_checkpoint(
-                ckpt_dir,
-                {
-                    "iteration": iteration + 1,
-                    "optimizer": optimizer.state_dict(),
-                    "kl_ctl": kl_ctl.state_dict(),
-                    "rng": rng_state(generator, np_rng),
-                    "history": history,
-                    "log_rows": dict(logger.rows),
-                    "config": vars(cfg),
-                },
-                policy.save_pretrained,
+        if (cfg.save_every and (iteration + 1) % cfg.save_every == 0) or last:
+            save(
+                cfg, d, ckpt_dir, policy, train_policy, optimizer, kl_ctl, generator, np_rng, history, logger, iteration
             )
         if callback is not None:
             callback(iteration + 1, stats, policy)
@@ -464,3 +582,27 @@ def _train(cfg: PPOConfig, policy, task, env_kwargs: dict, ptx_texts, callback) 
     if logger is not None:
         logger.close()
     return {"policy": policy, "history": history, "envs": envs}
+
+
+def save(
+    cfg, d: Dist, ckpt_dir, policy, train_policy, optimizer, kl_ctl, generator, np_rng, history, logger, iteration
+):
+    """Rank 0 writes the checkpoint (with LoRA: the adapter and value head, not a merged model);
+    under FSDP2 every rank first helps gather the whole weights and optimizer state."""
+    weights = distributed.full_state_dict(train_policy) if distributed.is_sharded(train_policy) else None
+    opt_state = distributed.optimizer_state(train_policy, optimizer)
+    if d.is_main:
+        save_checkpoint(
+            ckpt_dir,
+            {
+                "iteration": iteration + 1,
+                "optimizer": opt_state,
+                "kl_ctl": kl_ctl.state_dict(),
+                "rng": rng_state(generator, np_rng),
+                "history": history,
+                "log_rows": dict(logger.rows),
+                "config": vars(cfg),
+            },
+            lambda tmp: policy.save_pretrained(tmp, merge=False, state_dict=weights),
+        )
+    distributed.barrier()  # a rank that stops after this iteration stops with the checkpoint written

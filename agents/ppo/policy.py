@@ -3,8 +3,14 @@
 ``PolicyWithValueHead`` implements the environment's policy protocol (``textbandit.policy``):
 ``response_logprobs(prompt_ids, prompt_mask, response_ids, response_mask, temperature)``, so
 ``gym.make_vec("TextBandit-v0", policy=policy)`` scores its KL penalty with it. The learner's
-update uses ``forward_logprobs_and_values``, which runs the *same* code on the same inputs, so
-the PPO ratio of the first minibatch is exactly 1 (N-details: dropout off, same temperature).
+update calls the policy's ``forward`` (through ``DistributedDataParallel`` under torchrun), which
+runs the *same* code on the same inputs, so the PPO ratio of the first minibatch is exactly 1
+(N-details: dropout off, same temperature).
+
+Memory: the logits are unembedded and turned into log-probs and entropies in chunks of rows
+(``textbandit.scoring.map_row_chunks``, checkpointed under autograd), so the (N, L, V) logits
+never exist whole; with LoRA (``agents.common.lora``) the LM is a PEFT model whose frozen base
+is also the KL reference (``AdaptersOff``).
 
 Values: by default a linear head on the LM's last hidden state (shared trunk), initialised to
 zero so the first updates do not disturb the policy through a noisy value gradient. As in the
@@ -32,11 +38,12 @@ from torch import nn
 
 from agents.common.dropout import set_dropout
 from agents.common.fused import fuse_gelu_
+from agents.common.lora import ADAPTER_DIR, base_model_of, is_peft, merged
 from agents.ppo.functions import entropy_from_logits
 from agents.sampling import sample
 from textbandit.layout import join
 from textbandit.runtime import eval_mode
-from textbandit.scoring import gather_logprobs
+from textbandit.scoring import gather_logprobs, map_row_chunks, rows_per_chunk
 
 VALUE_HEAD_FILE = "value_head.safetensors"
 
@@ -125,27 +132,51 @@ class PolicyWithValueHead(nn.Module):
             policy.value_head.load_state_dict(load_file(str(path / VALUE_HEAD_FILE)))
         return policy
 
-    def save_pretrained(self, directory) -> None:
-        """The LM in Hugging Face format (``AutoModelForCausalLM`` loads it), the value function and the tokenizer."""
+    def save_pretrained(self, directory, merge: bool = True, state_dict: dict | None = None) -> None:
+        """The LM in Hugging Face format (``AutoModelForCausalLM`` loads it), the value function and the tokenizer.
+
+        With LoRA the adapter goes to ``directory/adapter`` (PEFT format) and, with ``merge``, the
+        LM with its adapters merged to ``directory`` (the learner's checkpoints skip the merge:
+        they hold the adapter and the value head only). ``state_dict``: this policy's whole
+        weights, where the module holds only a shard of them (FSDP2).
+        """
         directory = Path(directory)
-        self.lm.save_pretrained(str(directory))
+        weights = state_dict
+        if is_peft(self.lm):
+            self.lm.save_pretrained(str(directory / ADAPTER_DIR))
+            if merge:
+                merged(self.lm).save_pretrained(str(directory))
+            else:
+                directory.mkdir(parents=True, exist_ok=True)
+        elif weights is not None:
+            self.lm.save_pretrained(str(directory), state_dict=_under(weights, "lm."))
+        else:
+            self.lm.save_pretrained(str(directory))
         if self.tokenizer is not None:
             self.tokenizer.save_pretrained(str(directory))
         if self.value_head is not None:
             from safetensors.torch import save_file
 
-            save_file(
-                {k: v.contiguous() for k, v in self.value_head.state_dict().items()}, str(directory / VALUE_HEAD_FILE)
-            )
+            head = _under(weights, "value_head.") if weights is not None else self.value_head.state_dict()
+            save_file({k: v.detach().contiguous() for k, v in head.items()}, str(directory / VALUE_HEAD_FILE))
         else:
             self.value_model.save_pretrained(str(directory / VALUE_MODEL_DIR))
+
+    def load_adapter_state(self, directory) -> None:
+        """Load the trained adapter and value head a LoRA checkpoint holds (``save_pretrained(merge=False)``)."""
+        from peft import set_peft_model_state_dict
+        from safetensors.torch import load_file
+
+        directory = Path(directory)
+        set_peft_model_state_dict(self.lm, load_file(str(directory / ADAPTER_DIR / "adapter_model.safetensors")))
+        self.value_head.load_state_dict(load_file(str(directory / VALUE_HEAD_FILE)))
 
     def _autocast(self, device: torch.device):
         if self.autocast_dtype is None:
             return nullcontext()
         return torch.autocast(device_type=device.type, dtype=self.autocast_dtype)
 
-    def forward_logprobs_and_values(
+    def forward(
         self,
         prompt_ids,
         prompt_mask,
@@ -165,23 +196,35 @@ class PolicyWithValueHead(nn.Module):
         P = prompt_ids.shape[1]
         input_ids, attention_mask, pos = join(prompt_ids, prompt_mask, response_ids, response_mask, self.pad_token_id)
         with self._autocast(input_ids.device):
-            trunk = self.lm.base_model(input_ids=input_ids, attention_mask=attention_mask, position_ids=pos)
+            trunk = base_model_of(self.lm).base_model(
+                input_ids=input_ids, attention_mask=attention_mask, position_ids=pos
+            )
             hidden = trunk.last_hidden_state[:, P - 1 : -1]  # (N, L, d): the states that predict the response
-            # Unembed only the response positions: prompt logits are never used (saves P*V*d FLOPs).
-            logits = self.lm.get_output_embeddings()(hidden)
             if with_values:
                 if self.value_head is not None:
                     values = self.value_head(hidden).squeeze(-1)
                 else:
                     values = self.value_model(input_ids, attention_mask, pos)[:, P - 1 : -1]
+        unembed = self.lm.get_output_embeddings()
+        track_entropy = entropy_grad and torch.is_grad_enabled()
+
+        def logprobs_and_entropy(h, tokens):  # rows of (N, L, d) -> (N, L) twice; see map_row_chunks
+            # Unembed only the response positions: prompt logits are never used (saves P*V*d FLOPs).
+            with self._autocast(h.device):
+                logits = unembed(h)
+            # N-details: logits divided by the sampling temperature, as the sampler and env did.
+            logits = logits.float() if temperature == 1.0 else logits.float() / temperature
+            logprobs = gather_logprobs(logits, tokens)
+            with torch.set_grad_enabled(track_entropy):
+                entropy = entropy_from_logits(logits)
+            return logprobs, entropy
+
+        vocab = getattr(unembed, "out_features", None) or self.config.vocab_size
+        rows = rows_per_chunk(hidden.shape[0], hidden.shape[1] * vocab)
+        logprobs, entropy = map_row_chunks(logprobs_and_entropy, hidden, input_ids[:, P:], rows=rows)
         mask = response_mask.to(torch.float32)
-        # N-details: logits divided by the sampling temperature, as the sampler and env did.
-        logits = logits.float() if temperature == 1.0 else logits.float() / temperature
-        logprobs = gather_logprobs(logits, input_ids[:, P:]) * mask
-        with torch.set_grad_enabled(entropy_grad and torch.is_grad_enabled()):
-            entropy = entropy_from_logits(logits) * mask
         values = values.float() * mask if with_values else None
-        return logprobs, values, entropy
+        return logprobs * mask, values, entropy * mask
 
     @torch.no_grad()
     def response_logprobs(self, prompt_ids, prompt_mask, response_ids, response_mask, temperature):
@@ -196,7 +239,7 @@ class PolicyWithValueHead(nn.Module):
             logprobs, values = [], []
             for i in range(0, n, step):
                 s = slice(i, i + step)
-                lp, v, _ = self.forward_logprobs_and_values(
+                lp, v, _ = self(
                     prompt_ids[s],
                     prompt_mask[s],
                     response_ids[s],
@@ -244,7 +287,7 @@ class PolicyWithValueHead(nn.Module):
         with eval_mode(self):
             n, step = prompt_ids.shape[0], self.forward_batch_size or prompt_ids.shape[0]
             out = [
-                self.forward_logprobs_and_values(
+                self(
                     prompt_ids[i : i + step],
                     prompt_mask[i : i + step],
                     response_ids[i : i + step],
@@ -267,8 +310,11 @@ class PolicyWithValueHead(nn.Module):
         top_k: int = 0,
         top_p: float = 1.0,
         generator=None,
+        draw_rows: tuple[int, int] | None = None,
+        all_done=None,
     ) -> torch.Tensor:
-        """Sample (N, max_new_tokens) responses with a KV cache (``agents.sampling.sample``).
+        """Sample (N, max_new_tokens) responses with a KV cache (``agents.sampling.sample``; see
+        there for ``draw_rows`` and ``all_done``, which a data-parallel learner passes).
 
         Sampling filters with top-k/top-p but the log-probs the env and the update use are of the
         unfiltered tempered distribution (as TRL and lm-human-preferences do); keep the
@@ -286,4 +332,11 @@ class PolicyWithValueHead(nn.Module):
                 top_k,
                 top_p,
                 generator,
+                draw_rows=draw_rows,
+                all_done=all_done,
             )
+
+
+def _under(state: dict, prefix: str) -> dict:
+    """The entries of ``state`` under ``prefix``, with it removed."""
+    return {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}

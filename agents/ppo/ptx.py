@@ -37,10 +37,22 @@ class PretrainingBatches:
             mask[j, : len(self.docs[i])] = 1
         return ids.to(self.device), mask.to(self.device)
 
-    def loss(self, lm, np_rng: np.random.Generator, rows=None) -> torch.Tensor:
-        """Mean next-token cross-entropy of a batch (random rows unless given)."""
+    def loss(self, lm, np_rng: np.random.Generator, rows=None, rank: int = 0, world_size: int = 1) -> torch.Tensor:
+        """Mean next-token cross-entropy of a batch (random rows unless given).
+
+        With ``world_size`` > 1 every rank draws the same global batch and computes its share of
+        the rows: the loss is weighted by the share's tokens (times ``world_size``, divided out again
+        by DDP's gradient mean), so the ranks together follow the global batch's token mean."""
+        from agents.common.distributed import share
+
         rows = np_rng.integers(len(self.docs), size=self.batch_size) if rows is None else rows
-        ids, mask = self.batch(rows)
+        mine = share(list(rows), rank, world_size) or list(rows[:1])  # a rank with no rows weighs 0
+        ids, mask = self.batch(mine)
         labels = ids.masked_fill(mask == 0, -100)
         with torch.autocast(ids.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None):
-            return lm(input_ids=ids, attention_mask=mask, labels=labels).loss
+            loss = lm(input_ids=ids, attention_mask=mask, labels=labels).loss
+        if world_size == 1:
+            return loss
+        tokens = lambda rs: sum(len(self.docs[i]) - 1 for i in rs)  # noqa: E731  (the predicted ones)
+        local = tokens(mine) if share(list(rows), rank, world_size) else 0
+        return loss * (local * world_size / max(tokens(rows), 1))

@@ -6,6 +6,7 @@ from typing import NamedTuple
 
 import torch
 
+from agents.common import distributed
 from agents.reward.loss import kwise_ranking_loss, ranked_pairs
 from textbandit.layout import collate, encode_prompt, encode_response
 from textbandit.runtime import eval_mode
@@ -45,12 +46,30 @@ def encode_comparisons(records: list[dict], tokenizer, max_prompt_len: int, max_
     return out
 
 
+def scores_of(rm):
+    """What scores a batch: ``rm.score``, or ``rm`` itself when it is a module whose forward is the
+    score (the trainer's :class:`ScoreForward`, in DDP or FSDP2)."""
+    return rm.score if hasattr(rm, "score") else rm
+
+
+class ScoreForward(torch.nn.Module):
+    """A reward model whose ``forward`` is its ``score``: the module DDP and FSDP2 wrap, since they
+    act on a module's forward (the reward model's forward gives every token's reward)."""
+
+    def __init__(self, rm):
+        super().__init__()
+        self.rm = rm
+
+    def forward(self, input_ids, attention_mask, position_ids=None):
+        return self.rm.score(input_ids, attention_mask, position_ids)
+
+
 def score_comparisons(rm, comps: list[Comparison], pad_token_id: int, device):
     """Forward every completion of ``comps`` once: ``(scores, ranks, valid)``, each (B, Kmax)."""
     prompts = [c.prompt for c in comps for _ in c.responses]
     responses = [x for c in comps for x in c.responses]
     batch = collate(prompts, responses, pad_token_id, device)
-    flat = rm.score(batch.input_ids, batch.attention_mask, batch.position_ids).float()
+    flat = scores_of(rm)(batch.input_ids, batch.attention_mask, batch.position_ids).float()
     kmax = max(len(c.responses) for c in comps)
     scores = torch.zeros(len(comps), kmax, device=flat.device)
     ranks = torch.zeros(len(comps), kmax, dtype=torch.long, device=flat.device)
@@ -75,7 +94,7 @@ def score_pairs(rm, pairs, pad_token_id: int, device) -> tuple[torch.Tensor, tor
     prompts = [p for p, _, _ in pairs] * 2
     responses = [c for _, c, _ in pairs] + [r for _, _, r in pairs]
     batch = collate(prompts, responses, pad_token_id, device)
-    flat = rm.score(batch.input_ids, batch.attention_mask, batch.position_ids).float()
+    flat = scores_of(rm)(batch.input_ids, batch.attention_mask, batch.position_ids).float()
     return flat[: len(pairs)], flat[len(pairs) :]
 
 
@@ -94,26 +113,36 @@ def chunk_by_rows(comps: list[Comparison], max_rows: int) -> list[list[Compariso
 
 
 @torch.no_grad()
-def evaluate(rm, comps: list[Comparison], pad_token_id: int, device, max_rows: int = 64) -> dict:
-    """Pair accuracy (``r_w > r_l`` over non-tied pairs), mean K-wise loss and pair count, in eval mode."""
-    loss, pairs, correct = 0.0, 0, 0
+def evaluate(rm, comps: list[Comparison], pad_token_id: int, device, max_rows: int = 64, d=None) -> dict:
+    """Pair accuracy (``r_w > r_l`` over non-tied pairs), mean K-wise loss and pair count, in eval mode;
+    each rank of ``d`` (an :class:`agents.common.distributed.Dist`) scores its share and the sums are added."""
+    rank, world = (d.rank, d.world_size) if d is not None else (0, 1)
+    sums = {"loss": 0.0, "pairs": 0, "correct": 0}
     with eval_mode(rm):
-        for group in chunk_by_rows(comps, max_rows):
-            losses, n_pairs, n_correct = kwise_ranking_loss(*score_comparisons(rm, group, pad_token_id, device))
-            loss += float(losses.sum())
-            pairs += int(n_pairs.sum())
-            correct += int(n_correct.sum())
-    return {"accuracy": correct / max(pairs, 1), "loss": loss / max(len(comps), 1), "pairs": pairs}
+        for groups, real in distributed.share_batches(chunk_by_rows(comps, max_rows), 1, rank, world):
+            losses, n_pairs, n_correct = kwise_ranking_loss(*score_comparisons(rm, groups[0], pad_token_id, device))
+            if real:
+                sums["loss"] += float(losses.sum())
+                sums["pairs"] += int(n_pairs.sum())
+                sums["correct"] += int(n_correct.sum())
+    sums = distributed.all_reduce_sums(sums) if world > 1 else sums
+    pairs = int(sums["pairs"])
+    return {"accuracy": sums["correct"] / max(pairs, 1), "loss": sums["loss"] / max(len(comps), 1), "pairs": pairs}
 
 
 @torch.no_grad()
 def mean_score(
-    rm, prompts: list[list[int]], responses: list[list[int]], pad_token_id: int, device, batch_size: int = 64
+    rm, prompts: list[list[int]], responses: list[list[int]], pad_token_id: int, device, batch_size: int = 64, d=None
 ) -> float:
-    """Mean reward of ``prompt ++ response`` rows (e.g. the demonstrations, for normalisation)."""
+    """Mean reward of ``prompt ++ response`` rows (e.g. the demonstrations, for normalisation); each
+    rank of ``d`` scores its share."""
+    rank, world = (d.rank, d.world_size) if d is not None else (0, 1)
     total = 0.0
     with eval_mode(rm):
-        for i in range(0, len(prompts), batch_size):
-            batch = collate(prompts[i : i + batch_size], responses[i : i + batch_size], pad_token_id, device)
-            total += float(rm.score(batch.input_ids, batch.attention_mask, batch.position_ids).float().sum())
+        for rows, real in distributed.share_batches(list(zip(prompts, responses)), batch_size, rank, world):
+            batch = collate([p for p, _ in rows], [r for _, r in rows], pad_token_id, device)
+            score = float(scores_of(rm)(batch.input_ids, batch.attention_mask, batch.position_ids).float().sum())
+            total += score if real else 0.0
+    if world > 1:
+        total = distributed.all_reduce_sums({"total": total})["total"]
     return total / max(len(prompts), 1)

@@ -6,7 +6,10 @@ C(K,2) pairs of one prompt are one batch element: the K completions are forwarde
 loss is the mean of ``-log sigmoid(r_w - r_l)`` over the pairs. ``batching='pairs'`` shuffles
 every pair as an independent data point (the paper's ablation, which overfits and costs
 2 * C(K,2) / K times more forwards). After training, the head's bias is shifted so that the
-demonstrations score 0 on average.
+demonstrations score 0 on average. Under ``torchrun`` it is data-parallel (DDP, or FSDP2 with
+``fsdp``; see :mod:`agents.common.training`); with ``lora_r > 0`` only LoRA adapters on the trunk
+and the scalar head train, and the output folder holds the merged reward model (its adapter and
+head in ``OUT/adapter``).
 
     >>> import json, tempfile
     >>> from agents.reward import RewardConfig, train_reward_model
@@ -24,24 +27,36 @@ demonstrations score 0 on average.
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
 import torch.nn.functional as F
 
+from agents.common import distributed
 from agents.common.checkpoint import seed_everything
 from agents.common.device import adamw
+from agents.common.distributed import Dist
 from agents.common.dropout import with_dropout
 from agents.common.fused import fuse_gelu_
+from agents.common.lora import ADAPTER_DIR, add_adapters, is_peft, merged
+from agents.common.scale import enable_gradient_checkpointing
 from agents.common.training import Run, accumulate, check_model_fits, claim, optimizer_step
 from agents.reward.config import RewardConfig
-from agents.reward.data import encode_comparisons, evaluate, expand_to_pairs, mean_score, score_comparisons, score_pairs
+from agents.reward.data import (
+    ScoreForward,
+    encode_comparisons,
+    evaluate,
+    expand_to_pairs,
+    mean_score,
+    score_comparisons,
+    score_pairs,
+)
 from agents.reward.loss import kwise_ranking_loss
 from textbandit.data import load_comparisons, load_demonstrations
 from textbandit.layout import check_tokenizer, encode_prompt, encode_response
 from textbandit.loading import load
 from textbandit.reward_model import RewardModel
-from textbandit.runtime import resolve_device
 
 
 def _load(config: RewardConfig, model, tokenizer) -> tuple[RewardModel, object]:
@@ -60,6 +75,10 @@ def _load(config: RewardConfig, model, tokenizer) -> tuple[RewardModel, object]:
     if config.dropout is not None:
         rm.trunk = with_dropout(rm.trunk, config.dropout)
     fuse_gelu_(rm.trunk)
+    if config.lora:  # adapters on the trunk; the scalar head trains in full
+        rm.trunk = add_adapters(rm.trunk, config, task_type=None)
+    if config.gradient_checkpointing:
+        enable_gradient_checkpointing(rm.trunk)
     return rm, tokenizer
 
 
@@ -84,13 +103,15 @@ def train_reward_model(config: RewardConfig, model=None, tokenizer=None) -> str:
     """Train a reward model; returns ``config.out`` (the model, ``summary.json`` and logs).
 
     ``model`` may be a causal LM or a :class:`RewardModel` object (overrides ``config.model``).
+    Under ``torchrun`` every rank calls it alike; rank 0 writes.
     """
-    with claim(config, "reward-model run"):
-        return _train_reward_model(config, model, tokenizer)
+    d = distributed.setup(config.device, config.dist_timeout_s)
+    with claim(config, "reward-model run", d):
+        return _train_reward_model(config, model, tokenizer, d)
 
 
-def _train_reward_model(config: RewardConfig, model, tokenizer) -> str:
-    device = resolve_device(config.device)
+def _train_reward_model(config: RewardConfig, model, tokenizer, d: Dist) -> str:
+    device = d.device
     out = Path(config.out)
     seed_everything(config.seed)  # the head's initialisation
     records = load_comparisons(config.train)  # bad data is named before any model is loaded
@@ -112,15 +133,18 @@ def _train_reward_model(config: RewardConfig, model, tokenizer) -> str:
     else:
         items = expand_to_pairs(comps)
         micro = config.pair_batch_size or max(1, round(config.batch_size * len(items) / len(comps)))
-    optimizer = adamw(rm.parameters(), device, lr=config.lr, weight_decay=config.weight_decay)
+    scorer = distributed.wrap(ScoreForward(rm), d, fsdp=config.fsdp)  # what a step's forward goes through
+    trainable = [p for p in scorer.parameters() if p.requires_grad]
+    optimizer = adamw(trainable, device, lr=config.lr, weight_decay=config.weight_decay)
 
     def validate(tag: dict) -> dict:
-        m = evaluate(rm, val, pad, device, config.eval_batch_size)
+        m = evaluate(scorer, val, pad, device, config.eval_batch_size, d)
         run.logger.log(pos["step"], {"val/accuracy": m["accuracy"], "val/loss": m["loss"], **tag})
         return m
 
     pos = {"step": 0, "epoch": 0, "group": 0, "rows": 0, "history": []}
-    with Run(config, rm, optimizer, pos, len(items), micro * config.grad_accum, f"reward ({config.batching})") as run:
+    group = micro * config.grad_accum
+    with Run(config, scorer, optimizer, pos, len(items), group, f"reward ({config.batching})", d) as run:
         for epoch in run.epochs():
             for chosen in run.steps(items):
                 lr = run.lr()
@@ -129,12 +153,14 @@ def _train_reward_model(config: RewardConfig, model, tokenizer) -> str:
                 stats = accumulate(
                     chosen,
                     micro,
-                    lambda chunk, n=n: _micro_loss(rm, chunk, config, pad, device, n),
+                    lambda chunk, n=n: _micro_loss(scorer, chunk, config, pad, device, n),
                     device,
                     config.bf16,
+                    scorer,
+                    d,
                 )
                 pos["rows"] += stats["rows"]
-                norm = optimizer_step(rm.parameters(), optimizer, lr, config.max_grad_norm)
+                norm = optimizer_step(scorer.parameters(), optimizer, lr, config.max_grad_norm)
                 run.log_step(
                     {
                         "train/loss": stats["loss"],
@@ -153,12 +179,13 @@ def _train_reward_model(config: RewardConfig, model, tokenizer) -> str:
         offset = 0.0
         if demos is not None:
             offset = mean_score(
-                rm,
+                scorer,
                 [encode_prompt(tokenizer, d["prompt"], config.max_prompt_len) for d in demos],
                 [encode_response(tokenizer, d["response"], config.max_response_len) for d in demos],
                 pad,
                 device,
                 config.eval_batch_size,
+                d,
             )
             rm.normalize_(offset)
             run.logger.log(pos["step"], {"normalize/offset": offset})
@@ -174,6 +201,30 @@ def _train_reward_model(config: RewardConfig, model, tokenizer) -> str:
         "val_history": pos["history"],
         **({"val": pos["history"][-1]} if pos["history"] else {}),
     }
-    rm.eval().save_pretrained(out, tokenizer)
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    save_reward_model(scorer, out, tokenizer, d)
+    if d.is_main:
+        (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    distributed.barrier()  # every rank returns once the model is written
     return str(out)
+
+
+def save_reward_model(scorer, out: Path, tokenizer, d: Dist) -> None:
+    """Rank 0 writes the reward model (merged, with its adapter and head in ``out/adapter``, under
+    LoRA); every rank helps gather the weights under FSDP2."""
+    weights = distributed.full_state_dict(scorer) if distributed.is_sharded(scorer) else None
+    if not d.is_main:
+        return
+    rm = distributed.unwrap(scorer).rm.eval()
+    if weights is not None:
+        rm.save_pretrained(out, tokenizer, state_dict={k[len("rm.") :]: v for k, v in weights.items()})
+    elif is_peft(rm.trunk):
+        from safetensors.torch import save_file
+
+        from textbandit.reward_model import HEAD_FILE
+
+        rm.trunk.save_pretrained(str(out / ADAPTER_DIR))
+        head = {k: v.detach().float().cpu().contiguous() for k, v in rm.head.state_dict().items()}
+        save_file(head, str(out / ADAPTER_DIR / HEAD_FILE))  # the head trained beside the adapter
+        RewardModel(merged(rm.trunk), copy.deepcopy(rm.head)).save_pretrained(out, tokenizer)
+    else:
+        rm.save_pretrained(out, tokenizer)

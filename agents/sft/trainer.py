@@ -3,7 +3,10 @@
 The loss is the mean negative log-likelihood of the response tokens (EOS included): prompt and
 pad tokens never count. AdamW with linear warmup and cosine decay, gradient clipping and
 accumulation, residual dropout (off in evaluation), validation loss each epoch, optional choice
-of the epoch whose samples the reward model likes best, and exact stop-and-resume.
+of the epoch whose samples the reward model likes best, and exact stop-and-resume. Under
+``torchrun`` it is data-parallel (DDP, or FSDP2 with ``fsdp``; see :mod:`agents.common.training`);
+with ``lora_r > 0`` only LoRA adapters train (:mod:`agents.common.lora`) and the output folder
+holds the merged model, its adapter in ``OUT/adapter``.
 
     >>> import json, os, tempfile
     >>> from agents.sft import SFTConfig, train_sft
@@ -25,17 +28,21 @@ from pathlib import Path
 
 import torch
 
+from agents.common import distributed
 from agents.common.checkpoint import seed_everything
 from agents.common.device import adamw, autocast
+from agents.common.distributed import Dist
 from agents.common.dropout import with_dropout
 from agents.common.fused import fuse_gelu_
+from agents.common.lora import add_adapters, save_merged
+from agents.common.scale import enable_gradient_checkpointing, frozen_dtype
 from agents.common.training import Run, accumulate, check_model_fits, claim, optimizer_step
 from agents.sampling import sample
 from agents.sft.config import SFTConfig
 from textbandit.data import load_demonstrations
 from textbandit.layout import check_tokenizer, collate, encode_prompt, encode_response, left_pad
 from textbandit.loading import load
-from textbandit.runtime import eval_mode, resolve_device
+from textbandit.runtime import eval_mode
 from textbandit.scoring import gather_logprobs, response_logits
 
 
@@ -59,14 +66,22 @@ def sft_loss_sum(model, examples, pad_token_id: int, device) -> tuple[torch.Tens
 
 
 @torch.no_grad()
-def validation_loss(model, data, pad_token_id: int, batch_size: int, device, bf16: bool) -> float:
-    """Token-weighted mean response NLL over ``data`` in eval mode (dropout off)."""
+def validation_loss(
+    model, data, pad_token_id: int, batch_size: int, device, bf16: bool, d: Dist | None = None
+) -> float:
+    """Token-weighted mean response NLL over ``data`` in eval mode (dropout off); each rank of ``d``
+    scores its share of ``data`` and the sums are added up."""
+    rank, world = (d.rank, d.world_size) if d is not None else (0, 1)
     total, count = 0.0, 0
     with eval_mode(model):
-        for i in range(0, len(data), batch_size):
+        for batch, real in distributed.share_batches(data, batch_size, rank, world):
             with autocast(device, bf16):
-                s, n = sft_loss_sum(model, data[i : i + batch_size], pad_token_id, device)
-            total, count = total + float(s), count + n
+                s, n = sft_loss_sum(model, batch, pad_token_id, device)
+            if real:
+                total, count = total + float(s), count + n
+    if world > 1:
+        sums = distributed.all_reduce_sums({"total": total, "count": count})
+        total, count = sums["total"], int(sums["count"])
     return total / max(count, 1)
 
 
@@ -97,7 +112,7 @@ def mean_rm_score(
     return float(torch.cat(scores).mean())
 
 
-def _load(config: SFTConfig, model, tokenizer):
+def _load(config: SFTConfig, model, tokenizer):  # the model to train: dropout set, LoRA adapters added
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     if model is None:
@@ -111,21 +126,28 @@ def _load(config: SFTConfig, model, tokenizer):
     check_tokenizer(tokenizer)
     if config.dropout is not None:
         model = with_dropout(model, config.dropout)
-    return fuse_gelu_(model), tokenizer
+    model = fuse_gelu_(model)
+    if config.lora:
+        model = add_adapters(model, config)
+    if config.gradient_checkpointing:
+        enable_gradient_checkpointing(model)
+    return model, tokenizer
 
 
 def train_sft(config: SFTConfig, model=None, tokenizer=None) -> str:
     """Fine-tune on ``config.train``; returns ``config.out``, where the model is saved in HF format.
 
     ``model``/``tokenizer`` objects override ``config.model``. With ``config.stop_after`` the run
-    ends early with only a checkpoint in ``OUT/checkpoint``; ``resume_from`` continues it.
+    ends early with only a checkpoint in ``OUT/checkpoint``; ``resume_from`` continues it. Under
+    ``torchrun`` every rank calls it alike; rank 0 writes.
     """
-    with claim(config, "SFT run"):
-        return _train_sft(config, model, tokenizer)
+    d = distributed.setup(config.device, config.dist_timeout_s)
+    with claim(config, "SFT run", d):
+        return _train_sft(config, model, tokenizer, d)
 
 
-def _train_sft(config: SFTConfig, model, tokenizer) -> str:
-    device = resolve_device(config.device)
+def _train_sft(config: SFTConfig, model, tokenizer, d: Dist) -> str:
+    device = d.device
     out = Path(config.out)
     seed_everything(config.seed)
     records = load_demonstrations(config.train)  # bad data is named before any model is loaded
@@ -138,10 +160,12 @@ def _train_sft(config: SFTConfig, model, tokenizer) -> str:
     train = encode_demonstrations(records, tokenizer, config)
     val = encode_demonstrations(val_records, tokenizer, config) if val_records is not None else None
     check_model_fits(model, tokenizer, [len(p) + len(r) for p, r in train + (val or [])])
+    trained = distributed.wrap(model, d, fsdp=config.fsdp)  # what a step's forward goes through
 
     decay, no_decay = [], []
-    for p in model.parameters():
-        (no_decay if p.ndim < 2 else decay).append(p)
+    for p in trained.parameters():
+        if p.requires_grad:
+            (no_decay if p.ndim < 2 else decay).append(p)
     optimizer = adamw(
         [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
         device,
@@ -151,25 +175,32 @@ def _train_sft(config: SFTConfig, model, tokenizer) -> str:
     if config.select_by_rm is not None:
         from textbandit.reward_model import RewardModel
 
-        reward_model = RewardModel.from_pretrained(config.select_by_rm).to(device).eval()
+        dtype = frozen_dtype(device, config.bf16)
+        reward_model = RewardModel.from_pretrained(config.select_by_rm, torch_dtype=dtype).to(device).eval()
         sel_prompts = [p for p, _ in val][: config.select_prompts]
 
-    def loss(examples, n_tokens):  # the step's mean NLL per response token, over its micro-batches
-        s, _ = sft_loss_sum(model, examples, pad, device)
+    def loss(examples, n_tokens):  # the step's mean NLL per response token (all ranks'), over its micro-batches
+        s, _ = sft_loss_sum(trained, examples, pad, device)
         return s / n_tokens, {"nll": float(s.detach())}
 
     pos = {"step": 0, "epoch": 0, "group": 0, "best_score": -math.inf, "best_epoch": None}
     group = config.batch_size * config.grad_accum  # demonstrations per optimizer step
-    with Run(config, model, optimizer, pos, len(train), group, "sft") as run:
+    with Run(config, trained, optimizer, pos, len(train), group, "sft", d) as run:
         for epoch in run.epochs():
             for examples in run.steps(train):
                 lr = run.lr()
                 n_tokens = sum(len(r) for _, r in examples)
                 optimizer.zero_grad(set_to_none=True)
                 stats = accumulate(
-                    examples, config.batch_size, lambda chunk, n=n_tokens: loss(chunk, n), device, config.bf16
+                    examples,
+                    config.batch_size,
+                    lambda chunk, n=n_tokens: loss(chunk, n),
+                    device,
+                    config.bf16,
+                    trained,
+                    d,
                 )
-                norm = optimizer_step(model.parameters(), optimizer, lr, config.max_grad_norm)
+                norm = optimizer_step(trained.parameters(), optimizer, lr, config.max_grad_norm)
                 run.log_step(
                     {
                         "train/loss": stats["nll"] / n_tokens,
@@ -184,21 +215,45 @@ def _train_sft(config: SFTConfig, model, tokenizer) -> str:
                     return str(out)
             metrics = {}
             if val:
-                metrics["val/loss"] = validation_loss(model, val, pad, config.batch_size, device, config.bf16)
-            if reward_model is not None:
+                metrics["val/loss"] = validation_loss(trained, val, pad, config.batch_size, device, config.bf16, d)
+            if reward_model is not None:  # every rank samples alike (a sharded model forwards together)
                 score = mean_rm_score(
-                    model, tokenizer, reward_model, sel_prompts, config.select_max_new_tokens, config.seed, device
+                    distributed.unwrap(trained),
+                    tokenizer,
+                    reward_model,
+                    sel_prompts,
+                    config.select_max_new_tokens,
+                    config.seed,
+                    device,
                 )
                 metrics["val/rm_score"] = score
                 if score > pos["best_score"]:
                     pos["best_score"], pos["best_epoch"] = score, epoch
-                    model.save_pretrained(str(out / "best"))
+                    save_model(trained, out / "best", None, d)
             run.logger.log(pos["step"], {**metrics, "epoch": epoch + 1})
-    if reward_model is not None:  # the chosen epoch's weights become the output
-        from transformers import AutoModelForCausalLM
-
-        model = AutoModelForCausalLM.from_pretrained(str(out / "best"))
-        shutil.rmtree(out / "best")
-    model.save_pretrained(str(out))
-    tokenizer.save_pretrained(str(out))
+    if reward_model is not None:  # the chosen epoch's model becomes the output
+        if d.is_main:
+            for f in (out / "best").iterdir():
+                shutil.move(str(f), str(out / f.name))
+            shutil.rmtree(out / "best")
+        if d.is_main:
+            tokenizer.save_pretrained(str(out))
+    else:
+        save_model(trained, out, tokenizer, d)
+    distributed.barrier()  # every rank returns once the model is written
     return str(out)
+
+
+def save_model(model, directory: Path, tokenizer, d: Dist) -> None:
+    """Rank 0 writes the causal LM in Hugging Face format (merged, with its adapter in
+    ``directory/adapter``, under LoRA); every rank helps gather the weights under FSDP2."""
+    weights = distributed.full_state_dict(model) if distributed.is_sharded(model) else None
+    if not d.is_main:
+        return
+    inner = distributed.unwrap(model)
+    if weights is not None:
+        inner.save_pretrained(str(directory), state_dict=weights)
+        if tokenizer is not None:
+            tokenizer.save_pretrained(str(directory))
+    else:
+        save_merged(inner, directory, tokenizer)
