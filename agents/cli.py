@@ -11,6 +11,7 @@
     textbandit eval --task runs/task --reward-model runs/rm --reference runs/sft \
         --models sft=runs/sft ppo=runs/ppo/final
     textbandit label serve --db labels.sqlite --items items.jsonl  # people rank (see textbandit label --help)
+    textbandit merge-lora --adapter runs/sft/adapter --out runs/sft-merged  # a LoRA adapter into a plain model
 
 ``textbandit <stage> --help`` explains every option. Every stage takes local paths (or hub
 names where a model is loaded), so any stage can start from your own model or data.
@@ -81,6 +82,28 @@ def evaluate(c: EvalConfig) -> None:
     print(json.dumps({"win_rates": result["win_rates"], "gold": {n: m["gold"] for n, m in ev["models"].items()}}))
 
 
+@dataclass
+class MergeConfig:
+    """Merge a LoRA adapter (PEFT format, as a trainer with --lora-r wrote it) into its base model."""
+
+    adapter: str = ""
+    """the adapter folder (OUT/adapter of a LoRA run, or any PEFT LoRA adapter)"""
+    out: str = ""
+    """where the merged Hugging Face model is written (AutoModelForCausalLM loads it)"""
+    base: str | None = None
+    """the base model's folder; None: the one the adapter's adapter_config.json names"""
+
+    def __post_init__(self):
+        if not self.adapter or not self.out:
+            raise ValueError("pass --adapter DIR (a LoRA adapter) and --out DIR (the merged model)")
+
+
+def merge_lora(c: MergeConfig) -> None:
+    from agents.common.lora import merge_adapters
+
+    print(merge_adapters(c.adapter, c.out, base=c.base))
+
+
 def pipeline(argv) -> None:
     from agents.pipeline.config import PipelineConfig
     from agents.pipeline.run import run_pipeline
@@ -113,6 +136,7 @@ COMMANDS = {
     "ppo": _module_main("agents.ppo.__main__"),
     "label": _module_main("agents.label.cli"),
     "eval": lambda argv: evaluate(parse_config(EvalConfig, argv, description=EvalConfig.__doc__)),
+    "merge-lora": lambda argv: merge_lora(parse_config(MergeConfig, argv, description=MergeConfig.__doc__)),
 }
 
 

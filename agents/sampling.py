@@ -23,8 +23,10 @@ from textbandit.layout import encode_prompt, left_pad, position_ids
 
 
 def _cache_kwarg(model) -> str:
-    """The name of the KV-cache argument: ``cache`` in transformers 5, ``past_key_values`` before."""
-    params = inspect.signature(model.forward).parameters
+    """The name of the KV-cache argument: ``cache`` in transformers 5, ``past_key_values`` before
+    (read off the Hugging Face model itself: a PEFT model's forward passes it on by name)."""
+    inner = model.get_base_model() if callable(getattr(model, "get_base_model", None)) else model
+    params = inspect.signature(inner.forward).parameters
     return "cache" if "cache" in params else "past_key_values"
 
 

@@ -113,6 +113,9 @@ def ppo(out: Path, data: Path, job: str = "ppo") -> None:
         result = train(
             ppo_config(out, job, save_every=1, resume=True), policy=lm, env_kwargs=ppo_env(lm), ptx_texts=PTX
         )
+    elif job == "ppo_lora":  # adapters on the start model, its base with them off the reference
+        env = {k: v for k, v in ppo_env(lm).items() if k != "reference_model"}
+        result = train(ppo_config(out, job, lora_r=4, ptx_coef=0.0), policy=lm, env_kwargs=env)
     else:
         result = train(ppo_config(out, job), policy=lm, env_kwargs=ppo_env(lm), ptx_texts=PTX)
     drop = ("time/", "lr")
@@ -151,6 +154,7 @@ JOBS = {
     "rm": rm,
     "ppo": ppo,
     "ppo_resume": lambda out, data: ppo(out, data, "ppo_resume"),
+    "ppo_lora": lambda out, data: ppo(out, data, "ppo_lora"),
     "pretrain": pretrain,
     "fail": lambda out, data: failing(out, data, "fail"),
     "hang": lambda out, data: failing(out, data, "hang"),

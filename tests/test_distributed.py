@@ -89,14 +89,14 @@ def assert_same_weights(a: dict, b: dict, atol: float, what: str) -> None:
 
 def test_two_ranks_train_what_one_process_trains_and_resume(tmp_path):
     data = write_data(tmp_path / "data")
-    jobs = ["sft", "rm", "ppo", "pretrain"]
+    jobs = ["sft", "rm", "ppo", "ppo_lora", "pretrain"]
     one = launch(tmp_path / "one", data, jobs, None)
     two = launch(tmp_path / "two", data, [*jobs, "sft_resume", "ppo_resume"], 2)
     for proc in (one, two):
         code, output = finish(proc, 400)
         assert code == 0, output[-4000:]
     load = lambda where, job: torch.load(tmp_path / where / f"{job}.pt")  # noqa: E731
-    for job in ("sft", "ppo", "pretrain"):  # float rounding of other batch shapes, through Adam
+    for job in ("sft", "ppo", "ppo_lora", "pretrain"):  # float rounding of other batch shapes, through Adam
         assert_same_weights(load("one", job), load("two", job), 2e-5, job)
     # The ranking loss does not change when every score shifts, so the gradient of the head's bias
     # (and of what moves all scores alike) is rounding noise, which Adam turns into steps of up to lr.

@@ -152,10 +152,13 @@ def merge_adapters(adapter: str | os.PathLike, out: str | os.PathLike, base=None
     source = base if base is not None else config.base_model_name_or_path
     if not source:
         raise ValueError(f"{adapter}/adapter_config.json names no base model; pass base= (a model or a path)")
-    base_model = load(AutoModelForCausalLM.from_pretrained, source, "base") if isinstance(source, (str, Path)) else base
-    model = peft.PeftModel.from_pretrained(copy.deepcopy(base_model), str(adapter)).merge_and_unload()
+    if isinstance(source, (str, os.PathLike)):
+        base_model = load(AutoModelForCausalLM.from_pretrained, source, "base")
+    else:
+        base_model = copy.deepcopy(source)  # merging writes into the base: never into the caller's model
+    model = peft.PeftModel.from_pretrained(base_model, str(adapter)).merge_and_unload()
     model.save_pretrained(str(out))
-    for where in (adapter, source if isinstance(source, (str, Path)) else None):
+    for where in (adapter, source if isinstance(source, (str, os.PathLike)) else None):
         if where is not None and any((Path(where) / f).exists() for f in ("tokenizer.json", "tokenizer_config.json")):
             AutoTokenizer.from_pretrained(str(where)).save_pretrained(str(out))
             break
