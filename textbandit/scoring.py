@@ -23,12 +23,14 @@ LOGITS_CHUNK_ELEMENTS = 1 << 25
 are cut into chunks of rows, so float32 logits never exist over the whole batch at once"""
 
 
-def rows_per_chunk(n_rows: int, elements_per_row: int, budget: int = LOGITS_CHUNK_ELEMENTS) -> int:
-    """How many rows of ``elements_per_row`` logits fit in ``budget`` (at least 1, at most ``n_rows``).
+def rows_per_chunk(n_rows: int, elements_per_row: int, budget: int | None = None) -> int:
+    """How many rows of ``elements_per_row`` logits fit in ``budget`` (default
+    :data:`LOGITS_CHUNK_ELEMENTS`; at least 1, at most ``n_rows``).
 
     >>> rows_per_chunk(16, 64 * 50257), rows_per_chunk(16, 24 * 727)
     (10, 16)
     """
+    budget = LOGITS_CHUNK_ELEMENTS if budget is None else budget
     return max(1, min(n_rows, budget // max(elements_per_row, 1)))
 
 

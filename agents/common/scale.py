@@ -39,7 +39,11 @@ def enable_gradient_checkpointing(model: nn.Module) -> nn.Module:
         if getattr(module, "supports_gradient_checkpointing", False) and hasattr(
             module, "gradient_checkpointing_enable"
         ):
-            module.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            kwargs = {"use_reentrant": False}
+            if hasattr(module, "activation_checkpointing_enable"):  # its name from transformers 5.x on
+                module.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+            else:
+                module.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
             found = True
             break  # the outermost transformers model sets it on all its layers
     if not found:
