@@ -136,10 +136,7 @@ def pretrain(args: PretrainArgs) -> dict:
     weights = distributed.full_state_dict(trained) if distributed.is_sharded(trained) else None
     out = Path(args.out)
     if d.is_main:
-        if weights is None:
-            model.cpu().save_pretrained(str(out))
-        else:
-            model.save_pretrained(str(out), state_dict={k: v.cpu() for k, v in weights.items()})
+        (model.cpu() if weights is None else distributed.plain_copy(model, weights)).save_pretrained(str(out))
         tok.save_pretrained(str(out))
     summary = {
         "size": args.size,

@@ -59,12 +59,12 @@ def sft(out: Path, data: Path, job: str = "sft", **extra) -> None:
     save(out, job, load_weights(Path(path)))
 
 
-def rm(out: Path, data: Path, job: str = "rm") -> None:
+def rm(out: Path, data: Path, job: str = "rm", **extra) -> None:
     from agents.reward import RewardConfig, train_reward_model
     from textbandit.reward_model import RewardModel
 
     kw = dict(train=str(data / "comparisons.jsonl"), val=str(data / "comparisons.jsonl"), batch_size=2, grad_accum=2)
-    kw.update(normalize_with=str(data / "demos.jsonl"), lr=1e-3, max_prompt_len=8, max_response_len=6, **QUIET)
+    kw.update(normalize_with=str(data / "demos.jsonl"), lr=1e-3, max_prompt_len=8, max_response_len=6, **QUIET, **extra)
     model = RewardModel.from_causal_lm(tiny_lm(len(TOK), seed=2))
     path = train_reward_model(RewardConfig(out=str(out / job), **kw), model=model, tokenizer=TOK)
     save(out, job, load_weights(Path(path)), json.loads((Path(path) / "summary.json").read_text())["val_history"])
@@ -113,6 +113,8 @@ def ppo(out: Path, data: Path, job: str = "ppo") -> None:
         result = train(
             ppo_config(out, job, save_every=1, resume=True), policy=lm, env_kwargs=ppo_env(lm), ptx_texts=PTX
         )
+    elif job == "ppo_fsdp":
+        result = train(ppo_config(out, job, fsdp=True), policy=lm, env_kwargs=ppo_env(lm), ptx_texts=PTX)
     elif job == "ppo_lora":  # adapters on the start model, its base with them off the reference
         env = {k: v for k, v in ppo_env(lm).items() if k != "reference_model"}
         result = train(ppo_config(out, job, lora_r=4, ptx_coef=0.0), policy=lm, env_kwargs=env)
@@ -120,7 +122,9 @@ def ppo(out: Path, data: Path, job: str = "ppo") -> None:
         result = train(ppo_config(out, job), policy=lm, env_kwargs=ppo_env(lm), ptx_texts=PTX)
     drop = ("time/", "lr")
     history = [{k: v for k, v in h.items() if not k.startswith(drop)} for h in result["history"]]
-    save(out, job, result["policy"].state_dict(), history)
+    from agents.common.distributed import full_state_dict
+
+    save(out, job, full_state_dict(result["policy"]), history)  # gathered under FSDP2 (on every rank)
 
 
 def pretrain(out: Path, data: Path, job: str = "pretrain") -> None:
@@ -155,6 +159,10 @@ JOBS = {
     "ppo": ppo,
     "ppo_resume": lambda out, data: ppo(out, data, "ppo_resume"),
     "ppo_lora": lambda out, data: ppo(out, data, "ppo_lora"),
+    "sft_fsdp": lambda out, data: sft(out, data, "sft_fsdp", fsdp=True),
+    "sft_fsdp_resume": lambda out, data: sft(out, data, "sft_fsdp_resume", fsdp=True),
+    "rm_fsdp": lambda out, data: rm(out, data, "rm_fsdp", fsdp=True),
+    "ppo_fsdp": lambda out, data: ppo(out, data, "ppo_fsdp"),
     "pretrain": pretrain,
     "fail": lambda out, data: failing(out, data, "fail"),
     "hang": lambda out, data: failing(out, data, "hang"),

@@ -1,5 +1,6 @@
-"""Data parallelism under torchrun on the CPU (gloo): two ranks train what one process trains, a
-resumed distributed run equals an unbroken one, and a rank that fails or hangs stops the run.
+"""Data parallelism under torchrun on the CPU (gloo): two ranks train what one process trains (with
+DDP and with FSDP2), a resumed distributed run equals an unbroken one, and a rank that fails or
+hangs stops the run.
 
 The runs themselves are tests/distributed_worker.py's (tiny models, a few steps); each launch is
 bounded by a subprocess timeout.
@@ -91,17 +92,21 @@ def test_two_ranks_train_what_one_process_trains_and_resume(tmp_path):
     data = write_data(tmp_path / "data")
     jobs = ["sft", "rm", "ppo", "ppo_lora", "pretrain"]
     one = launch(tmp_path / "one", data, jobs, None)
-    two = launch(tmp_path / "two", data, [*jobs, "sft_resume", "ppo_resume"], 2)
+    sharded = ["sft_fsdp", "rm_fsdp", "ppo_fsdp", "sft_fsdp_resume"]
+    two = launch(tmp_path / "two", data, [*jobs, "sft_resume", "ppo_resume", *sharded], 2)
     for proc in (one, two):
         code, output = finish(proc, 400)
         assert code == 0, output[-4000:]
     load = lambda where, job: torch.load(tmp_path / where / f"{job}.pt")  # noqa: E731
     for job in ("sft", "ppo", "ppo_lora", "pretrain"):  # float rounding of other batch shapes, through Adam
         assert_same_weights(load("one", job), load("two", job), 2e-5, job)
+    for job in ("sft", "ppo"):
+        assert_same_weights(load("one", job), load("two", f"{job}_fsdp"), 2e-5, f"{job} (FSDP2)")
     # The ranking loss does not change when every score shifts, so the gradient of the head's bias
     # (and of what moves all scores alike) is rounding noise, which Adam turns into steps of up to lr.
     assert_same_weights(load("one", "rm"), load("two", "rm"), 2e-4, "rm")
-    for job in ("sft", "ppo"):  # a resumed distributed run equals the unbroken distributed run
+    assert_same_weights(load("one", "rm"), load("two", "rm_fsdp"), 2e-4, "rm (FSDP2)")
+    for job in ("sft", "ppo", "sft_fsdp"):  # a resumed distributed run equals the unbroken distributed run
         assert_same_weights(load("two", job), load("two", f"{job}_resume"), 0.0, f"{job} resumed")
     one_h, two_h = (json.loads((tmp_path / w / "ppo.json").read_text()) for w in ("one", "two"))
     assert [h["iteration"] for h in two_h] == [1, 2]

@@ -17,7 +17,8 @@ itself, which is then used as it is.
 - :func:`share`: this rank's deterministic share of a global list (a step's examples);
 - :func:`all_reduce`, :func:`all_gather_rows`, :func:`all_gather_objects`, :func:`broadcast_object`:
   the collectives the trainers need besides DDP's gradient all-reduce (statistics, rollouts);
-- :func:`full_state_dict`: the whole model's weights on every rank's CPU (FSDP2 gathers them).
+- :func:`full_state_dict`: the whole model's weights on every rank (FSDP2 gathers them), and
+  :func:`plain_copy`, an unsharded model holding them, for rank 0 to save.
 
 Rank 0 writes every file (checkpoints, metrics, reports, the output folder's lock); every rank
 reads a checkpoint when a run resumes, so on several nodes the output folder must be on a
@@ -155,22 +156,26 @@ def setup(device: str | torch.device = "auto", timeout_s: float = DEFAULT_TIMEOU
 # --- models ------------------------------------------------------------------------------------
 
 
-def wrap(model: torch.nn.Module, d: Dist, fsdp: bool = False) -> torch.nn.Module:
+def wrap(model: torch.nn.Module, d: Dist, fsdp: bool = False, methods: tuple[str, ...] = ()) -> torch.nn.Module:
     """The module a training step calls: ``model`` itself without a process group, else in
     ``DistributedDataParallel`` (gradients averaged over ranks in the backward pass), or with
     ``fsdp`` sharded in place by FSDP2 (``fully_shard`` on each transformer block, then the whole).
 
     The model must be on ``d.device`` already. Call the wrapped module's ``forward`` in the
     update (DDP averages only the gradients of that call), and :func:`unwrap` it to save.
+    ``methods``: other methods of ``model`` that run its layers (a policy's ``generate``): FSDP2
+    gathers the whole model's weights around them as around ``forward``.
     """
     if not d.active:
         return model
     if fsdp:
-        from torch.distributed.fsdp import fully_shard
+        from torch.distributed.fsdp import fully_shard, register_fsdp_forward_method
 
         for module in transformer_blocks(model):
             fully_shard(module)
         fully_shard(model)
+        for name in methods:
+            register_fsdp_forward_method(model, name)
         return model
     # no buffer sync at each forward: these models have no running statistics, and a forward that is
     # not a collective may then run a different number of times on each rank (evaluation)
@@ -221,6 +226,17 @@ def full_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
 
     return get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=False))
+
+
+def plain_copy(model: torch.nn.Module, state: dict) -> torch.nn.Module:
+    """An unsharded copy of the Hugging Face model ``model`` (or of a sharded one) on the CPU, holding
+    ``state`` (whole weights, as :func:`full_state_dict` gives them): what rank 0 saves under FSDP2."""
+    from transformers import PreTrainedModel
+
+    cls = next(c for c in type(model).__mro__ if issubclass(c, PreTrainedModel) and not c.__name__.startswith("FSDP"))
+    copy = cls(model.config)
+    copy.load_state_dict({k: v.detach().cpu() for k, v in state.items()})
+    return copy
 
 
 def load_full_state_dict(model: torch.nn.Module, state: dict) -> None:
@@ -353,6 +369,11 @@ def broadcast_object(obj, src: int = 0):
     box = [obj]
     dist.broadcast_object_list(box, src=src)
     return box[0]
+
+
+def is_main_process() -> bool:
+    """Whether this process is rank 0 (or the only one)."""
+    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
 
 
 def barrier() -> None:

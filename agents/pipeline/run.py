@@ -412,7 +412,7 @@ def ppo_config(preset: Preset, sft_dir: str, rm_dir, out, iterations: int, kl: f
 def _ppo(ppo_cfg, task: DefaultTask, run: PPORun, preset: Preset, device: str, seed: int):
     """One PPO stage: train, save the policy (with the task's tokenizer), its history and its held-out curve."""
     from agents.pipeline.curves import HeldOutCurve
-    from agents.ppo.learner import train
+    from agents.ppo.learner import save_policy, train
 
     d = Path(ppo_cfg.output_dir)
     ptx_texts = task.corpus()["train"] if ppo_cfg.ptx_coef > 0 else None
@@ -433,7 +433,7 @@ def _ppo(ppo_cfg, task: DefaultTask, run: PPORun, preset: Preset, device: str, s
         )
         held_out.measure(0, AutoModelForCausalLM.from_pretrained(ppo_cfg.sft_model).to(device))
     result = train(ppo_cfg, task=task, ptx_texts=ptx_texts, callback=held_out)
-    result["policy"].save_pretrained(d / "final")  # with the env's tokenizer: loads like the other stages
+    save_policy(result["policy"], d / "final")  # with the env's tokenizer: loads like the other stages
     (d / "history.json").write_text(json.dumps(result["history"]))
     if held_out is not None:
         (d / "curve.json").write_text(json.dumps(held_out.points))

@@ -451,7 +451,8 @@ def _train(cfg: PPOConfig, d: Dist, policy, task, env_kwargs: dict, ptx_texts, c
     if adapters is not None and resume_from is not None:
         policy.load_adapter_state(resume_from)
     env.set_policy(policy)  # refuses a policy whose vocabulary differs from the reference's
-    train_policy = distributed.wrap(policy, d, fsdp=cfg.fsdp)  # the module the update's forward goes through
+    # the module the update's forward goes through; sharded (FSDP2), sampling and scoring gather it too
+    train_policy = distributed.wrap(policy, d, fsdp=cfg.fsdp, methods=("generate", "response_logprobs", "values"))
     trainable = [p for p in train_policy.parameters() if p.requires_grad]
     optimizer = adamw(trainable, device, lr=cfg.learning_rate, weight_decay=cfg.weight_decay, eps=1e-5)
     kl_ctl = (

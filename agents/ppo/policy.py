@@ -149,7 +149,9 @@ class PolicyWithValueHead(nn.Module):
             else:
                 directory.mkdir(parents=True, exist_ok=True)
         elif weights is not None:
-            self.lm.save_pretrained(str(directory), state_dict=_under(weights, "lm."))
+            from agents.common.distributed import plain_copy
+
+            plain_copy(self.lm, _under(weights, "lm.")).save_pretrained(str(directory))
         else:
             self.lm.save_pretrained(str(directory))
         if self.tokenizer is not None:

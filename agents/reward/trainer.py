@@ -31,6 +31,7 @@ import copy
 import json
 from pathlib import Path
 
+import torch
 import torch.nn.functional as F
 
 from agents.common import distributed
@@ -187,7 +188,8 @@ def _train_reward_model(config: RewardConfig, model, tokenizer, d: Dist) -> str:
                 config.eval_batch_size,
                 d,
             )
-            rm.normalize_(offset)
+            if not distributed.is_sharded(scorer):  # a sharded head is shifted in the copy rank 0 saves
+                rm.normalize_(offset)
             run.logger.log(pos["step"], {"normalize/offset": offset})
     n_comparisons = len(comps) * config.epochs
     summary = {
@@ -201,22 +203,30 @@ def _train_reward_model(config: RewardConfig, model, tokenizer, d: Dist) -> str:
         "val_history": pos["history"],
         **({"val": pos["history"][-1]} if pos["history"] else {}),
     }
-    save_reward_model(scorer, out, tokenizer, d)
+    save_reward_model(scorer, out, tokenizer, d, offset)
     if d.is_main:
         (out / "summary.json").write_text(json.dumps(summary, indent=2))
     distributed.barrier()  # every rank returns once the model is written
     return str(out)
 
 
-def save_reward_model(scorer, out: Path, tokenizer, d: Dist) -> None:
+def save_reward_model(scorer, out: Path, tokenizer, d: Dist, offset: float = 0.0) -> None:
     """Rank 0 writes the reward model (merged, with its adapter and head in ``out/adapter``, under
-    LoRA); every rank helps gather the weights under FSDP2."""
+    LoRA); under FSDP2 every rank helps gather the weights and the saved copy's head is shifted by
+    ``offset`` (the normalisation, which the sharded head did not take)."""
     weights = distributed.full_state_dict(scorer) if distributed.is_sharded(scorer) else None
     if not d.is_main:
         return
     rm = distributed.unwrap(scorer).rm.eval()
     if weights is not None:
-        rm.save_pretrained(out, tokenizer, state_dict={k[len("rm.") :]: v for k, v in weights.items()})
+        trunk = distributed.plain_copy(
+            rm.trunk, {k[len("rm.trunk.") :]: v for k, v in weights.items() if "trunk." in k}
+        )
+        head = torch.nn.Linear(rm.head.in_features, 1)
+        head.load_state_dict({k[len("rm.head.") :]: v.cpu() for k, v in weights.items() if k.startswith("rm.head.")})
+        plain = RewardModel(trunk, head)
+        plain.normalize_(offset)
+        plain.save_pretrained(out, tokenizer)
     elif is_peft(rm.trunk):
         from safetensors.torch import save_file
 

@@ -251,9 +251,4 @@ def save_model(model, directory: Path, tokenizer, d: Dist) -> None:
     if not d.is_main:
         return
     inner = distributed.unwrap(model)
-    if weights is not None:
-        inner.save_pretrained(str(directory), state_dict=weights)
-        if tokenizer is not None:
-            tokenizer.save_pretrained(str(directory))
-    else:
-        save_merged(inner, directory, tokenizer)
+    save_merged(inner if weights is None else distributed.plain_copy(inner, weights), directory, tokenizer)
