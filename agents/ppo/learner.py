@@ -607,3 +607,13 @@ def save(
             lambda tmp: policy.save_pretrained(tmp, merge=False, state_dict=weights),
         )
     distributed.barrier()  # a rank that stops after this iteration stops with the checkpoint written
+
+
+def save_policy(policy: PolicyWithValueHead, directory) -> None:
+    """Write a trained policy (``train(...)["policy"]``) to ``directory``: every rank calls it, FSDP2
+    gathers the weights, rank 0 writes (``PolicyWithValueHead.save_pretrained``), and every rank
+    returns once it is written."""
+    weights = distributed.full_state_dict(policy) if distributed.is_sharded(policy) else None
+    if distributed.is_main_process():
+        policy.save_pretrained(directory, state_dict=weights)
+    distributed.barrier()
