@@ -110,6 +110,8 @@ def pipeline(argv) -> None:
 
     cfg = parse_config(PipelineConfig, argv, description=PipelineConfig.__doc__.splitlines()[0])
     results = run_pipeline(cfg)
+    if results is None:  # a rank other than 0 under torchrun: rank 0 reports
+        return
     print((__import__("pathlib").Path(cfg.out) / "report.md").read_text())
     failed = [f["finding"] for f in results["findings"] if f["reproduced"] is False]
     if failed:

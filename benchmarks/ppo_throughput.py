@@ -8,11 +8,14 @@ Each runs in its own subprocess (so peak RSS is its own), ``warmup`` iterations 
 
 Reported per trainer: samples/s and response tokens/s of whole iterations, the update step's
 model-FLOPs utilisation (6 * params * tokens per update / update time, against the peak of a
-large matmul measured on this machine in the same precision), and peak memory (RSS on CPU,
-max allocated on CUDA). Run::
+large matmul measured on this machine in the same precision; with LoRA the frozen weights get no
+weight gradients, so this overstates the work), and peak memory (RSS on CPU, max allocated on
+CUDA). ``--lora-r`` trains agents.ppo's policy as LoRA adapters (its reference the base with
+them off); ``--trl false`` times agents.ppo alone. Run::
 
     python benchmarks/ppo_throughput.py                      # the task's model size, minutes on 2 cores
     python benchmarks/ppo_throughput.py --size gpt2-small --device cuda
+    python benchmarks/ppo_throughput.py --size qwen2-0.5b --lora-r 16 --trl false --device cuda
 """
 
 from __future__ import annotations
@@ -30,10 +33,24 @@ from pathlib import Path
 import numpy as np
 import torch
 
-SIZES = {  # (n_layer, n_embd, n_head, vocab)
+SIZES = {  # GPT-2s: (n_layer, n_embd, n_head, vocab)
     "task-small": (4, 128, 4, 727),  # the default task's small model (agents.pretrain --size small)
     "cpu": (4, 256, 4, 2048),
     "gpt2-small": (12, 768, 12, 50257),
+}
+QWEN2 = {  # Qwen2s: Qwen2-0.5B's shape (494M parameters), and a tiny one for a check on a CPU
+    "qwen2-0.5b": dict(
+        hidden_size=896,
+        intermediate_size=4864,
+        num_hidden_layers=24,
+        num_attention_heads=14,
+        num_key_value_heads=2,
+        vocab_size=151936,
+        tie_word_embeddings=True,
+    ),
+    "qwen2-tiny": dict(
+        hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2
+    ),
 }
 
 
@@ -44,27 +61,32 @@ def build_assets(directory: Path, size: str, prompt_len: int, n_prompts: int = 2
 
     from textbandit.reward_model import RewardModel
 
-    n_layer, n_embd, n_head, vocab = SIZES[size]
+    vocab = QWEN2[size].get("vocab_size", 2048) if size in QWEN2 else SIZES[size][3]
     words = [f"w{i}" for i in range(vocab - 3)]
     tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(["<pad>", "<eos>", "<unk>"] + words)}, "<unk>"))
     tok.pre_tokenizer, tok.decoder = pre_tokenizers.WhitespaceSplit(), decoders.WordPiece(prefix="##")
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="<eos>", unk_token="<unk>")
     tokenizer.save_pretrained(directory / "tokenizer")
     torch.manual_seed(0)
-    config = GPT2Config(
-        vocab_size=vocab,
-        n_layer=n_layer,
-        n_embd=n_embd,
-        n_head=n_head,
-        n_positions=512,
-        bos_token_id=1,
-        eos_token_id=1,
-        pad_token_id=0,
-        resid_pdrop=0.0,
-        embd_pdrop=0.0,
-        attn_pdrop=0.0,
-    )
-    lm = GPT2LMHeadModel(config)
+    ids = dict(bos_token_id=1, eos_token_id=1, pad_token_id=0)
+    if size in QWEN2:
+        from transformers import Qwen2Config, Qwen2ForCausalLM
+
+        lm = Qwen2ForCausalLM(Qwen2Config(**{"vocab_size": vocab, **QWEN2[size]}, max_position_embeddings=512, **ids))
+    else:
+        n_layer, n_embd, n_head, _ = SIZES[size]
+        config = GPT2Config(
+            vocab_size=vocab,
+            n_layer=n_layer,
+            n_embd=n_embd,
+            n_head=n_head,
+            n_positions=512,
+            resid_pdrop=0.0,
+            embd_pdrop=0.0,
+            attn_pdrop=0.0,
+            **ids,
+        )
+        lm = GPT2LMHeadModel(config)
     lm.save_pretrained(directory / "model")
     tokenizer.save_pretrained(directory / "model")
     RewardModel.from_causal_lm(lm).save_pretrained(directory / "rm")
@@ -112,10 +134,15 @@ def run_ours(a, directory: Path, device: torch.device) -> dict:
     from textbandit.task import Task
 
     tok, lm, rm, prompts = load(directory, device)
-    ref = AutoModelForCausalLM.from_pretrained(str(directory / "model"))
+    if a.lora_r:  # the reference is the policy's base with its adapters off: no second copy
+        ref = str(directory / "model")
+    else:
+        ref = AutoModelForCausalLM.from_pretrained(str(directory / "model"))
     if device.type == "cuda":  # the frozen models need no fp32 master weights: run them in bf16
-        ref, rm = ref.to(torch.bfloat16), rm.to(torch.bfloat16)
+        rm = rm.to(torch.bfloat16)
+        ref = ref if a.lora_r else ref.to(torch.bfloat16)
     cfg = PPOConfig(
+        lora_r=a.lora_r,
         batch_size=a.batch,
         minibatch_size=a.minibatch,
         update_epochs=a.epochs,
@@ -139,7 +166,8 @@ def run_ours(a, directory: Path, device: torch.device) -> dict:
         max_prompt_len=a.prompt_len,
         max_new_tokens=a.response_len,
     )
-    history = train(cfg, policy=lm, task=task, env_kwargs={"reference_model": ref})["history"][a.warmup :]
+    env_kwargs = {} if a.lora_r else {"reference_model": ref}
+    history = train(cfg, policy=lm, task=task, env_kwargs=env_kwargs)["history"][a.warmup :]
     total = sum(h["time/iteration_s"] for h in history)
     tokens = sum(h["env/response_len"] * a.batch for h in history)
     return {
@@ -237,7 +265,9 @@ def run_trl(a, directory: Path, device: torch.device) -> dict:
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--size", choices=sorted(SIZES), default="task-small")
+    p.add_argument("--size", choices=sorted(SIZES) + sorted(QWEN2), default="task-small")
+    p.add_argument("--lora-r", type=int, default=0, help="agents.ppo with LoRA adapters of this rank (0: off)")
+    p.add_argument("--trl", default="true", help="also time TRL's RLOOTrainer (true/false)")
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--minibatch", type=int, default=16)
     p.add_argument("--epochs", type=int, default=2)
@@ -268,7 +298,7 @@ def main(argv=None):
         try:
             import trl  # noqa: F401
 
-            names = ("ours", "trl")
+            names = ("ours", "trl") if a.trl == "true" else ("ours",)
         except ImportError:  # e.g. an offline GPU machine without the benchmarks extra
             print("TRL is not installed (pip install 'textbandit[benchmarks]'); timing agents.ppo alone")
             names = ("ours",)
@@ -287,6 +317,7 @@ def main(argv=None):
                     "iterations",
                     "warmup",
                     "threads",
+                    "lora_r",
                 )
             ]
             out = subprocess.run(argv_child, capture_output=True, text=True, env=os.environ.copy())
@@ -304,7 +335,8 @@ def main(argv=None):
         r["update_mfu"] = 6 * r["n_params"] * r["update_tokens"] / r["update_s"] / peak
     name = torch.cuda.get_device_name() if device.type == "cuda" else f"CPU x{torch.get_num_threads()} threads"
     print(
-        f"machine: {name}; model {a.size} ({results['ours']['n_params'] / 1e6:.1f}M params); batch {a.batch}, "
+        f"machine: {name}; model {a.size} ({results['ours']['n_params'] / 1e6:.1f}M params"
+        f"{f', agents.ppo with LoRA r={a.lora_r}' if a.lora_r else ''}); batch {a.batch}, "
         f"minibatch {a.minibatch}, epochs {a.epochs}, prompt {a.prompt_len}, response {a.response_len} tokens; "
         f"matmul peak {peak / 1e12:.3f} TFLOP/s ({dtype})"
     )

@@ -11,6 +11,9 @@
 - :func:`autocast` / :func:`adamw`: bf16 autocast on GPU only, fused AdamW.
 - :mod:`agents.common.cli`: an argparse command line generated from a config dataclass.
 - :mod:`agents.common.lm`: corpus blocks and perplexity.
+- :mod:`agents.common.distributed`: torchrun's process group, this rank's device and data share, DDP / FSDP2.
+- :mod:`agents.common.lora`: LoRA adapters through PEFT (settings, merging, the adapters-off reference).
+- :mod:`agents.common.scale`: the memory and parallelism settings every trainer has.
 
 The prompt ++ response layout, the device resolver and the eval-mode context live in the env
 package (:mod:`textbandit.layout`, :mod:`textbandit.runtime`): the env and the agents share them.

@@ -371,6 +371,28 @@ def broadcast_object(obj, src: int = 0):
     return box[0]
 
 
+WAIT_TIMEOUT_S = 7 * 24 * 3600.0
+"""how long ranks wait for rank 0's own work (:func:`on_main`): as long as it takes (a rank that
+dies is noticed by torchrun, which stops the run)"""
+
+_wait_group = None
+
+
+def on_main(fn, *args):
+    """``fn(*args)`` on rank 0 while the other ranks wait for it (on a process group of their own,
+    whose timeout is :data:`WAIT_TIMEOUT_S`: rank 0's work may outlast a collective's timeout);
+    returns rank 0's result on every rank. Just ``fn(*args)`` without a process group."""
+    global _wait_group
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return fn(*args)
+    if _wait_group is None:
+        _wait_group = dist.new_group(backend="gloo", timeout=timedelta(seconds=WAIT_TIMEOUT_S))
+    result = fn(*args) if dist.get_rank() == 0 else None
+    box = [result]
+    dist.broadcast_object_list(box, src=0, group=_wait_group)
+    return box[0]
+
+
 def is_main_process() -> bool:
     """Whether this process is rank 0 (or the only one)."""
     return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0

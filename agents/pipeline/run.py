@@ -26,6 +26,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from agents.common import distributed
 from agents.common.rundir import claim_run_dir
 from agents.pipeline.config import PipelineConfig, Preset
 from agents.pipeline.evaluate import evaluate_models, labeler_agreement, pairwise_wins
@@ -76,7 +77,8 @@ def machine() -> str:
 
 
 def run_pipeline(cfg: PipelineConfig) -> dict:
-    """Run every stage (reusing finished ones) and write the report; returns the results."""
+    """Run every stage (reusing finished ones) and write the report; returns the results (on rank 0;
+    None on the other ranks of a pipeline under torchrun, which train beside it)."""
     if not cfg.progress:  # also the bars transformers draws when it loads and saves models
         from transformers.utils import logging as hf_logging
 
@@ -88,13 +90,17 @@ def run_pipeline(cfg: PipelineConfig) -> dict:
         if path:
             load_comparisons(path)
     out = Path(cfg.out)
+    d = distributed.setup(cfg.device)  # under torchrun: the training stages are data-parallel
+    if not d.is_main:  # rank 0 claims --out and writes every file; this rank trains beside it
+        return _follow(cfg, d)
     with claim_run_dir(out, resume=True, overwrite=False, what="pipeline"):  # one pipeline per --out at a time
         invocations = Invocations(out)
         try:
             (out / "pipeline_config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
-            device, stages = str(resolve_device(cfg.device)), Stages(out, cfg.rebuild)
+            distributed.broadcast_object(True)  # claimed: the other ranks may start
+            device, stages = _device(cfg, d), Stages(out, cfg.rebuild)
             built = build_stages(cfg, stages, device)
-            results = evaluate_run(cfg, built, device)
+            results = distributed.on_main(evaluate_run, cfg, built, device)
             results["seconds"] = {
                 **stages.seconds,
                 "total": invocations.record(finished=True),
@@ -109,6 +115,21 @@ def run_pipeline(cfg: PipelineConfig) -> dict:
         finally:
             if not invocations.recorded:  # a failed or interrupted call counts too
                 invocations.record(finished=False)
+
+
+def _device(cfg: PipelineConfig, d) -> str:
+    """The stages' device: this rank's own GPU under torchrun (the trainers map 'cuda' to it too)."""
+    return str(d.device) if d.active else str(resolve_device(cfg.device))
+
+
+def _follow(cfg: PipelineConfig, d) -> None:
+    """A rank other than 0 of a pipeline under torchrun: it runs the training stages with rank 0
+    (which decides and records every stage) and waits while rank 0 does the rest alone."""
+    distributed.broadcast_object(None)  # rank 0 has claimed --out
+    device = _device(cfg, d)
+    built = build_stages(cfg, Stages(Path(cfg.out), cfg.rebuild), device)
+    distributed.on_main(evaluate_run, cfg, built, device)
+    return None
 
 
 def build_stages(cfg: PipelineConfig, stage: Stages, device: str) -> Built:
@@ -163,6 +184,7 @@ def build_stages(cfg: PipelineConfig, stage: Stages, device: str) -> Built:
             lambda d, c=ppo_cfg, r=run: _ppo(_with_out(c, d), run_task, r, s, device, cfg.seed),
             inputs,
             requires=("curve.json",) if run.curve else (),
+            every_rank=True,
         )
 
     labelers = comparisons / "labelers.json"
@@ -192,6 +214,7 @@ def pretrain_stages(cfg: PipelineConfig, stage: Stages, task: DefaultTask, devic
                 f"base_{size}",
                 lambda d, a=args: pretrain(_with_out(a, d)),
                 {**settings_of(args, "task"), "task": stage.keys["task"]},
+                every_rank=True,
             )
         )
         ids[size] = {f"base_{size}": stage.keys[f"base_{size}"]}
@@ -223,6 +246,7 @@ def sft_stages(
                 f"sft_{size}",
                 lambda d, c=sft_cfg: train_sft(_with_out(c, d)),
                 {**settings_of(sft_cfg, "model", "train", "val"), **base_ids[size], **own, "task": stage.keys["task"]},
+                every_rank=True,
             )
         )
     return sft
@@ -326,6 +350,7 @@ def reward_model_stage(
             f"sft_{s.sizes[0]}": stage.keys[f"sft_{s.sizes[0]}"],
             "task": stage.keys["task"],
         },
+        every_rank=True,
     )
 
 
@@ -434,9 +459,10 @@ def _ppo(ppo_cfg, task: DefaultTask, run: PPORun, preset: Preset, device: str, s
         held_out.measure(0, AutoModelForCausalLM.from_pretrained(ppo_cfg.sft_model).to(device))
     result = train(ppo_cfg, task=task, ptx_texts=ptx_texts, callback=held_out)
     save_policy(result["policy"], d / "final")  # with the env's tokenizer: loads like the other stages
-    (d / "history.json").write_text(json.dumps(result["history"]))
-    if held_out is not None:
-        (d / "curve.json").write_text(json.dumps(held_out.points))
+    if distributed.is_main_process():
+        (d / "history.json").write_text(json.dumps(result["history"]))
+        if held_out is not None:
+            (d / "curve.json").write_text(json.dumps(held_out.points))
 
 
 def evaluate_run(cfg: PipelineConfig, built: Built, device: str) -> dict:

@@ -2,7 +2,8 @@
 
 Every stage of ``textbandit pipeline`` is a sub-folder of ``--out``; :class:`Stages` runs a stage
 unless its folder holds a ``.done`` record of the same inputs, and :class:`Invocations` keeps the
-wall time of every call on one ``--out``.
+wall time of every call on one ``--out``. Under ``torchrun`` rank 0 decides, clears and records
+every stage; the training stages run on every rank (data-parallel), the others on rank 0 alone.
 """
 
 from __future__ import annotations
@@ -31,6 +32,10 @@ class Stages:
     ``rebuild`` is set: then it is built again (and so, by their keys, is every stage after it).
     ``seconds`` holds what every stage took when it was built, in this call or an earlier one;
     ``built`` names the stages this call built.
+
+    Under ``torchrun`` rank 0 reads and writes the records and clears a stage's folder; a stage
+    called with ``every_rank=True`` (a trainer, which is data-parallel by itself) runs on every
+    rank, any other on rank 0 while the others wait (:func:`agents.common.distributed.on_main`).
     """
 
     def __init__(self, out: Path, rebuild: bool = False):
@@ -39,17 +44,38 @@ class Stages:
         self.keys: dict[str, str] = {}
         self.built: list[str] = []
 
-    def __call__(self, name: str, fn, inputs: dict, requires: tuple[str, ...] = ()) -> Path:
+    def __call__(self, name: str, fn, inputs: dict, requires: tuple[str, ...] = (), every_rank: bool = False) -> Path:
+        from agents.common import distributed
+
         path = self.out / name
         inputs = json.loads(json.dumps(inputs, sort_keys=True, default=str))
         key = hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:16]
         self.keys[name] = key
+        reused = distributed.on_main(self._prepare, name, path, key, inputs, requires)
+        if reused is not None:
+            self.seconds[name] = reused
+            return path
+        t0 = time.time()
+        if every_rank:
+            fn(path)
+            distributed.barrier()
+        else:
+            distributed.on_main(fn, path)
+        self.seconds[name] = time.time() - t0
+        self.built.append(name)
+        if distributed.is_main_process():
+            path.mkdir(parents=True, exist_ok=True)
+            (path / ".done").write_text(json.dumps({"seconds": self.seconds[name], "key": key, "inputs": inputs}))
+        return path
+
+    def _prepare(self, name: str, path: Path, key: str, inputs: dict, requires: tuple[str, ...]) -> float | None:
+        """The seconds of a finished stage built from these inputs (reused), or None after clearing
+        the folder for a build (rank 0's decision)."""
         done = path / ".done"
         if done.exists() and all((path / f).exists() for f in requires):
             record = json.loads(done.read_text())
             if record.get("key") == key:
-                self.seconds[name] = record.get("seconds", 0.0)
-                return path
+                return record.get("seconds", 0.0)
             if not self.rebuild:
                 raise StageChangedError(
                     f"stage {name!r} in {self.out} was built with other settings: "
@@ -58,13 +84,7 @@ class Stages:
                 )
         if path.exists():  # an interrupted stage, or one to rebuild: start it again from scratch
             shutil.rmtree(path)
-        t0 = time.time()
-        fn(path)
-        path.mkdir(parents=True, exist_ok=True)
-        self.seconds[name] = time.time() - t0
-        self.built.append(name)
-        (path / ".done").write_text(json.dumps({"seconds": self.seconds[name], "key": key, "inputs": inputs}))
-        return path
+        return None
 
 
 def _differences(old: dict | None, new: dict) -> str:
