@@ -83,6 +83,8 @@ def sample(
     generator: torch.Generator | None = None,
     draw_rows: tuple[int, int] | None = None,
     all_done=None,
+    cache: str = "dynamic",
+    compile: bool = False,
 ) -> torch.Tensor:
     """Sample responses: (N, P) left-padded prompts -> (N, max_new_tokens) token ids.
 
@@ -91,18 +93,35 @@ def sample(
     a batch of ``total`` sampled by several processes (see :func:`draw` and :func:`skip_draws`).
     ``all_done(done) -> bool`` decides when to stop (default: when every row here has ended); a
     sharded model (FSDP2), whose every forward is a collective, passes one that asks every rank.
+
+    ``cache='static'``: a KV cache preallocated for ``P + max_new_tokens`` positions (transformers'
+    ``StaticCache``) and a full-length attention mask, so every decoding step has the same shapes;
+    ``compile=True`` (static cache only) runs the decoding step through ``torch.compile`` (mode
+    ``reduce-overhead``: CUDA graphs on a GPU), worth its compile time only on long GPU runs.
+    The distribution sampled is the same; the float rounding of the padded attention may differ.
     """
+    if cache not in ("dynamic", "static"):
+        raise ValueError(f"cache={cache!r}; use 'dynamic' or 'static'")
+    if compile and cache != "static":
+        raise ValueError("compile=True needs cache='static' (compiled steps need fixed shapes)")
     n = prompt_ids.shape[0]
     device = prompt_ids.device
     cache_kw = _cache_kwarg(model)
     attention_mask = prompt_mask.long()
+    P = attention_mask.shape[1]
+    static = {}
+    if cache == "static":
+        full_mask = torch.cat([attention_mask, attention_mask.new_zeros(n, max_new_tokens)], dim=1)
+        static = {cache_kw: _static_cache(model, n, P + max_new_tokens, device)}
     out = model(
         input_ids=prompt_ids,
         attention_mask=attention_mask,
         position_ids=position_ids(attention_mask),
         use_cache=True,
+        **static,
     )
     past, logits = _cache_of(out), out.logits[:, -1]
+    step = _compiled(model) if compile else model
     next_pos = attention_mask.sum(dim=1, keepdim=True)  # (N, 1) position of the next token
     response = torch.full((n, max_new_tokens), pad_token_id, dtype=torch.long, device=device)
     done = torch.zeros(n, dtype=torch.bool, device=device)
@@ -118,17 +137,58 @@ def sample(
         done |= token == eos_token_id
         if (all_done(done) if all_done is not None else bool(done.all())) or t == max_new_tokens - 1:
             break
-        attention_mask = torch.cat([attention_mask, torch.ones_like(next_pos)], dim=1)
-        out = model(
-            input_ids=token.unsqueeze(1),
-            attention_mask=attention_mask,
-            position_ids=next_pos,
-            **{cache_kw: past},
-            use_cache=True,
-        )
-        past, logits = _cache_of(out), out.logits[:, -1]
+        if cache == "static":  # the same shapes every step: the mask covers every position
+            full_mask[:, P + t] = 1
+            out = step(
+                input_ids=token.unsqueeze(1),
+                attention_mask=full_mask,
+                position_ids=next_pos,
+                cache_position=torch.full((1,), P + t, dtype=torch.long, device=device),
+                **{cache_kw: past},
+                use_cache=True,
+            )
+        else:
+            attention_mask = torch.cat([attention_mask, torch.ones_like(next_pos)], dim=1)
+            out = model(
+                input_ids=token.unsqueeze(1),
+                attention_mask=attention_mask,
+                position_ids=next_pos,
+                **{cache_kw: past},
+                use_cache=True,
+            )
+            past = _cache_of(out)
+        logits = out.logits[:, -1]
         next_pos = next_pos + 1
     return response
+
+
+def _static_cache(model, batch: int, length: int, device):
+    """A transformers ``StaticCache`` for ``batch`` rows of ``length`` positions (its arguments
+    differ between transformers versions; the ones this version takes are passed)."""
+    from transformers import StaticCache
+
+    inner = model.get_base_model() if callable(getattr(model, "get_base_model", None)) else model
+    params = inspect.signature(StaticCache.__init__).parameters
+    offered = {
+        "config": inner.config,
+        "max_cache_len": length,
+        "max_batch_size": batch,
+        "batch_size": batch,
+        "device": device,
+        "dtype": next(inner.parameters()).dtype,
+    }
+    return StaticCache(**{k: v for k, v in offered.items() if k in params})
+
+
+_COMPILED: dict[int, tuple] = {}  # id(model) -> (model, compiled): compiled once per model object
+
+
+def _compiled(model):
+    """``model`` through ``torch.compile`` (reduce-overhead), compiled once per model object."""
+    entry = _COMPILED.get(id(model))
+    if entry is None or entry[0] is not model:
+        entry = _COMPILED[id(model)] = (model, torch.compile(model, mode="reduce-overhead", dynamic=False))
+    return entry[1]
 
 
 def decoding_steps(response_mask: torch.Tensor) -> int:

@@ -1,5 +1,6 @@
-"""Sampling throughput: ``agents.sampling.sample`` (the KV-cache sampler PPO uses) against Hugging
-Face ``generate`` (dynamic cache, and on a GPU its static cache with ``torch.compile``).
+"""Sampling throughput: ``agents.sampling.sample`` (the KV-cache sampler PPO uses; dynamic cache,
+static cache, and on a GPU the static cache with ``torch.compile``) against Hugging Face
+``generate`` (the same variants).
 
 Every sampler gets the same randomly initialised model, ``batch`` left-padded prompts of
 ``prompt_len`` tokens, temperature 1 and ``new_tokens`` new tokens per row (a random model
@@ -111,11 +112,16 @@ def main(argv=None) -> dict:
             **({"peak_mem_mb": torch.cuda.max_memory_allocated() / 2**20} if device.type == "cuda" else {}),
         }
 
-    def ours():
-        gen.manual_seed(0)
-        with torch.no_grad():
-            out = sample(model, prompts, mask, a.new_tokens, eos_token_id=1, pad_token_id=0, generator=gen)
-        assert out.shape == (a.batch, a.new_tokens)
+    def ours(**kwargs):
+        def call():
+            gen.manual_seed(0)
+            with torch.no_grad():
+                out = sample(
+                    model, prompts, mask, a.new_tokens, eos_token_id=1, pad_token_id=0, generator=gen, **kwargs
+                )
+            assert out.shape == (a.batch, a.new_tokens)
+
+        return call
 
     def hf(**kwargs):
         def call():
@@ -134,9 +140,11 @@ def main(argv=None) -> dict:
 
         return call
 
-    run("agents.sampling.sample", ours)
+    run("agents.sampling.sample", ours())
+    run("agents.sampling.sample (static cache)", ours(cache="static"))
     run("HF generate (dynamic cache)", hf())
     if device.type == "cuda":  # compiling on a CPU takes minutes and is not what a GPU run measures
+        run("agents.sampling.sample (static, compiled)", ours(cache="static", compile=True))
         run("HF generate (static cache, compiled)", hf(cache_implementation="static"))
     name = torch.cuda.get_device_name() if device.type == "cuda" else "CPU"
     n_params = sum(p.numel() for p in model.parameters())

@@ -152,7 +152,29 @@ def failing(out: Path, data: Path, job: str) -> None:
     train(ppo_config(out, job, ptx_coef=0.0, dist_timeout_s=5.0), policy=lm, env_kwargs=ppo_env(lm), callback=misbehave)
 
 
+def stages(out: Path, data: Path) -> None:
+    """The pipeline's stage records under torchrun: a rank-0 stage, an every-rank stage, then both
+    reused on every rank (each stage function notes which rank ran it)."""
+    from agents.common import distributed
+    from agents.pipeline.stages import Stages
+
+    distributed.setup("cpu")
+    ran = []
+
+    def note(path: Path, name: str) -> None:
+        path.mkdir(parents=True, exist_ok=True)
+        (path / f"rank{RANK}").write_text(name)
+        ran.append(name)
+
+    for _ in range(2):  # the second pass reuses both
+        record = Stages(out / "stages")
+        record("alone", lambda d: note(d, "alone"), {"x": 1})
+        record("together", lambda d: note(d, "together"), {"x": 2, "after": record.keys["alone"]}, every_rank=True)
+    (out / "stages" / f"ran_by_rank{RANK}.json").write_text(json.dumps(ran))
+
+
 JOBS = {
+    "stages": stages,
     "sft": sft,
     "sft_resume": lambda out, data: sft(out, data, "sft_resume"),
     "rm": rm,

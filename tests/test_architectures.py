@@ -43,12 +43,15 @@ def tiny(arch: str, seed: int = 0):
 ARCHS = ["llama", "qwen2", "gpt_neox"]
 
 
-@pytest.mark.parametrize("arch", ARCHS)
-def test_kv_cached_greedy_sampling_matches_full_forwards(arch):
-    model = tiny(arch)
+@pytest.mark.parametrize("cache", ["dynamic", "static"])
+@pytest.mark.parametrize("arch", ARCHS + ["gpt2"])
+def test_kv_cached_greedy_sampling_matches_full_forwards(arch, cache):
+    from tiny import tiny_lm
+
+    model = tiny_lm(len(TOK)) if arch == "gpt2" else tiny(arch)
     ids = torch.tensor([[0, 0, 5, 6, 7], [8, 9, 10, 11, 12], [0, 0, 0, 0, 4]])  # left padding
     mask = (ids != 0).long()
-    out = sample(model, ids, mask, 6, TOK.eos_token_id, TOK.pad_token_id, temperature=0)
+    out = sample(model, ids, mask, 6, TOK.eos_token_id, TOK.pad_token_id, temperature=0, cache=cache)
     rmask = response_mask(out, TOK.eos_token_id)
     full_ids, full_mask, pos = join(ids, mask, out, rmask, TOK.pad_token_id)
     with torch.no_grad():
@@ -75,6 +78,7 @@ def test_ppo_end_to_end(tmp_path, arch):
         tensorboard=False,
         samples_every=0,
         lora_r=4 if arch == "llama" else 0,  # PEFT's default layers of the architecture (q_proj, v_proj)
+        kv_cache="static" if arch == "qwen2" else "dynamic",  # a preallocated KV cache
     )
     reward = RewardModel.from_causal_lm(tiny(arch, seed=1))  # the reward model on the same architecture
     env = dict(task=None, reward_model=reward, tokenizer=TOK, prompts=PROMPTS, max_prompt_len=8)

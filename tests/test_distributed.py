@@ -93,7 +93,7 @@ def test_two_ranks_train_what_one_process_trains_and_resume(tmp_path):
     jobs = ["sft", "rm", "ppo", "ppo_lora", "pretrain"]
     one = launch(tmp_path / "one", data, jobs, None)
     sharded = ["sft_fsdp", "rm_fsdp", "ppo_fsdp", "sft_fsdp_resume"]
-    two = launch(tmp_path / "two", data, [*jobs, "sft_resume", "ppo_resume", *sharded], 2)
+    two = launch(tmp_path / "two", data, ["stages", *jobs, "sft_resume", "ppo_resume", *sharded], 2)
     for proc in (one, two):
         code, output = finish(proc, 400)
         assert code == 0, output[-4000:]
@@ -117,6 +117,10 @@ def test_two_ranks_train_what_one_process_trains_and_resume(tmp_path):
         assert b["policy/first_ratio_max_dev"] == 0.0  # the env scored with the policy on every rank
     rm_one, rm_two = (json.loads((tmp_path / w / "rm.json").read_text()) for w in ("one", "two"))
     assert rm_one[0]["pairs"] == rm_two[0]["pairs"] and rm_one[0]["accuracy"] == rm_two[0]["accuracy"]
+    # the pipeline's stages: rank 0 alone builds "alone", every rank "together"; the second pass reuses both
+    ran = [json.loads((tmp_path / "two" / "stages" / f"ran_by_rank{r}.json").read_text()) for r in (0, 1)]
+    assert ran == [["alone", "together"], ["together"]]
+    assert sorted(p.name for p in (tmp_path / "two" / "stages" / "together").iterdir()) == [".done", "rank0", "rank1"]
     rows = (tmp_path / "two" / "ppo" / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(r)["step"] for r in rows] == [1, 2]  # one writer (rank 0): each row once
 

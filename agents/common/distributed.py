@@ -385,11 +385,11 @@ def on_main(fn, *args):
     global _wait_group
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
         return fn(*args)
-    if _wait_group is None:
-        _wait_group = dist.new_group(backend="gloo", timeout=timedelta(seconds=WAIT_TIMEOUT_S))
+    if _wait_group is None or _wait_group[0] is not dist.group.WORLD:  # one per default group
+        _wait_group = (dist.group.WORLD, dist.new_group(backend="gloo", timeout=timedelta(seconds=WAIT_TIMEOUT_S)))
     result = fn(*args) if dist.get_rank() == 0 else None
     box = [result]
-    dist.broadcast_object_list(box, src=0, group=_wait_group)
+    dist.broadcast_object_list(box, src=0, group=_wait_group[1])
     return box[0]
 
 

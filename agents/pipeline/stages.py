@@ -117,15 +117,16 @@ def file_digest(path: str | os.PathLike) -> str:
 
 def settings_of(config, *skip: str) -> dict:
     """A stage config's fields as its inputs, without where it writes and how it reports progress
-    (``out``, ``output_dir``, ``progress``, ``tensorboard``, ``device``), how it uses memory and
-    processes (the :class:`agents.common.scale.ScaleConfig` fields), the LoRA fields when LoRA is
+    (``out``, ``output_dir``, ``progress``, ``tensorboard``, ``device``), how it uses memory,
+    processes and the sampler's cache (the :class:`agents.common.scale.ScaleConfig` fields,
+    ``kv_cache``, ``compile_sampler``), the LoRA fields when LoRA is
     off, and the fields in ``skip``. PPO's ``world_size`` and ``rank`` are recorded as one process's
     (1 and 0, as before torchrun was supported): N ranks train what one process does, so every
     rank of a pipeline under torchrun, and a later run on one process, finds the same stage."""
     from agents.common.lora import LoraSettings
     from agents.common.scale import ScaleConfig
 
-    drop = {"out", "output_dir", "progress", "tensorboard", "device", *skip}
+    drop = {"out", "output_dir", "progress", "tensorboard", "device", "kv_cache", "compile_sampler", *skip}
     drop |= {f.name for f in dataclasses.fields(ScaleConfig)}
     if not getattr(config, "lora_r", 0):
         drop |= {f.name for f in dataclasses.fields(LoraSettings)}

@@ -58,6 +58,12 @@ class PPOConfig(ScaleConfig, LoraSettings):
     """sample from the k most likely tokens (0: off); the scored distribution stays unfiltered"""
     top_p: float = 1.0
     """nucleus sampling mass (1.0: off)"""
+    kv_cache: str = "dynamic"
+    """the sampler's KV cache: 'dynamic' (grown each step) or 'static' (preallocated for prompt +
+    response: the same shapes every step, which CUDA graphs need)"""
+    compile_sampler: bool = False
+    """torch.compile the sampler's decoding step (mode reduce-overhead: CUDA graphs on a GPU); needs
+    kv_cache='static'; compiling takes a while, so it pays only on long GPU runs"""
     missing_eos_penalty: float | None = 1.0
     """subtracted from the score of a response with no EOS in max_new_tokens (None: no penalty)"""
 
@@ -179,6 +185,10 @@ class PPOConfig(ScaleConfig, LoraSettings):
             raise ValueError(f"top_p={self.top_p!r}; it must be in (0, 1] (1.0 turns nucleus sampling off)")
         if self.kl_coef is not None and not self.kl_coef >= 0:
             raise ValueError(f"kl_coef={self.kl_coef!r}; it must be >= 0 (0 turns the KL penalty off)")
+        if self.kv_cache not in ("dynamic", "static"):
+            raise ValueError(f"kv_cache={self.kv_cache!r}; use 'dynamic' or 'static'")
+        if self.compile_sampler and self.kv_cache != "static":
+            raise ValueError("compile_sampler=True needs kv_cache='static' (compiled steps need fixed shapes)")
         if self.value_model not in ("shared", "reward"):
             raise ValueError(f"value_model={self.value_model!r}; use 'shared' or 'reward'")
         if self.lr_schedule not in ("linear", "cosine", "constant"):

@@ -248,6 +248,8 @@ def rollout(
         generator,
         draw_rows=rows,
         all_done=all_done,
+        cache=cfg.kv_cache,
+        compile=cfg.compile_sampler,
     )
     # SAME_STEP autoreset: step returns the next prompts; we reseed each iteration instead, so
     # prompts depend only on (seed, iteration) and a resumed run continues exactly.

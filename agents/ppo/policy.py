@@ -314,9 +314,12 @@ class PolicyWithValueHead(nn.Module):
         generator=None,
         draw_rows: tuple[int, int] | None = None,
         all_done=None,
+        cache: str = "dynamic",
+        compile: bool = False,
     ) -> torch.Tensor:
         """Sample (N, max_new_tokens) responses with a KV cache (``agents.sampling.sample``; see
-        there for ``draw_rows`` and ``all_done``, which a data-parallel learner passes).
+        there for ``draw_rows`` and ``all_done``, which a data-parallel learner passes, and for
+        ``cache`` and ``compile``).
 
         Sampling filters with top-k/top-p but the log-probs the env and the update use are of the
         unfiltered tempered distribution (as TRL and lm-human-preferences do); keep the
@@ -336,6 +339,8 @@ class PolicyWithValueHead(nn.Module):
                 generator,
                 draw_rows=draw_rows,
                 all_done=all_done,
+                cache=cache,
+                compile=compile,
             )
 
 
