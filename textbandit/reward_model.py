@@ -93,22 +93,12 @@ class RewardModel(nn.Module):
         """Subtract ``offset`` (e.g. the demonstrations' mean reward) from the head's bias, in place."""
         self.head.bias -= float(offset)
 
-    def save_pretrained(
-        self, save_directory: str | os.PathLike, tokenizer=None, state_dict: dict | None = None
-    ) -> None:
-        """Write the trunk in Hugging Face format, the head to ``reward_head.safetensors`` and the tokenizer.
-
-        ``state_dict``: this model's whole weights (``trunk.*``, ``head.*``), where the module itself
-        holds only a shard of them (a trainer's FSDP2)."""
+    def save_pretrained(self, save_directory: str | os.PathLike, tokenizer=None) -> None:
+        """Write the trunk in Hugging Face format, the head to ``reward_head.safetensors`` and the tokenizer."""
         path = Path(save_directory)
         path.mkdir(parents=True, exist_ok=True)
-        if state_dict is None:
-            self.trunk.save_pretrained(str(path))
-            head = self.head.state_dict()
-        else:
-            self.trunk.save_pretrained(str(path), state_dict=_under(state_dict, "trunk."))
-            head = _under(state_dict, "head.")
-        head = {k: v.detach().float().cpu().contiguous() for k, v in head.items()}
+        self.trunk.save_pretrained(str(path))
+        head = {k: v.detach().float().cpu().contiguous() for k, v in self.head.state_dict().items()}
         save_file(head, str(path / HEAD_FILE))
         if tokenizer is not None:
             tokenizer.save_pretrained(str(path))
@@ -138,8 +128,3 @@ class RewardModel(nn.Module):
         if torch_dtype is not None:  # else the head stays float32 (PPO may train it as a value head)
             rm.head.to(torch_dtype)
         return rm.eval()
-
-
-def _under(state: dict, prefix: str) -> dict:
-    """The entries of ``state`` under ``prefix``, with it removed."""
-    return {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}

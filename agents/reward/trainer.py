@@ -220,7 +220,7 @@ def save_reward_model(scorer, out: Path, tokenizer, d: Dist, offset: float = 0.0
     rm = distributed.unwrap(scorer).rm.eval()
     if weights is not None:
         trunk = distributed.plain_copy(
-            rm.trunk, {k[len("rm.trunk.") :]: v for k, v in weights.items() if "trunk." in k}
+            rm.trunk, {k[len("rm.trunk.") :]: v for k, v in weights.items() if k.startswith("rm.trunk.")}
         )
         head = torch.nn.Linear(rm.head.in_features, 1)
         head.load_state_dict({k[len("rm.head.") :]: v.cpu() for k, v in weights.items() if k.startswith("rm.head.")})
