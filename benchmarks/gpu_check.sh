@@ -21,7 +21,7 @@ if ls .whl/*.whl >/dev/null 2>&1; then
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
     export PYTHONPATH="/tmp/site:${PYTHONPATH:-}"
 fi
-python3 -c "import textbandit" 2>/dev/null || export PYTHONPATH="$PWD:${PYTHONPATH:-}"
+export PYTHONPATH="$PWD:${PYTHONPATH:-}"  # this checkout's textbandit and agents (a script's sys.path lacks the cwd)
 OUT="${OUT:-/tmp}"
 failed=()
 step() {  # step NAME TIMEOUT COMMAND...: run one step, note a failure, go on
