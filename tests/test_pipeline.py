@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
 from agents.cli import main as cli_main
 from agents.pipeline.config import PipelineConfig
@@ -94,7 +94,7 @@ def test_every_stage_output_loads_with_auto_classes(tiny_run):
         assert AutoTokenizer.from_pretrained(out / d).get_vocab() == task_vocab, d
     for d in ("base_small", "base_large", "sft_small", "ppo/final", "ppo_ptx/final", "ppo_kl0/final"):
         assert AutoModelForCausalLM.from_pretrained(out / d).config.vocab_size >= len(task_vocab)
-    AutoModel.from_pretrained(out / "reward_model")  # the trunk; the scalar head is reward_head.safetensors
+    AutoModelForSequenceClassification.from_pretrained(out / "reward_model")  # plain transformers loads it
     RewardModel.from_pretrained(out / "reward_model")
     assert (out / "comparisons" / "train.jsonl").stat().st_size > 0
     # the export is a task folder the env loads: the run's SFT model as reference, its reward model

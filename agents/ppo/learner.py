@@ -141,12 +141,16 @@ def build_policy(cfg: PPOConfig, tokenizer, device, source, reward_model=None) -
 def value_model_from(reward_model) -> torch.nn.Module:
     """A trainable float32 copy of the environment's reward model (the paper's value initialisation)."""
     from textbandit.reward_model import RewardModel
+    from textbandit.rewards import is_sequence_classifier
 
+    if is_sequence_classifier(reward_model):  # a Hugging Face reward model (ours as saved, or TRL's)
+        return RewardModel.from_sequence_classifier(copy.deepcopy(reward_model)).float().requires_grad_(True)
     if not isinstance(reward_model, RewardModel):
         raise ValueError(
             f"value_model='reward' initialises the value model from the environment's reward model, "
-            f"which must be a textbandit.reward_model.RewardModel (got {type(reward_model).__name__}); "
-            "pass one (or a path to one) as reward_model, or use value_model='shared'"
+            f"which must be a textbandit.reward_model.RewardModel or a Hugging Face sequence classifier "
+            f"(got {type(reward_model).__name__}); pass one (or a path to one) as reward_model, or use "
+            "value_model='shared'"
         )
     return copy.deepcopy(reward_model).float().requires_grad_(True)  # never train the env's reward
 

@@ -138,7 +138,9 @@ class PolicyWithValueHead(nn.Module):
                 {k: v.contiguous() for k, v in self.value_head.state_dict().items()}, str(directory / VALUE_HEAD_FILE)
             )
         else:
-            self.value_model.save_pretrained(str(directory / VALUE_MODEL_DIR))
+            # textbandit's own format: the trained head and trunk exactly as they are, so a resumed run continues
+            # bit for bit (the Hugging Face format would fold the head's bias into the trunk's final norm)
+            self.value_model.save_pretrained(str(directory / VALUE_MODEL_DIR), format="textbandit")
 
     def _autocast(self, device: torch.device):
         if self.autocast_dtype is None:
