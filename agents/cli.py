@@ -7,33 +7,39 @@
     textbandit collect --model runs/sft --prompts runs/task/prompts_train.jsonl --task runs/task \
         --out runs/comparisons.jsonl
     textbandit rm --model runs/sft --train runs/comparisons.jsonl --out runs/rm
-    textbandit ppo --sft-model runs/sft --reward-model runs/rm --output-dir runs/ppo
+    textbandit ppo --sft-model runs/sft --reward-model runs/rm --out runs/ppo
     textbandit eval --task runs/task --reward-model runs/rm --reference runs/sft \
         --models sft=runs/sft ppo=runs/ppo/final
+    textbandit ppo --task none --sft-model my/sft --tokenizer my/sft --prompts my/prompts.jsonl \
+        --reward-fn my_rewards:brevity --out runs/mine    # your own model, prompts and reward function
     textbandit label serve --db labels.sqlite --items items.jsonl  # people rank (see textbandit label --help)
 
 ``textbandit <stage> --help`` explains every option. Every stage takes local paths (or hub
-names where a model is loaded), so any stage can start from your own model or data.
+names where a model is loaded), so any stage can start from your own model, tokenizer and data
+(``--tokenizer``; data in textbandit's JSONL or TRL's formats), and reads its options from
+``--config recipe.yaml`` too (flags override it). Transformers' per-load progress bars are off;
+``HF_HUB_DISABLE_PROGRESS_BARS=0`` shows them.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from agents.common.cli import parse_config
+from agents.common.cli import CONFIG_HELP, parse_args, parse_config
 
 
 @dataclass
 class EvalConfig:
     """Judge models on held-out customers' prompts with the task's gold labeler."""
 
-    models: tuple[str, ...] = ()
+    models: tuple[str, ...] = field(default=(), metadata={"required": True})
     """models as NAME=PATH; the first is the baseline that win rates are against"""
-    reward_model: str = ""
+    reward_model: str = field(default="", metadata={"required": True})
     """the reward model the env scores with"""
-    reference: str = ""
+    reference: str = field(default="", metadata={"required": True})
     """the SFT (reference) model the KL is measured against"""
     out: str = "runs/eval"
     """folder for eval.json"""
@@ -85,7 +91,9 @@ def pipeline(argv) -> None:
     from agents.pipeline.config import PipelineConfig
     from agents.pipeline.run import run_pipeline
 
-    cfg = parse_config(PipelineConfig, argv, description=PipelineConfig.__doc__.splitlines()[0])
+    cfg = parse_config(
+        PipelineConfig, argv, description=PipelineConfig.__doc__.splitlines()[0], prog="textbandit pipeline"
+    )
     results = run_pipeline(cfg)
     print((__import__("pathlib").Path(cfg.out) / "report.md").read_text())
     failed = [f["finding"] for f in results["findings"] if f["reproduced"] is False]
@@ -94,9 +102,15 @@ def pipeline(argv) -> None:
 
 
 def task(argv) -> None:
-    from textbandit.task.build import main as build_main
+    from textbandit.task.build import parser, run
 
-    build_main(argv)
+    run(parse_args(_with_config(parser("textbandit task")), argv))
+
+
+def _with_config(parser):
+    """``parser`` with the ``--config FILE`` option every stage has (:mod:`agents.common.cli`)."""
+    parser.add_argument("--config", metavar="FILE", help=CONFIG_HELP)
+    return parser
 
 
 def _module_main(module: str):
@@ -112,8 +126,19 @@ COMMANDS = {
     "rm": _module_main("agents.reward.__main__"),
     "ppo": _module_main("agents.ppo.__main__"),
     "label": _module_main("agents.label.cli"),
-    "eval": lambda argv: evaluate(parse_config(EvalConfig, argv, description=EvalConfig.__doc__)),
+    "eval": lambda argv: evaluate(
+        parse_config(EvalConfig, argv, description=EvalConfig.__doc__, prog="textbandit eval")
+    ),
 }
+
+
+def quiet_loading() -> None:
+    """Silence transformers' per-load "Loading weights" and "Writing model shards" bars, unless asked for
+    with ``HF_HUB_DISABLE_PROGRESS_BARS=0`` (the variable transformers reads): a stage loads many models."""
+    if os.environ.get("HF_HUB_DISABLE_PROGRESS_BARS", "").lower() not in ("0", "false", "no", "off"):
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
 
 
 def main(argv=None) -> None:
@@ -124,6 +149,7 @@ def main(argv=None) -> None:
         if argv and argv[0] not in ("-h", "--help"):
             sys.exit(f"unknown command {argv[0]!r}")
         return
+    quiet_loading()
     COMMANDS[argv[0]](argv[1:])
 
 

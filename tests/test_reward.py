@@ -283,11 +283,11 @@ def test_dropout_zero_turns_off_every_dropout_of_the_reward_model(tmp_path):
     sft = tiny_lm(len(tok))
     sft.config.resid_pdrop = sft.config.embd_pdrop = sft.config.attn_pdrop = 0.1
     sft = type(sft)(sft.config)  # an SFT model with GPT-2's usual dropouts
-    rm, _ = _load(_config(tmp_path, "rm", dropout=0.0), sft, tok)
+    rm = _load(_config(tmp_path, "rm", dropout=0.0), sft)
     assert dropout_sites(rm) and not has_dropout(rm)  # residual, embedding and attention dropout all off
     ids = torch.arange(3, 11).view(2, 4)
     mask = torch.ones_like(ids)
     rm.train()
     torch.testing.assert_close(rm.score(ids, mask), rm.score(ids, mask), rtol=0, atol=0)
-    kept, _ = _load(_config(tmp_path, "rm2", dropout=None), sft, tok)
+    kept = _load(_config(tmp_path, "rm2", dropout=None), sft)
     assert has_dropout(kept)  # None keeps the SFT model's

@@ -45,6 +45,19 @@ def fail(where: str, msg: str):
     raise DataFormatError(f"{where}: {msg}")
 
 
+class LazyTokenizer:
+    """A tokenizer loaded when conversational data first needs its chat template (so that a bad record
+    is named before anything is loaded): ``LazyTokenizer(lambda: AutoTokenizer.from_pretrained(path))``."""
+
+    def __init__(self, load):
+        self._load, self._tokenizer = load, None
+
+    def get(self):
+        if self._tokenizer is None:
+            self._tokenizer = self._load()
+        return self._tokenizer
+
+
 def is_conversational(value: Any) -> bool:
     """Whether ``value`` is a list of messages (dicts with a ``role``), as TRL decides it."""
     return isinstance(value, list) and bool(value) and isinstance(value[0], dict) and "role" in value[0]
@@ -58,8 +71,10 @@ def check_messages(messages: Any, where: str, field: str) -> list[dict]:
     return messages
 
 
-def check_template(tokenizer, where: str) -> None:
-    """Refuse conversational data without a tokenizer that has a chat template to render it."""
+def check_template(tokenizer, where: str):
+    """The tokenizer that renders conversational data, or an error: none given, or one without a chat template."""
+    if isinstance(tokenizer, LazyTokenizer):
+        tokenizer = tokenizer.get()
     if tokenizer is None:
         fail(where, "the data is conversational (lists of messages); pass the tokenizer whose chat template renders it")
     if not getattr(tokenizer, "chat_template", None):
@@ -69,6 +84,7 @@ def check_template(tokenizer, where: str) -> None:
             "chat template to render them; set tokenizer.chat_template (a Jinja template, e.g. the instruct "
             "model's) or give the data as strings",
         )
+    return tokenizer
 
 
 def render_prompt(messages: list[dict], tokenizer) -> str:
@@ -143,7 +159,7 @@ def prompt_of(row: dict, where: str, tokenizer) -> tuple[Any, str, dict]:
     if isinstance(prompt, str):
         text = prompt
     elif isinstance(prompt, list) and prompt:
-        check_template(tokenizer, where)
+        tokenizer = check_template(tokenizer, where)
         text = render_prompt(check_messages(prompt, where, "prompt"), tokenizer)
     else:
         fail(where, f"field 'prompt' must be a string or a list of messages, got {type(prompt).__name__}")
@@ -167,7 +183,7 @@ def demonstration_of(row: dict, where: str, tokenizer) -> dict:
         fail(where, f"missing field 'prompt' (a demonstration has 'prompt' and 'response', or 'messages'; "
              f"this one has {sorted(row)})")  # fmt: skip
     if isinstance(prompt, list) or isinstance(completion, list):
-        check_template(tokenizer, where)
+        tokenizer = check_template(tokenizer, where)
         p = check_messages(prompt, where, "prompt")
         prompt, (completion,) = render_completions(p, [check_messages(completion, where, "completion")], tokenizer)
     else:
@@ -192,7 +208,7 @@ def pair_of(row: dict, where: str, tokenizer) -> dict:
         if not prompt:
             fail(where, "missing field 'prompt', and 'chosen' and 'rejected' share no prefix to take it from")
     if conversational:
-        check_template(tokenizer, where)
+        tokenizer = check_template(tokenizer, where)
         p = check_messages(prompt, where, "prompt")
         texts = [check_messages(x, where, name) for x, name in ((chosen, "chosen"), (rejected, "rejected"))]
         prompt, (chosen, rejected) = render_completions(p, texts, tokenizer)

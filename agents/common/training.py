@@ -5,6 +5,7 @@ their own loops, so each trainer file reads as its own loss plus a short loop; t
 trainer class to learn. The pieces, in the order a step uses them:
 
 - :class:`TrainConfig`: the fields both configs have (schedule, clipping, lengths, run control);
+- :func:`load_tokenizer`: the tokenizer given, named (``--tokenizer``), or the model's own;
 - :func:`check_model_fits`: a model too small for the tokenizer or the data, refused before training;
 - :func:`epoch_groups`: the seeded data order of an epoch, cut into optimizer steps;
 - :func:`accumulate`: the micro-batches of one step, each forwarded and backpropagated;
@@ -26,7 +27,7 @@ import torch
 
 from agents.common.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from agents.common.device import autocast
-from agents.common.metrics import MetricLogger
+from agents.common.metrics import MetricLogger, check_backends
 from agents.common.rundir import claim_run_dir
 from agents.common.schedule import learning_rate, set_lr
 
@@ -36,6 +37,8 @@ class TrainConfig:
     """The settings SFT (:class:`agents.sft.SFTConfig`) and the reward model
     (:class:`agents.reward.RewardConfig`) share; each adds its own data, model and loss fields."""
 
+    tokenizer: str | None = None
+    """the tokenizer (a local folder or hub name); None: the model's own folder's"""
     warmup_ratio: float = 0.03
     """fraction of the optimizer steps spent in linear warmup"""
     min_lr_ratio: float = 0.1
@@ -68,6 +71,11 @@ class TrainConfig:
     schedule still spans all epochs)"""
     tensorboard: bool = True
     """also write TensorBoard events to OUT/tb"""
+    report_to: tuple[str, ...] = ()
+    """more metric backends beside metrics.jsonl (and TensorBoard): 'wandb' (pip install 'textbandit[wandb]';
+    WANDB_MODE=offline works without an account), 'trackio' (pip install 'textbandit[trackio]')"""
+    project: str = "textbandit"
+    """the W&B or trackio project the run is logged under (its name is the out folder's)"""
     progress: bool = True
     """show a tqdm progress bar"""
 
@@ -86,11 +94,30 @@ class TrainConfig:
             raise ValueError("max_grad_norm, weight_decay and checkpoint_every must be >= 0 (0 disables them)")
         if self.stop_after is not None and self.stop_after < 1:
             raise ValueError(f"stop_after={self.stop_after}; use >= 1 or None")
+        check_backends(self.report_to)
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
             raise ValueError(f"device={self.device!r}; use 'auto', 'cpu' or 'cuda[:i]'")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+
+def load_tokenizer(config, tokenizer):
+    """The tokenizer object given, else ``config.tokenizer``'s, else the one in ``config.model``'s folder."""
+    from transformers import AutoTokenizer
+
+    from textbandit.layout import check_tokenizer
+    from textbandit.loading import load
+
+    if tokenizer is None:
+        source = config.tokenizer or config.model
+        if source is None:
+            raise ValueError("pass a tokenizer object (or set tokenizer) when the model is not given by path")
+        tokenizer = load(
+            AutoTokenizer.from_pretrained, source, "tokenizer" if config.tokenizer else "model", needs=None
+        )
+    check_tokenizer(tokenizer)
+    return tokenizer
 
 
 def check_model_fits(model, tokenizer, lengths, what: str = "model") -> None:
@@ -181,6 +208,9 @@ class Run:
         self.logger = MetricLogger(
             self.out,
             tensorboard=config.tensorboard,
+            report_to=config.report_to,
+            project=config.project,
+            config=config.to_dict(),
             resume_step=position["step"] if resume_rows is not None else None,
             resume_rows=resume_rows,
         )

@@ -384,8 +384,7 @@ def split_by_prompt(records: list[dict], fraction: float, seed: int) -> tuple[li
 
 def _with_out(config, d: Path):
     """A copy of a stage config whose output folder is ``d``."""
-    field = "out" if hasattr(config, "out") else "output_dir"
-    return dataclasses.replace(config, **{field: str(d)})
+    return dataclasses.replace(config, out=str(d))
 
 
 def ppo_config(preset: Preset, sft_dir: str, rm_dir, out, iterations: int, kl: float, seed: int, **overrides):
@@ -401,7 +400,7 @@ def ppo_config(preset: Preset, sft_dir: str, rm_dir, out, iterations: int, kl: f
             "total_iterations": iterations,
             "kl_coef": kl,
             "seed": seed + 1,
-            "output_dir": str(out),
+            "out": str(out),
             "learning_rate": preset.ppo_learning_rate,
             "update_epochs": preset.ppo_update_epochs,
             **overrides,
@@ -414,7 +413,7 @@ def _ppo(ppo_cfg, task: DefaultTask, run: PPORun, preset: Preset, device: str, s
     from agents.pipeline.curves import HeldOutCurve
     from agents.ppo.learner import train
 
-    d = Path(ppo_cfg.output_dir)
+    d = Path(ppo_cfg.out)
     ptx_texts = task.corpus()["train"] if ppo_cfg.ptx_coef > 0 else None
     held_out = None
     if run.curve:  # validation customers' prompts, scored against the SFT model as reference

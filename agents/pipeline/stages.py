@@ -97,8 +97,8 @@ def file_digest(path: str | os.PathLike) -> str:
 
 def settings_of(config, *skip: str) -> dict:
     """A stage config's fields as its inputs, without where it writes and how it reports progress
-    (``out``, ``output_dir``, ``progress``, ``tensorboard``, ``device``) and the fields in ``skip``."""
-    drop = {"out", "output_dir", "progress", "tensorboard", "device", *skip}
+    (``out``, ``progress``, ``tensorboard``, ``report_to``, ``device``) and the fields in ``skip``."""
+    drop = {"out", "progress", "tensorboard", "report_to", "device", *skip}
     return {k: v for k, v in dataclasses.asdict(config).items() if k not in drop}
 
 

@@ -12,7 +12,7 @@ class PPOConfig:
 
     Example::
 
-        cfg = PPOConfig(batch_size=64, minibatch_size=16, total_iterations=50, output_dir="runs/ppo")
+        cfg = PPOConfig(batch_size=64, minibatch_size=16, total_iterations=50, out="runs/ppo")
     """
 
     # --- models and task ---
@@ -22,18 +22,29 @@ class PPOConfig:
     """the model the KL penalty is measured against; None: the policy's starting model (sft_model),
     as in lm-human-preferences and TRL, so the first iteration's KL is 0"""
     reward_model: str | None = None
-    """a RewardModel directory; None: the default task's reward model"""
+    """a reward model folder (textbandit's, or a Hugging Face sequence classifier with one label such as
+    TRL's RewardTrainer writes); None: the task's, unless reward functions replace it (--reward-fn)"""
+    reward_fn: tuple[str, ...] = ()
+    """reward functions with TRL's signature fn(prompts, completions, **kwargs) -> list[float | None], as
+    package.module:function or path/to/file.py:function (repeat the flag for several); without
+    --reward-model they replace the task's reward model, with it they score beside it"""
+    reward_weights: tuple[float, ...] = ()
+    """one weight per reward source, the reward model first when there is one, then each --reward-fn
+    (empty: all 1)"""
     tokenizer: str | None = None
-    """the tokenizer (a local folder); None: the task's, or with --task none the sft_model folder's"""
+    """the tokenizer (a local folder or hub name); None: the task's, or with --task none the sft_model's"""
     prompts: str | None = None
-    """prompts JSONL ({"prompt": ...} per line) to train on; None: the task's split"""
+    """prompts to train on: JSONL ({"prompt": ...} per line) or TRL's formats (a "prompt" or "messages"
+    column, conversational ones rendered with the tokenizer's chat template), .json, .parquet, .csv or a
+    saved datasets folder; the other columns reach the reward functions; None: the task's split"""
     value_model: str = "shared"
     """'shared': a zero-initialised value head on the policy's trunk; 'reward': a separate value
     network initialised from a copy of the environment's reward model, which must then be a
     textbandit RewardModel (as the InstructGPT paper did)"""
     task: str | None = "default"
-    """the environment's task: 'default', or none to train your own sft_model on your own prompts
-    with your own reward_model (the tokenizer then comes from the sft_model folder)"""
+    """the environment's task: 'default', a built task folder, or none to train your own sft_model on
+    your own prompts with your own reward model or reward functions (the tokenizer then comes from
+    --tokenizer, else the sft_model folder)"""
     split: str = "train"
     """the customer split whose prompts the policy trains on"""
 
@@ -113,15 +124,15 @@ class PPOConfig:
     """'auto' (CUDA if available), 'cpu' or 'cuda'"""
     bf16: bool = True
     """bf16 autocast and fused AdamW on CUDA (ignored on CPU)"""
-    output_dir: str = "runs/ppo"
-    """checkpoints, metrics.jsonl, TensorBoard events, samples.jsonl"""
+    out: str = "runs/ppo"
+    """output folder: checkpoints, metrics.jsonl, TensorBoard events, samples.jsonl, and final/ (the policy)"""
     save_every: int = 0
     """save a checkpoint every this many iterations (0: only at the end)"""
     resume: bool = False
-    """continue the run in output_dir from its checkpoint (RNG state included; a warning and a fresh
+    """continue the run in out from its checkpoint (RNG state included; a warning and a fresh
     start when there is none); logged lines past the checkpoint's iteration are dropped"""
     overwrite: bool = False
-    """a fresh run into an output_dir that holds a run replaces it (its logs and checkpoints are
+    """a fresh run into an out folder that holds a run replaces it (its logs and checkpoints are
     removed first); without it such a run is refused"""
     log_every: int = 1
     """log scalars every this many iterations"""
@@ -129,6 +140,12 @@ class PPOConfig:
     """log a table of sample prompts, responses and scores every this many iterations"""
     tensorboard: bool = True
     """write TensorBoard events beside metrics.jsonl"""
+    report_to: tuple[str, ...] = ()
+    """more metric backends beside metrics.jsonl (and TensorBoard): 'wandb' (pip install 'textbandit[wandb]';
+    WANDB_MODE=offline works without an account), 'trackio' (pip install 'textbandit[trackio]'); the sample
+    table is logged as a table"""
+    project: str = "textbandit"
+    """the W&B or trackio project the run is logged under (its name is the out folder's)"""
     progress: bool = True
     """show a progress bar"""
     world_size: int = field(default_factory=lambda: int(os.environ.get("WORLD_SIZE", "1")))
@@ -161,6 +178,9 @@ class PPOConfig:
                 f"batch_size={self.batch_size} is not divisible into minibatches of {self.minibatch_size}; "
                 f"pick a minibatch_size that divides it (e.g. {self._divisor_hint()})"
             )
+        from agents.common.metrics import check_backends
+
+        check_backends(self.report_to)
         if not self.target_kl > 0:
             raise ValueError(f"target_kl={self.target_kl!r}; it must be > 0 (nats per response, e.g. 6.0)")
         if not self.temperature > 0:
@@ -178,14 +198,21 @@ class PPOConfig:
         if self.ptx_coef < 0:
             raise ValueError(f"ptx_coef={self.ptx_coef}; it must be >= 0 (0 is plain PPO)")
         if self.task is None:
-            missing = [
-                f"--{n.replace('_', '-')}" for n in ("sft_model", "reward_model", "prompts") if getattr(self, n) is None
-            ]
+            missing = [f"--{n.replace('_', '-')}" for n in ("sft_model", "prompts") if getattr(self, n) is None]
+            if self.reward_model is None and not self.reward_fn:
+                missing.append("--reward-model or --reward-fn")
             if missing:
                 raise ValueError(
                     f"task=None trains your own model on your own data: pass {', '.join(missing)} "
                     "(or use --task default)"
                 )
+        # the reward model (given, or the task's when no reward function replaces it), then each function
+        sources = len(self.reward_fn) + (self.reward_model is not None or not self.reward_fn)
+        if self.reward_weights and len(self.reward_weights) != sources:
+            raise ValueError(
+                f"reward_weights={list(self.reward_weights)}: give one weight per reward source ({sources}: "
+                "the reward model first when --reward-model is given, then each --reward-fn)"
+            )
         if not 0 <= self.rank < self.world_size:
             raise ValueError(f"rank={self.rank} is outside [0, world_size={self.world_size})")
 

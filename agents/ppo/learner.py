@@ -7,7 +7,7 @@ that same scoring forward, run GAE, then ``update_epochs`` epochs of clipped-sur
 over shuffled minibatches, optionally mixing in the pretraining loss (PPO-ptx). Example::
 
     from agents.ppo import PPOConfig, train
-    result = train(PPOConfig(total_iterations=20, output_dir="runs/ppo"))
+    result = train(PPOConfig(total_iterations=20, out="runs/ppo"))
     result["policy"].save_pretrained("runs/ppo/final")
 
 Implementation details from "The N Implementation Details of RLHF with PPO" are marked
@@ -99,6 +99,10 @@ def env_arguments(cfg: PPOConfig, device, start=None, **overrides) -> dict:
     for name in ("reward_model", "tokenizer", "prompts"):
         if getattr(cfg, name) is not None:
             kwargs[name] = getattr(cfg, name)
+    if cfg.reward_fn:  # "module:function" strings: the env imports them
+        kwargs["reward_fns"] = list(cfg.reward_fn)
+    if cfg.reward_weights:
+        kwargs["reward_weights"] = list(cfg.reward_weights)
     if task is None and cfg.tokenizer is None and cfg.sft_model is not None:
         kwargs["tokenizer"] = cfg.sft_model  # the SFT model's folder holds its tokenizer
     if "reference_model" not in overrides:
@@ -325,9 +329,7 @@ def train(
     """
     # one writer per output folder; a fresh run never lands on an old one (rank 0 writes all files)
     run_dir = (
-        claim_run_dir(cfg.output_dir, resume=cfg.resume, overwrite=cfg.overwrite, what="PPO run")
-        if cfg.rank == 0
-        else None
+        claim_run_dir(cfg.out, resume=cfg.resume, overwrite=cfg.overwrite, what="PPO run") if cfg.rank == 0 else None
     )
     try:
         return _train(cfg, policy, task, env_kwargs or {}, ptx_texts, callback)
@@ -341,7 +343,7 @@ def _train(cfg: PPOConfig, policy, task, env_kwargs: dict, ptx_texts, callback) 
     torch.manual_seed(cfg.rank_seed)
     generator = torch.Generator(device=device).manual_seed(cfg.rank_seed)
     np_rng = np.random.default_rng(cfg.rank_seed)
-    ckpt_dir = Path(cfg.output_dir) / "checkpoint"
+    ckpt_dir = Path(cfg.out) / "checkpoint"
     resume_from = find_checkpoint(ckpt_dir) if cfg.resume else None
     if cfg.resume and resume_from is None:  # a warning, not an error: a restarted job may not have saved yet
         warnings.warn(f"resume=True but {ckpt_dir} holds no checkpoint; starting from iteration 0", stacklevel=3)
@@ -381,8 +383,11 @@ def _train(cfg: PPOConfig, policy, task, env_kwargs: dict, ptx_texts, callback) 
     logger = None
     if cfg.rank == 0:  # a resumed run logs again what was logged after its checkpoint (all of it, without one)
         logger = MetricLogger(
-            cfg.output_dir,
+            cfg.out,
             cfg.tensorboard,
+            report_to=cfg.report_to,
+            project=cfg.project,
+            config=vars(cfg),
             resume_step=start if cfg.resume else None,
             resume_rows=log_rows if cfg.resume else None,
         )
@@ -427,6 +432,11 @@ def _train(cfg: PPOConfig, policy, task, env_kwargs: dict, ptx_texts, callback) 
                 "lr": lr_of_step(cfg, steps_done + cfg.update_epochs * cfg.num_minibatches),
             }
         )
+        parts = batch.info["score_parts"]
+        if parts.shape[1] > 1:  # each reward source's mean (NaN where a function did not apply: not counted)
+            for i, name in enumerate(env.reward_names):
+                column = parts[:, i][~np.isnan(parts[:, i])]
+                stats[f"env/score/{name}"] = float(column.mean()) if column.size else float("nan")
         if "gold_score" in batch.info:  # evaluation only: never enters a loss
             stats["eval/gold_score"] = float(np.mean(batch.info["gold_score"]))
         history.append({"iteration": iteration + 1, **stats})

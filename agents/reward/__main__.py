@@ -16,7 +16,9 @@ from agents.reward.trainer import train_reward_model
 
 
 def main(argv=None) -> str:
-    config = parse_config(RewardConfig, argv, description="Train a reward model on ranked comparisons.")
+    config = parse_config(
+        RewardConfig, argv, description="Train a reward model on ranked comparisons.", prog="textbandit rm"
+    )
     path = train_reward_model(config)
     print(path)
     val = json.loads((Path(path) / "summary.json").read_text()).get("val")

@@ -33,34 +33,27 @@ from agents.common.checkpoint import seed_everything
 from agents.common.device import adamw
 from agents.common.dropout import with_dropout
 from agents.common.fused import fuse_gelu_
-from agents.common.training import Run, accumulate, check_model_fits, claim, optimizer_step
+from agents.common.training import Run, accumulate, check_model_fits, claim, load_tokenizer, optimizer_step
 from agents.reward.config import RewardConfig
 from agents.reward.data import encode_comparisons, evaluate, expand_to_pairs, mean_score, score_comparisons, score_pairs
 from agents.reward.loss import kwise_ranking_loss
 from textbandit.data import load_comparisons, load_demonstrations
-from textbandit.layout import check_tokenizer, encode_prompt, encode_response
-from textbandit.loading import load
+from textbandit.formats import LazyTokenizer
+from textbandit.layout import encode_prompt, encode_response
 from textbandit.reward_model import RewardModel
 from textbandit.runtime import resolve_device
 
 
-def _load(config: RewardConfig, model, tokenizer) -> tuple[RewardModel, object]:
-    from transformers import AutoTokenizer
-
+def _load(config: RewardConfig, model) -> RewardModel:
     if model is None and config.model is None:
         raise ValueError("pass a model object or set config.model to the SFT model's directory")
-    if tokenizer is None:
-        if config.model is None:
-            raise ValueError("pass a tokenizer object when the model is not given by path")
-        tokenizer = load(AutoTokenizer.from_pretrained, config.model, "model", needs=None)
-    check_tokenizer(tokenizer)
     if not isinstance(model, RewardModel):
         model = RewardModel.from_causal_lm(model if model is not None else config.model)
     rm = model
     if config.dropout is not None:
         rm.trunk = with_dropout(rm.trunk, config.dropout)
     fuse_gelu_(rm.trunk)
-    return rm, tokenizer
+    return rm
 
 
 def _micro_loss(rm, items, config: RewardConfig, pad: int, device, group_size: int):
@@ -93,10 +86,13 @@ def _train_reward_model(config: RewardConfig, model, tokenizer) -> str:
     device = resolve_device(config.device)
     out = Path(config.out)
     seed_everything(config.seed)  # the head's initialisation
-    records = load_comparisons(config.train)  # bad data is named before any model is loaded
-    val_records = load_comparisons(config.val) if config.val else None
-    demos = load_demonstrations(config.normalize_with) if config.normalize_with else None
-    rm, tokenizer = _load(config, model, tokenizer)
+    # bad data is named before any model is loaded (the tokenizer too, unless a chat template must render it)
+    lazy = LazyTokenizer(lambda: load_tokenizer(config, tokenizer))
+    records = load_comparisons(config.train, lazy)
+    val_records = load_comparisons(config.val, lazy) if config.val else None
+    demos = load_demonstrations(config.normalize_with, lazy) if config.normalize_with else None
+    tokenizer = lazy.get()
+    rm = _load(config, model)
     rm.to(device).train()
     pad = tokenizer.pad_token_id
     lengths = (config.max_prompt_len, config.max_response_len)
