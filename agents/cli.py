@@ -95,10 +95,15 @@ def pipeline(argv) -> None:
         PipelineConfig, argv, description=PipelineConfig.__doc__.splitlines()[0], prog="textbandit pipeline"
     )
     results = run_pipeline(cfg)
-    print((__import__("pathlib").Path(cfg.out) / "report.md").read_text())
+    out = __import__("pathlib").Path(cfg.out)
+    print((out / "report.md").read_text())
     failed = [f["finding"] for f in results["findings"] if f["reproduced"] is False]
     if failed:
         print("not reproduced: " + "; ".join(failed))
+    print(
+        f"\nThe report is {out / 'report.md'} (numbers in {out / 'report.json'}, plots beside them); the run's "
+        f"task with its models is {out / 'export'} (gym.make('TextBandit-v0', task={str(out / 'export')!r}))."
+    )
 
 
 def task(argv) -> None:

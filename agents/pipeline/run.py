@@ -92,8 +92,9 @@ def run_pipeline(cfg: PipelineConfig) -> dict:
         invocations = Invocations(out)
         try:
             (out / "pipeline_config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
-            device, stages = str(resolve_device(cfg.device)), Stages(out, cfg.rebuild)
+            device, stages = str(resolve_device(cfg.device)), Stages(out, cfg.rebuild, total=count_stages(cfg))
             built = build_stages(cfg, stages, device)
+            stages.announce("evaluate", "every model on held-out customers' prompts")
             results = evaluate_run(cfg, built, device)
             results["seconds"] = {
                 **stages.seconds,
@@ -101,7 +102,9 @@ def run_pipeline(cfg: PipelineConfig) -> dict:
                 "invocations": len(invocations.past) + 1,
             }
             results["stages_built"] = stages.built
+            stages.announce("report", f"writing {out / 'report.md'}")
             write_report(results, out)
+            stages.announce("export", f"the task with the run's models to {out / 'export'}")
             export_task(built.task.path, built.sft[built.main], built.reward_model, cfg.kl_coef, out / "export")
             if cfg.export_defaults:
                 export_defaults(out / "export")
@@ -109,6 +112,15 @@ def run_pipeline(cfg: PipelineConfig) -> dict:
         finally:
             if not invocations.recorded:  # a failed or interrupted call counts too
                 invocations.record(finished=False)
+
+
+def count_stages(cfg: PipelineConfig) -> int:
+    """How many stages a run has, for the banners' "stage i of n": task, base models, SFT, comparisons,
+    reward model, the PPO runs, then evaluate, report and export."""
+    s = cfg.settings
+    bases = len(s.sizes) + 1 - bool(cfg.base_model)
+    ppo_runs = 2 + len(s.kl_sweep) + len(s.sizes) - 1
+    return 1 + bases + len(s.sizes) + 2 + ppo_runs + 3
 
 
 def build_stages(cfg: PipelineConfig, stage: Stages, device: str) -> Built:
@@ -152,6 +164,10 @@ def build_stages(cfg: PipelineConfig, stage: Stages, device: str) -> Built:
             device=cfg.device,
             progress=cfg.progress,
             task=str(task.path),
+            reward_fn=cfg.reward_fn,
+            reward_weights=cfg.reward_weights,
+            report_to=cfg.report_to,
+            project=cfg.project,
         )
         inputs = {
             **settings_of(ppo_cfg, "sft_model", "reward_model", "task"),
@@ -338,6 +354,8 @@ def trainer_settings(cfg: PipelineConfig, task: DefaultTask, device: str) -> dic
         seed=cfg.seed,
         device=device,
         progress=cfg.progress,
+        report_to=cfg.report_to,
+        project=cfg.project,
         out="-",
     )
 

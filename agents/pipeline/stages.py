@@ -33,11 +33,20 @@ class Stages:
     ``built`` names the stages this call built.
     """
 
-    def __init__(self, out: Path, rebuild: bool = False):
-        self.out, self.rebuild = out, rebuild
+    def __init__(self, out: Path, rebuild: bool = False, total: int | None = None):
+        self.out, self.rebuild, self.total = out, rebuild, total
         self.seconds: dict[str, float] = {}
         self.keys: dict[str, str] = {}
         self.built: list[str] = []
+        self.t0, self.count = time.time(), 0
+
+    def announce(self, name: str, what: str = "running") -> None:
+        """Print a banner for the next stage: its number of the run's ``total``, and the time since the start."""
+        self.count += 1
+        elapsed = int(time.time() - self.t0)
+        of = f"{self.count}/{self.total}" if self.total else str(self.count)
+        clock = f"{elapsed // 3600}:{elapsed // 60 % 60:02d}:{elapsed % 60:02d}"
+        print(f"== [stage {of}] {name}: {what} ({clock} elapsed) ==", flush=True)
 
     def __call__(self, name: str, fn, inputs: dict, requires: tuple[str, ...] = ()) -> Path:
         path = self.out / name
@@ -49,6 +58,7 @@ class Stages:
             record = json.loads(done.read_text())
             if record.get("key") == key:
                 self.seconds[name] = record.get("seconds", 0.0)
+                self.announce(name, "reused (built earlier with the same settings)")
                 return path
             if not self.rebuild:
                 raise StageChangedError(
@@ -58,6 +68,7 @@ class Stages:
                 )
         if path.exists():  # an interrupted stage, or one to rebuild: start it again from scratch
             shutil.rmtree(path)
+        self.announce(name, "building")
         t0 = time.time()
         fn(path)
         path.mkdir(parents=True, exist_ok=True)
@@ -95,11 +106,21 @@ def file_digest(path: str | os.PathLike) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
 
 
+# Fields added to the stage configs after stages recorded their inputs: left out while at these values,
+# so that a stage built before them is reused (they cannot have differed then).
+ADDED_FIELDS = {"reward_fn": (), "reward_weights": ()}
+ADDED_TO_TRAIN_CONFIG = {"tokenizer": None}
+
+
 def settings_of(config, *skip: str) -> dict:
     """A stage config's fields as its inputs, without where it writes and how it reports progress
-    (``out``, ``progress``, ``tensorboard``, ``report_to``, ``device``) and the fields in ``skip``."""
-    drop = {"out", "progress", "tensorboard", "report_to", "device", *skip}
-    return {k: v for k, v in dataclasses.asdict(config).items() if k not in drop}
+    (``out``, ``progress``, ``tensorboard``, ``report_to``, ``project``, ``device``), the fields in
+    ``skip``, and fields added since stages recorded their inputs while at their defaults."""
+    from agents.common.training import TrainConfig
+
+    drop = {"out", "progress", "tensorboard", "report_to", "project", "device", *skip}
+    added = {**ADDED_FIELDS, **(ADDED_TO_TRAIN_CONFIG if isinstance(config, TrainConfig) else {})}
+    return {k: v for k, v in dataclasses.asdict(config).items() if k not in drop and not (k in added and v == added[k])}
 
 
 class Invocations:
