@@ -28,7 +28,7 @@ import os
 import sys
 from dataclasses import dataclass, field
 
-from agents.common.cli import CONFIG_HELP, parse_args, parse_config
+from agents.common.cli import parse_args, parse_config
 
 
 @dataclass
@@ -109,13 +109,7 @@ def pipeline(argv) -> None:
 def task(argv) -> None:
     from textbandit.task.build import parser, run
 
-    run(parse_args(_with_config(parser("textbandit task")), argv))
-
-
-def _with_config(parser):
-    """``parser`` with the ``--config FILE`` option every stage has (:mod:`agents.common.cli`)."""
-    parser.add_argument("--config", metavar="FILE", help=CONFIG_HELP)
-    return parser
+    run(parse_args(parser("textbandit task"), argv))
 
 
 def _module_main(module: str):

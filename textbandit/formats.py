@@ -109,7 +109,7 @@ def strip_eos(text: str, tokenizer) -> str:
     """``text`` without the EOS token (and what follows it) at its end: textbandit appends the EOS itself."""
     eos = getattr(tokenizer, "eos_token", None)
     stripped = text.rstrip()
-    return stripped[: -len(eos)] if eos and stripped.endswith(eos) else text
+    return stripped[: -len(eos)].rstrip() if eos and stripped.endswith(eos) else text
 
 
 def render_completions(prompt: list[dict], completions: list[list[dict]], tokenizer) -> tuple[str, list[str]]:

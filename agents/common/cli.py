@@ -131,7 +131,6 @@ def build_parser(cls, description: str = "", prog: str | None = None) -> argpars
             base = kwargs["type"]
             kwargs["type"] = lambda s, base=base: None if s.lower() == "none" else base(s)
         parser.add_argument("--" + f.name.replace("_", "-"), **kwargs)
-    parser.add_argument("--config", metavar="FILE", help=CONFIG_HELP)
     return parser
 
 
@@ -168,7 +167,9 @@ def parse_args(parser: argparse.ArgumentParser, argv=None) -> argparse.Namespace
 
 
 def _mark_required(parser: argparse.ArgumentParser) -> None:
-    """Say "(required)" in the help of every required option of ``parser`` and its subcommands."""
+    """Give ``parser`` and its subcommands ``--config``, and say "(required)" in the help of every required option."""
+    if not any("--config" in a.option_strings for a in parser._actions):
+        parser.add_argument("--config", metavar="FILE", help=CONFIG_HELP)
     for action in parser._actions:
         if action.required and action.option_strings and "(required)" not in (action.help or ""):
             if not isinstance(parser.formatter_class, type) or not issubclass(parser.formatter_class, HelpFormatter):
@@ -243,5 +244,6 @@ def _convert(action, value, key, parser, source):
         return value
     try:
         return action.type(str(value).lower() if isinstance(value, bool) else str(value))
-    except (TypeError, ValueError, argparse.ArgumentTypeError) as e:
-        parser.error(f"{source}: option {key!r}: {e}")
+    except (TypeError, ValueError, argparse.ArgumentTypeError):
+        kind = action.type.__name__ if action.type in (int, float) else "value"
+        parser.error(f"{source}: option {key!r} is {value!r}, not a valid {kind}")

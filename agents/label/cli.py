@@ -243,14 +243,9 @@ COMMANDS = {
 
 
 def main(argv=None):
-    from agents.common.cli import CONFIG_HELP, parse_args
+    from agents.common.cli import parse_args
 
-    ap = parser()
-    for action in ap._actions:  # every subcommand reads --config FILE too (agents.common.cli)
-        for sub in getattr(action, "choices", None) or {}:
-            if isinstance(action.choices[sub], argparse.ArgumentParser):
-                action.choices[sub].add_argument("--config", metavar="FILE", help=CONFIG_HELP)
-    a = parse_args(ap, argv)
+    a = parse_args(parser(), argv)  # every subcommand reads --config FILE too
     try:
         return COMMANDS[a.command](a)
     except (LabelingError, DataFormatError, FileNotFoundError) as e:  # the user's input: what is wrong, no traceback

@@ -113,7 +113,7 @@ def main(argv=None) -> str:
     import numpy as np
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from agents.common.cli import CONFIG_HELP, parse_args
+    from agents.common.cli import parse_args
     from textbandit.task import load_task
 
     ap = argparse.ArgumentParser(
@@ -183,7 +183,6 @@ def main(argv=None) -> str:
         help="seed of K per prompt, the samples, and the labelers' draws (which one ranks each prompt, "
         "their noise) (default %(default)s)",
     )
-    ap.add_argument("--config", metavar="FILE", help=CONFIG_HELP)
     a = parse_args(ap, argv)
     if a.rank == "none":
         rank_fn = lambda p, r, e: [0] * len(r)  # a placeholder, dropped below: people rank these later
