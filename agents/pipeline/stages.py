@@ -109,6 +109,7 @@ def file_digest(path: str | os.PathLike) -> str:
 # Fields added to the stage configs after stages recorded their inputs: left out while at these values,
 # so that a stage built before them is reused (they cannot have differed then).
 ADDED_FIELDS = {"reward_fn": (), "reward_weights": ()}
+ADDED_TO_PPO_CONFIG = {"max_prompt_len": None}
 ADDED_TO_TRAIN_CONFIG = {"tokenizer": None}
 
 
@@ -117,9 +118,12 @@ def settings_of(config, *skip: str) -> dict:
     (``out``, ``progress``, ``tensorboard``, ``report_to``, ``project``, ``device``), the fields in
     ``skip``, and fields added since stages recorded their inputs while at their defaults."""
     from agents.common.training import TrainConfig
+    from agents.ppo.config import PPOConfig
 
     drop = {"out", "progress", "tensorboard", "report_to", "project", "device", *skip}
-    added = {**ADDED_FIELDS, **(ADDED_TO_TRAIN_CONFIG if isinstance(config, TrainConfig) else {})}
+    added = dict(ADDED_FIELDS)
+    added.update(ADDED_TO_TRAIN_CONFIG if isinstance(config, TrainConfig) else {})
+    added.update(ADDED_TO_PPO_CONFIG if isinstance(config, PPOConfig) else {})
     return {k: v for k, v in dataclasses.asdict(config).items() if k not in drop and not (k in added and v == added[k])}
 
 

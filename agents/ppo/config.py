@@ -56,7 +56,9 @@ class PPOConfig:
     total_iterations: int = 100
     """PPO iterations (one rollout batch, then update_epochs epochs over it, each)"""
     max_new_tokens: int | None = None
-    """response length L; None: the task's"""
+    """response length L; None: the task's (32 with --task none)"""
+    max_prompt_len: int | None = None
+    """prompts are left-padded (and checked) to this many tokens; None: the task's (64 with --task none)"""
     temperature: float = 1.0
     """sampling temperature; the env and the update divide the logits by it too (N-details)"""
     top_k: int = 0

@@ -89,6 +89,7 @@ def env_arguments(cfg: PPOConfig, device, start=None, **overrides) -> dict:
         task=task,
         kl_coef=cfg.kl_coef,
         max_new_tokens=cfg.max_new_tokens,
+        max_prompt_len=cfg.max_prompt_len,
         temperature=cfg.temperature,
         missing_eos_penalty=cfg.missing_eos_penalty,
         device=str(device),
