@@ -87,7 +87,7 @@ def evaluate(c: EvalConfig) -> None:
     print(json.dumps({"win_rates": result["win_rates"], "gold": {n: m["gold"] for n, m in ev["models"].items()}}))
 
 
-def pipeline(argv) -> None:
+def pipeline(argv) -> dict:
     from agents.pipeline.config import PipelineConfig
     from agents.pipeline.run import run_pipeline
 
@@ -104,6 +104,7 @@ def pipeline(argv) -> None:
         f"\nThe report is {out / 'report.md'} (numbers in {out / 'report.json'}, plots beside them); the run's "
         f"task with its models is {out / 'export'} (gym.make('TextBandit-v0', task={str(out / 'export')!r}))."
     )
+    return results
 
 
 def task(argv) -> None:

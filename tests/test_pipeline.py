@@ -1,6 +1,8 @@
 """The main job end to end on the tiny preset: every stage runs, every output loads with the
 transformers Auto classes, and report.json holds every key the report promises."""
 
+import contextlib
+import io
 import json
 
 import numpy as np
@@ -9,6 +11,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
 from agents.cli import main as cli_main
+from agents.cli import pipeline as pipeline_command
 from agents.pipeline.config import PipelineConfig
 from agents.pipeline.run import run_pipeline
 from textbandit.reward_model import RewardModel
@@ -49,9 +52,22 @@ MODEL_KEYS = {
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
+    """The tiny preset, run as `textbandit pipeline` (what it prints is in results["printed"])."""
     out = tmp_path_factory.mktemp("pipeline")
-    results = run_pipeline(PipelineConfig(out=str(out), preset="tiny", progress=False, device="cpu"))
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        results = pipeline_command(["--out", str(out), "--preset", "tiny", "--progress", "false", "--device", "cpu"])
+    results["printed"] = printed.getvalue()
     return out, results
+
+
+def test_the_pipeline_shows_each_stage_and_where_its_report_is(tiny_run):
+    out, results = tiny_run
+    banners = [line for line in results["printed"].splitlines() if line.startswith("== [stage ")]
+    assert banners[0].startswith("== [stage 1/12] task: building (0:00:0")
+    assert [b.split("]")[1].split(":")[0].strip() for b in banners[-3:]] == ["evaluate", "report", "export"]
+    assert banners[-1].startswith("== [stage 12/12] export") and len(banners) == 12
+    assert f"The report is {out / 'report.md'}" in results["printed"]
 
 
 def test_report_holds_every_key(tiny_run):
