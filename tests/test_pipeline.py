@@ -262,3 +262,17 @@ def test_the_users_own_data_files_are_checked_before_any_stage(tmp_path):
             PipelineConfig(out=str(tmp_path / "run"), preset="tiny", progress=False, device="cpu", comparisons=str(bad))
         )
     assert not (tmp_path / "run" / "task").exists()  # nothing was built
+
+
+def test_reward_functions_reach_the_ppo_stages_and_their_keys():
+    """--reward-fn goes into every PPO stage's config and so into its key; runs without it keep their keys."""
+    from agents.pipeline.config import PRESETS
+    from agents.pipeline.run import ppo_config
+    from agents.pipeline.stages import settings_of
+
+    plain = ppo_config(PRESETS["tiny"], "sft", "rm", "-", 2, 0.05, 0)
+    with_fn = ppo_config(PRESETS["tiny"], "sft", "rm", "-", 2, 0.05, 0, reward_fn=("m:f",), reward_weights=(1.0, 0.5))
+    assert "reward_fn" not in settings_of(plain) and "reward_weights" not in settings_of(plain)
+    assert settings_of(with_fn)["reward_fn"] == ("m:f",) and settings_of(with_fn)["reward_weights"] == (1.0, 0.5)
+    with pytest.raises(ValueError, match="give 2 weights, the trained reward model's first"):
+        PipelineConfig(reward_fn=("m:f",), reward_weights=(1.0,))
