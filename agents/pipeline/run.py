@@ -28,7 +28,7 @@ import torch
 
 from agents.common.rundir import claim_run_dir
 from agents.pipeline.config import PipelineConfig, Preset
-from agents.pipeline.evaluate import evaluate_models, labeler_agreement, pairwise_wins
+from agents.pipeline.evaluate import SFT_AGAIN, evaluate_models, labeler_agreement, pairwise_wins
 from agents.pipeline.export import export_defaults, export_task
 from agents.pipeline.findings import overoptimisation
 from agents.pipeline.labeling import calibrated_pool, gold_lists, rank_records
@@ -473,17 +473,19 @@ def evaluate_run(cfg: PipelineConfig, built: Built, device: str) -> dict:
     samples, per_model = ev["samples"], ev["models"]
 
     pairs = {
+        "sft_again_vs_sft": (SFT_AGAIN, "sft"),  # the noise floor: two independent draws of one model
         "ppo_vs_sft": ("ppo", "sft"),
         "ppo_ptx_vs_sft": ("ppo_ptx", "sft"),
         "sft_vs_base": ("sft", "base"),
         "ppo_vs_large_base": ("ppo", f"base_{large}"),
         "ppo_vs_ppo_ptx": ("ppo", "ppo_ptx"),
     }
-    wins = pairwise_wins(samples, pairs)
+    wins = pairwise_wins(samples, pairs, cfg.seed)
     figure1 = {"base": [], "SFT": [], "PPO": [], "PPO-ptx": []}
-    for name, m in per_model.items():  # every model's win rate against the small SFT model
+    for name, m in per_model.items():  # every model's win rate against the small SFT model, with its interval
         method = "PPO-ptx" if name == "ppo_ptx" else {"base": "base", "sft": "SFT"}.get(name.split("_")[0], "PPO")
-        figure1[method].append((m["params"], pairwise_wins(samples, {"w": (name, "sft")})["w"]))
+        w = pairwise_wins(samples, {"w": (SFT_AGAIN if name == "sft" else name, "sft")}, cfg.seed)["w"]
+        figure1[method].append((m["params"], w["win_rate"], *w["ci95"]))
 
     curves, training, sweep = {}, {}, {}
     for name, run in built.runs.items():

@@ -91,6 +91,9 @@ class PPOConfig:
     """value clipping range around the rollout's values (None: no clipping)"""
     vf_coef: float = 0.1
     """value-loss weight (shared trunk: keeps value gradients from swamping the policy's)"""
+    value_lr_scale: float = 1.0
+    """the value function's learning rate (its head, or the separate value model) as a multiple of
+    learning_rate: a critic that starts from nothing may need to learn faster than the policy moves"""
     ent_coef: float = 0.0
     """entropy bonus weight (0 as in the paper; the KL penalty already keeps entropy)"""
     whiten_rewards: bool = False
@@ -195,6 +198,10 @@ class PPOConfig:
             raise ValueError(f"value_model={self.value_model!r}; use 'shared' or 'reward'")
         if self.lr_schedule not in ("linear", "cosine", "constant"):
             raise ValueError(f"lr_schedule={self.lr_schedule!r}; use 'linear', 'cosine' or 'constant'")
+        if not self.value_lr_scale > 0:
+            raise ValueError(
+                f"value_lr_scale={self.value_lr_scale!r}; it must be > 0 (1.0: the policy's learning rate)"
+            )
         if not 0 <= self.lam <= 1 or not 0 <= self.gamma <= 1:
             raise ValueError(f"gamma={self.gamma}, lam={self.lam}; both must lie in [0, 1]")
         if self.ptx_coef < 0:

@@ -295,6 +295,16 @@ def all_reduce_mean_(tensors) -> None:
         t.div_(world)
 
 
+def param_groups(policy: PolicyWithValueHead, value_lr_scale: float) -> list[dict]:
+    """The optimizer's groups: the policy's LM, and the value function with its own learning-rate scale."""
+    value = policy.value_head if policy.value_head is not None else policy.value_model
+    value_ids = {id(p) for p in value.parameters()}
+    return [
+        {"params": [p for p in policy.parameters() if id(p) not in value_ids]},
+        {"params": list(value.parameters()), "lr_scale": value_lr_scale},
+    ]
+
+
 def lr_of_step(cfg: PPOConfig, step: int) -> float:
     """The learning rate of optimizer step ``step`` of the run (warm-up, then ``cfg.lr_schedule``)."""
     per_iteration = cfg.update_epochs * cfg.num_minibatches
@@ -355,7 +365,9 @@ def _train(cfg: PPOConfig, policy, task, env_kwargs: dict, ptx_texts, callback) 
     source = str(resume_from) if resume_from else start_model(cfg, policy, kwargs["task"])
     policy = build_policy(cfg, env.tokenizer, device, source, env.reward_model)
     env.set_policy(policy)  # refuses a policy whose vocabulary differs from the reference's
-    optimizer = adamw(policy.parameters(), device, lr=cfg.learning_rate, weight_decay=cfg.weight_decay, eps=1e-5)
+    optimizer = adamw(
+        param_groups(policy, cfg.value_lr_scale), device, lr=cfg.learning_rate, weight_decay=cfg.weight_decay, eps=1e-5
+    )
     kl_ctl = (
         F.AdaptiveKLController(env.kl_coef, cfg.target_kl, cfg.kl_horizon)
         if cfg.adaptive_kl
