@@ -2,6 +2,7 @@
 transformers Auto classes, and report.json holds every key the report promises."""
 
 import contextlib
+import dataclasses
 import io
 import json
 
@@ -276,6 +277,8 @@ def test_reward_functions_reach_the_ppo_stages_and_their_keys():
     plain = ppo_config(PRESETS["tiny"], "sft", "rm", "-", 2, 0.05, 0)
     with_fn = ppo_config(PRESETS["tiny"], "sft", "rm", "-", 2, 0.05, 0, reward_fn=("m:f",), reward_weights=(1.0, 0.5))
     assert "reward_fn" not in settings_of(plain) and "reward_weights" not in settings_of(plain)
+    assert "value_lr_scale" not in settings_of(plain)  # added since: at its default it leaves the key as it was
+    assert settings_of(dataclasses.replace(plain, value_lr_scale=2.0))["value_lr_scale"] == 2.0
     assert settings_of(with_fn)["reward_fn"] == ("m:f",) and settings_of(with_fn)["reward_weights"] == (1.0, 0.5)
     with pytest.raises(ValueError, match="give 2 weights, the trained reward model's first"):
         PipelineConfig(reward_fn=("m:f",), reward_weights=(1.0,))

@@ -109,7 +109,7 @@ def file_digest(path: str | os.PathLike) -> str:
 # Fields added to the stage configs after stages recorded their inputs: left out while at these values,
 # so that a stage built before them is reused (they cannot have differed then).
 ADDED_FIELDS = {"reward_fn": (), "reward_weights": ()}
-ADDED_TO_PPO_CONFIG = {"max_prompt_len": None}
+ADDED_TO_PPO_CONFIG = {"max_prompt_len": None, "value_lr_scale": 1.0}
 ADDED_TO_TRAIN_CONFIG = {"tokenizer": None}
 
 
