@@ -24,7 +24,8 @@ def agent_block() -> str:
 
 @pytest.mark.parametrize("heading", ["Your own reward function", "A reward model from TRL"])
 def test_the_new_examples_are_under_15_lines(heading):
-    assert len(block(heading).strip().splitlines()) < 15
+    # lines of code as ruff formats them (CI checks that the blocks are): the blank lines around defs not counted
+    assert len([line for line in block(heading).splitlines() if line.strip()]) < 15
 
 
 @pytest.mark.skipif(load_task("default").reference_model is None, reason="the default task's models are not exported")
@@ -66,7 +67,7 @@ def test_readme_trl_block_runs_and_the_env_scores_as_the_trained_model(tmp_path,
     assert "max_steps=40" in code
     namespace = {}
     exec(compile(code.replace("max_steps=40", "max_steps=2"), "README", "exec"), namespace)
-    env, model = namespace["env"], namespace["model"].eval()
+    env, model = namespace["env"], namespace["trainer"].model.eval()
     assert type(env.unwrapped.reward_model).__name__ == "GPT2ForSequenceClassification"
     from textbandit.wrappers import encode_actions
 
