@@ -7,34 +7,40 @@
     textbandit collect --model runs/sft --prompts runs/task/prompts_train.jsonl --task runs/task \
         --out runs/comparisons.jsonl
     textbandit rm --model runs/sft --train runs/comparisons.jsonl --out runs/rm
-    textbandit ppo --sft-model runs/sft --reward-model runs/rm --output-dir runs/ppo
+    textbandit ppo --sft-model runs/sft --reward-model runs/rm --out runs/ppo
     textbandit eval --task runs/task --reward-model runs/rm --reference runs/sft \
         --models sft=runs/sft ppo=runs/ppo/final
+    textbandit ppo --task none --sft-model my/sft --tokenizer my/sft --prompts my/prompts.jsonl \
+        --reward-fn my_rewards:brevity --out runs/mine    # your own model, prompts and reward function
     textbandit label serve --db labels.sqlite --items items.jsonl  # people rank (see textbandit label --help)
     textbandit merge-lora --adapter runs/sft/adapter --out runs/sft-merged  # a LoRA adapter into a plain model
 
 ``textbandit <stage> --help`` explains every option. Every stage takes local paths (or hub
-names where a model is loaded), so any stage can start from your own model or data.
+names where a model is loaded), so any stage can start from your own model, tokenizer and data
+(``--tokenizer``; data in textbandit's JSONL or TRL's formats), and reads its options from
+``--config recipe.yaml`` too (flags override it). Transformers' per-load progress bars are off;
+``HF_HUB_DISABLE_PROGRESS_BARS=0`` shows them.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from agents.common.cli import parse_config
+from agents.common.cli import parse_args, parse_config
 
 
 @dataclass
 class EvalConfig:
     """Judge models on held-out customers' prompts with the task's gold labeler."""
 
-    models: tuple[str, ...] = ()
+    models: tuple[str, ...] = field(default=(), metadata={"required": True})
     """models as NAME=PATH; the first is the baseline that win rates are against"""
-    reward_model: str = ""
+    reward_model: str = field(default="", metadata={"required": True})
     """the reward model the env scores with"""
-    reference: str = ""
+    reference: str = field(default="", metadata={"required": True})
     """the SFT (reference) model the KL is measured against"""
     out: str = "runs/eval"
     """folder for eval.json"""
@@ -104,24 +110,32 @@ def merge_lora(c: MergeConfig) -> None:
     print(merge_adapters(c.adapter, c.out, base=c.base))
 
 
-def pipeline(argv) -> None:
+def pipeline(argv) -> dict | None:
     from agents.pipeline.config import PipelineConfig
     from agents.pipeline.run import run_pipeline
 
-    cfg = parse_config(PipelineConfig, argv, description=PipelineConfig.__doc__.splitlines()[0])
+    cfg = parse_config(
+        PipelineConfig, argv, description=PipelineConfig.__doc__.splitlines()[0], prog="textbandit pipeline"
+    )
     results = run_pipeline(cfg)
     if results is None:  # a rank other than 0 under torchrun: rank 0 reports
-        return
-    print((__import__("pathlib").Path(cfg.out) / "report.md").read_text())
+        return None
+    out = __import__("pathlib").Path(cfg.out)
+    print((out / "report.md").read_text())
     failed = [f["finding"] for f in results["findings"] if f["reproduced"] is False]
     if failed:
         print("not reproduced: " + "; ".join(failed))
+    print(
+        f"\nThe report is {out / 'report.md'} (numbers in {out / 'report.json'}, plots beside them); the run's "
+        f"task with its models is {out / 'export'} (gym.make('TextBandit-v0', task={str(out / 'export')!r}))."
+    )
+    return results
 
 
 def task(argv) -> None:
-    from textbandit.task.build import main as build_main
+    from textbandit.task.build import parser, run
 
-    build_main(argv)
+    run(parse_args(parser("textbandit task"), argv))
 
 
 def _module_main(module: str):
@@ -137,9 +151,22 @@ COMMANDS = {
     "rm": _module_main("agents.reward.__main__"),
     "ppo": _module_main("agents.ppo.__main__"),
     "label": _module_main("agents.label.cli"),
-    "eval": lambda argv: evaluate(parse_config(EvalConfig, argv, description=EvalConfig.__doc__)),
-    "merge-lora": lambda argv: merge_lora(parse_config(MergeConfig, argv, description=MergeConfig.__doc__)),
+    "eval": lambda argv: evaluate(
+        parse_config(EvalConfig, argv, description=EvalConfig.__doc__, prog="textbandit eval")
+    ),
+    "merge-lora": lambda argv: merge_lora(
+        parse_config(MergeConfig, argv, description=MergeConfig.__doc__, prog="textbandit merge-lora")
+    ),
 }
+
+
+def quiet_loading() -> None:
+    """Silence transformers' per-load "Loading weights" and "Writing model shards" bars, unless asked for
+    with ``HF_HUB_DISABLE_PROGRESS_BARS=0`` (the variable transformers reads): a stage loads many models."""
+    if os.environ.get("HF_HUB_DISABLE_PROGRESS_BARS", "").lower() not in ("0", "false", "no", "off"):
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
 
 
 def main(argv=None) -> None:
@@ -150,6 +177,7 @@ def main(argv=None) -> None:
         if argv and argv[0] not in ("-h", "--help"):
             sys.exit(f"unknown command {argv[0]!r}")
         return
+    quiet_loading()
     COMMANDS[argv[0]](argv[1:])
 
 

@@ -176,7 +176,7 @@ def rebuild_all(args: PretrainArgs) -> dict:
 def main(argv=None) -> None:
     from agents.common.cli import parse_config
 
-    args = parse_config(PretrainArgs, argv, description=__doc__.split("\n\n")[0])
+    args = parse_config(PretrainArgs, argv, description=__doc__.split("\n\n")[0], prog="textbandit pretrain")
     if args.size == "all":
         for summary in rebuild_all(args).values():
             print(json.dumps({k: v for k, v in summary.items() if k != "args"}))

@@ -5,8 +5,8 @@ every ``--every`` iterations measures the pipeline's headline number, the gold l
 over the SFT model on held-out (test) customers' prompts (ties count half):
 
 - ``reward model``: the run's reward model, as ``textbandit pipeline`` trains;
-- ``gold (oracle)``: the task's hidden gold labeler itself as the reward model
-  (:class:`GoldRewardModel`), rescaled so that on the SFT model's samples it has the reward
+- ``gold (oracle)``: the task's hidden gold labeler itself as the reward (:func:`gold_reward`, a
+  reward function in place of the reward model), rescaled so that on the SFT model's samples it has the reward
   model's mean and spread, so that the KL coefficient weighs the same. A perfect reward model.
 
 If the oracle is also far from the paper's 70% after the pipeline's number of iterations, the
@@ -25,38 +25,21 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-import torch
 
 
-class GoldRewardModel(torch.nn.Module):
-    """A reward model that is the task's gold labeler: ``score`` decodes each ``prompt ++ response``
-    row (the default task's prompts end with ``response :``) and returns ``scale * gold + shift``."""
+def gold_reward(task, scale: float = 1.0, shift: float = 0.0):
+    """The task's gold judge as a reward function (TRL's signature, as the env calls it), rescaled:
+    ``scale * gold + shift``. The env passes it the responses as text and whether each ended with EOS."""
 
-    def __init__(self, task, tokenizer, scale: float = 1.0, shift: float = 0.0):
-        super().__init__()
-        self.task, self.tokenizer, self.scale, self.shift = task, tokenizer, scale, shift
+    def gold_oracle(prompts, completions, **kwargs):
+        return [scale * g + shift for g in task.gold_fn(prompts, completions, **kwargs)]
 
-    def gold(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> list[float]:
-        from textbandit.task.instructions import SUFFIX
-
-        prompts, responses, ended = [], [], []
-        for ids, mask in zip(input_ids.tolist(), attention_mask.tolist()):
-            tokens = [t for t, m in zip(ids, mask) if m]
-            text = self.tokenizer.decode(tokens, skip_special_tokens=True)
-            prompt, _, response = text.partition(SUFFIX)
-            prompts.append(f"{prompt}{SUFFIX}")
-            responses.append(response.strip())
-            ended.append(tokens[-1] == self.tokenizer.eos_token_id)
-        return self.task.gold_scores(prompts, responses, ended)
-
-    def score(self, input_ids, attention_mask, position_ids=None) -> torch.Tensor:
-        gold = torch.tensor(self.gold(input_ids, attention_mask), dtype=torch.float32, device=input_ids.device)
-        return self.scale * gold + self.shift
+    return gold_oracle
 
 
 def run_ppo(
     label: str,
-    reward_model,
+    reward: dict,
     run: Path,
     settings,
     eval_env,
@@ -109,7 +92,7 @@ def run_ppo(
         )
         print(json.dumps(rows[-1]), flush=True)
 
-    train(cfg, env_kwargs={"reward_model": reward_model}, callback=measure)
+    train(cfg, env_kwargs=reward, callback=measure)
     return rows
 
 
@@ -145,7 +128,7 @@ def main(argv=None):
         raise SystemExit(f"{run} has no finished reward_model/: run `textbandit pipeline --out {run}` first")
     settings = PRESETS[json.loads((run / "pipeline_config.json").read_text())["preset"]]
     task = load_task(run / "task")
-    tok, sft = task.load_tokenizer(), AutoModelForCausalLM.from_pretrained(str(run / "sft_small"))
+    sft = AutoModelForCausalLM.from_pretrained(str(run / "sft_small"))
     judge = task.replace(reward_model=str(run / "reward_model"), reference_model=str(run / "sft_small"))
     eval_env = TextBanditVectorEnv(num_envs=64, task=judge, split="test")
     prompts = np.arange(min(a.eval_prompts, len(eval_env.prompts)))
@@ -153,9 +136,9 @@ def main(argv=None):
     # the oracle on the reward model's scale: same mean and spread over the SFT model's samples
     scale = float(base.score.std() / max(base.gold.std(), 1e-6))
     shift = float(base.score.mean() - scale * base.gold.mean())
-    rewards = {
-        "rm": ("reward model", RewardModel.from_pretrained(str(run / "reward_model"))),
-        "gold": ("gold (oracle)", GoldRewardModel(task, tok, scale, shift)),
+    rewards = {  # env arguments: the reward model, or the oracle function instead of it
+        "rm": ("reward model", {"reward_model": RewardModel.from_pretrained(str(run / "reward_model"))}),
+        "gold": ("gold (oracle)", {"reward_model": None, "reward_fns": [gold_reward(task, scale, shift)]}),
     }
     print(
         f"SFT on {len(prompts)} test prompts: gold {base.gold.mean():.3f}, RM score {base.score.mean():.3f} "
@@ -165,10 +148,10 @@ def main(argv=None):
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for key in a.rewards:
-            label, rm = rewards[key]
+            label, reward = rewards[key]
             rows += run_ppo(
                 label,
-                rm,
+                reward,
                 run,
                 settings,
                 eval_env,

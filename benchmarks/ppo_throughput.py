@@ -152,7 +152,7 @@ def run_ours(a, directory: Path, device: torch.device) -> dict:
         learning_rate=1e-5,
         missing_eos_penalty=None,
         device=str(device),
-        output_dir=str(directory / "ours"),
+        out=str(directory / "ours"),
         progress=False,
         tensorboard=False,
         samples_every=0,

@@ -75,7 +75,8 @@ def ppo_config(out: Path, job: str, **kw):
 
     base = dict(batch_size=8, minibatch_size=4, total_iterations=2, update_epochs=2, max_new_tokens=6, kl_coef=0.05)
     base.update(learning_rate=3e-3, lr_schedule="constant", missing_eos_penalty=None, samples_every=1, **QUIET)
-    base.update(output_dir=str(out / job), ptx_coef=0.5, ptx_batch_size=4, adaptive_kl=True, target_kl=0.5)
+    base.update(out=str(out / job), ptx_coef=0.5, ptx_batch_size=4, adaptive_kl=True, target_kl=0.5)
+    base.update(value_lr_scale=3.0)  # the value head's own optimizer group, found in DDP, FSDP2 and LoRA too
     base.update(kw)
     return PPOConfig(**base)
 
@@ -173,8 +174,34 @@ def stages(out: Path, data: Path) -> None:
     (out / "stages" / f"ran_by_rank{RANK}.json").write_text(json.dumps(ran))
 
 
+def groups(out: Path, data: Path) -> None:
+    """PPO's optimizer groups on a policy in DDP and sharded by FSDP2: the value head's group holds
+    the head's own (sharded) parameters, the other group the rest (rank 0 writes what it found)."""
+    from agents.common import distributed
+    from agents.ppo.learner import param_groups
+    from agents.ppo.policy import PolicyWithValueHead
+
+    d = distributed.setup("cpu")
+    found = {}
+    for how in ("ddp", "fsdp"):
+        policy = PolicyWithValueHead.from_pretrained(tiny_lm(len(TOK)), pad_token_id=TOK.pad_token_id)
+        wrapped = distributed.wrap(policy, d, fsdp=how == "fsdp")
+        lm_group, value_group = param_groups(wrapped, 3.0)
+        head = [id(p) for p in distributed.unwrap(wrapped).value_head.parameters()]
+        found[how] = {
+            "value_group_is_the_head": [id(p) for p in value_group["params"]] == head,
+            "every_parameter_once": sorted(id(p) for g in (lm_group, value_group) for p in g["params"])
+            == sorted(id(p) for p in wrapped.parameters()),
+            "sharded": distributed.is_sharded(wrapped),
+            "lr_scale": value_group["lr_scale"],
+        }
+    if RANK == 0:
+        (out / "groups.json").write_text(json.dumps(found))
+
+
 JOBS = {
     "stages": stages,
+    "groups": groups,
     "sft": sft,
     "sft_resume": lambda out, data: sft(out, data, "sft_resume"),
     "rm": rm,

@@ -72,7 +72,7 @@ def test_ppo_end_to_end(tmp_path, arch):
         total_iterations=1,
         max_new_tokens=5,
         learning_rate=1e-2,
-        output_dir=str(tmp_path),
+        out=str(tmp_path),
         device="cpu",
         progress=False,
         tensorboard=False,

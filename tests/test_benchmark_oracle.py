@@ -1,15 +1,17 @@
-"""benchmarks/ppo_oracle.py's GoldRewardModel: the gold labeler read back from token ids."""
+"""benchmarks/ppo_oracle.py's oracle: the task's gold judge used directly as a reward function, rescaled."""
 
-import torch
+import gymnasium as gym
+import numpy as np
 from conftest import load_benchmark
 
-from textbandit.layout import collate, encode_prompt, encode_response
+import textbandit  # noqa: F401
 from textbandit.task import load_task
+from textbandit.wrappers import encode_actions
 
 
-def test_gold_reward_model_scores_joined_rows_as_the_gold_labeler_does():
+def test_the_oracle_is_the_gold_judge_rescaled_and_the_env_scores_with_it():
     task = load_task("default")
-    tok = task.load_tokenizer()
+    oracle = load_benchmark("ppo_oracle").gold_reward(task, scale=2.0, shift=-1.0)
     prompts = [
         "instruction : list 2 colors . response :",
         "instruction : write about animals . include the word cat . response :",
@@ -17,14 +19,15 @@ def test_gold_reward_model_scores_joined_rows_as_the_gold_labeler_does():
     ]
     responses = ["red and blue .", "the dog is big .", "cake , bread and milk ."]
     ended = [True, True, False]  # the last was cut off (no EOS): the gold score halves its implicit part
-    batch = collate(
-        [encode_prompt(tok, p, 32) for p in prompts],
-        [encode_response(tok, r, 24, add_eos=e) for r, e in zip(responses, ended)],
-        tok.pad_token_id,
-    )
-    rm = load_benchmark("ppo_oracle").GoldRewardModel(task, tok, scale=2.0, shift=-1.0)
-    got = rm.score(batch.input_ids, batch.attention_mask, batch.position_ids)
-    want = torch.tensor(task.gold_scores(prompts, responses, ended)) * 2.0 - 1.0
-    assert got.shape == (3,) and torch.allclose(got, want)
+    want = np.array(task.gold_scores(prompts, responses, ended)) * 2.0 - 1.0
+    assert np.allclose(oracle(prompts, responses, ended_with_eos=ended, completion_ids=[[1]] * 3), want)
     assert len(set(want.tolist())) == 3  # three different gold scores: the rows were not mixed up
-    assert task.gold_scores(prompts[2:], responses[2:], [True]) != task.gold_scores(prompts[2:], responses[2:], [False])
+
+    # in the env, instead of the reward model: the score is the oracle's on the decoded response
+    envs = gym.make_vec("TextBandit-v0", num_envs=3, prompts=prompts, reward_model=None, reward_fns=[oracle])
+    assert envs.unwrapped.reward_model is None and envs.unwrapped.gold_fn is None  # not the task's own prompts
+    envs.reset(seed=0, options={"prompt_indices": [0, 1, 2]})
+    tok = envs.unwrapped.tokenizer
+    info = envs.step(encode_actions(tok, responses, envs.unwrapped.max_new_tokens))[-1]["final_info"]
+    got = np.array(oracle(prompts, list(info["response"]), ended_with_eos=[True] * 3))
+    np.testing.assert_allclose(info["score"], got, rtol=0, atol=1e-6)

@@ -93,7 +93,7 @@ def test_two_ranks_train_what_one_process_trains_and_resume(tmp_path):
     jobs = ["sft", "rm", "ppo", "ppo_lora", "pretrain"]
     one = launch(tmp_path / "one", data, jobs, None)
     sharded = ["sft_fsdp", "rm_fsdp", "ppo_fsdp", "sft_fsdp_resume"]
-    two = launch(tmp_path / "two", data, ["stages", *jobs, "sft_resume", "ppo_resume", *sharded], 2)
+    two = launch(tmp_path / "two", data, ["stages", "groups", *jobs, "sft_resume", "ppo_resume", *sharded], 2)
     for proc in (one, two):
         code, output = finish(proc, 400)
         assert code == 0, output[-4000:]
@@ -121,6 +121,15 @@ def test_two_ranks_train_what_one_process_trains_and_resume(tmp_path):
     ran = [json.loads((tmp_path / "two" / "stages" / f"ran_by_rank{r}.json").read_text()) for r in (0, 1)]
     assert ran == [["alone", "together"], ["together"]]
     assert sorted(p.name for p in (tmp_path / "two" / "stages" / "together").iterdir()) == [".done", "rank0", "rank1"]
+    # PPO's value head keeps its own optimizer group (value_lr_scale) in DDP and under FSDP2
+    groups = json.loads((tmp_path / "two" / "groups.json").read_text())
+    for how, sharded in (("ddp", False), ("fsdp", True)):
+        assert groups[how] == {
+            "value_group_is_the_head": True,
+            "every_parameter_once": True,
+            "sharded": sharded,
+            "lr_scale": 3.0,
+        }, how
     rows = (tmp_path / "two" / "ppo" / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(r)["step"] for r in rows] == [1, 2]  # one writer (rank 0): each row once
 

@@ -607,12 +607,13 @@ def test_nan_log_probs_scores_and_gold_are_refused(env_kwargs):
         env.step(np.full(L, EOS))
     env = TextBanditEnv(**env_kwargs(reward_model=NaNReward()))
     env.reset(seed=0)
-    with pytest.raises(ValueError, match="the reward model returned non-finite scores"):
+    with pytest.raises(ValueError, match=r"the reward model \(reward_model\) returned non-finite scores"):
         env.step(np.full(L, EOS))
-    for gold, match in (
-        (lambda p, r, e: [0.5, 0.5], "gold_fn returned 2 scores for 1 responses"),
-        (lambda p, r, e: [float("nan")], "gold_fn returned non-finite"),
-        (lambda p, r, e: ["good"], "gold_fn returned list"),
+    for gold, match in (  # the gold judge is a reward function (TRL's signature) that must score every response
+        (lambda prompts, completions, **kw: [0.5, 0.5], "'gold_fn' returned 2 rewards for 1 responses"),
+        (lambda prompts, completions, **kw: [float("nan")], "'gold_fn' returned nan"),
+        (lambda prompts, completions, **kw: ["good"], "'gold_fn' returned 'good'"),
+        (lambda prompts, completions, **kw: [None], "'gold_fn' returned None"),
     ):
         env = TextBanditEnv(**env_kwargs(gold_fn=gold))
         env.reset(seed=0)

@@ -43,11 +43,21 @@ def test_every_option_has_help_with_its_default(stage, monkeypatch):
         no_default = [
             a.option_strings[-1]
             for a in options
-            if a.default is not None
+            if a.default not in (None, "", (), [])  # nothing to state: the option's doc says what its absence means
             and not isinstance(a.default, bool)
+            and not a.required
             and str(a.default) not in formatter._expand_help(a)
         ]
         assert not no_default, f"{parser.prog} --help: default not stated for {no_default}"
+        text = parser.format_help()
+        assert "(default: )" not in text and "(default: ())" not in text, parser.prog
+        assert parser.prog.startswith(f"textbandit {stage}"), parser.prog  # the usage line names the stage
+        for markup in ("``", ":class:", ":func:", ":mod:", ":meth:"):  # no raw reST
+            assert markup not in text, f"{parser.prog} --help shows {markup!r}"
+        assert "--config" in text, parser.prog
+        for a in options:
+            if a.required:
+                assert "(required)" in formatter._expand_help(a) or "required" in (a.help or ""), a.option_strings
 
 
 def test_label_lists_its_subcommands_and_each_has_help(monkeypatch, capsys):

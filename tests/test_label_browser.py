@@ -308,4 +308,4 @@ def test_a_labeler_ranks_in_the_browser_and_the_export_trains_a_reward_model(bro
         ]
     )
     summary = json.loads((tmp_path / "rm" / "summary.json").read_text())
-    assert (tmp_path / "rm" / "reward_head.safetensors").is_file() and summary["steps"] >= 1
+    assert (tmp_path / "rm" / "model.safetensors").is_file() and summary["steps"] >= 1

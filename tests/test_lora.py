@@ -35,7 +35,7 @@ def logprobs(model):
 
 def ppo_config(tmp_path, **kw):
     base = dict(batch_size=8, minibatch_size=4, total_iterations=2, max_new_tokens=6, kl_coef=0.05, lora_r=4)
-    base.update(learning_rate=3e-2, lr_schedule="constant", missing_eos_penalty=None, output_dir=str(tmp_path))
+    base.update(learning_rate=3e-2, lr_schedule="constant", missing_eos_penalty=None, out=str(tmp_path))
     base.update(progress=False, tensorboard=False, device="cpu", samples_every=0, save_every=1)
     return PPOConfig(**{**base, **kw})
 
@@ -60,6 +60,13 @@ def test_lora_ppo_reference_is_the_base_and_only_adapters_and_value_head_train(t
     assert not torch.equal(policy.response_logprobs(IDS, (IDS != 0).long(), RESP, RMASK, 1.0), logprobs(lm))
     changed = {n for n, p in policy.named_parameters() if p.requires_grad}
     assert changed and all("lora_" in n or n.startswith("value_head.") for n in changed)
+    from agents.ppo.learner import param_groups
+
+    lm_group, value_group = param_groups(policy, 3.0)  # the frozen base in neither optimizer group
+    names = {id(p): n for n, p in policy.named_parameters()}
+    assert lm_group["params"] and all("lora_" in names[id(p)] for p in lm_group["params"])
+    assert {names[id(p)] for p in value_group["params"]} == {"value_head.weight", "value_head.bias"}
+    assert value_group["lr_scale"] == 3.0
     base = policy.lm.get_base_model().state_dict()
     for k, v in start.items():  # the frozen base (names carry PEFT's base_layer where adapted)
         key = k if k in base else k.replace(".weight", ".base_layer.weight").replace(".bias", ".base_layer.bias")

@@ -1,14 +1,18 @@
 """The main job end to end on the tiny preset: every stage runs, every output loads with the
 transformers Auto classes, and report.json holds every key the report promises."""
 
+import contextlib
+import dataclasses
+import io
 import json
 
 import numpy as np
 import pytest
 import torch
-from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
 from agents.cli import main as cli_main
+from agents.cli import pipeline as pipeline_command
 from agents.pipeline.config import PipelineConfig
 from agents.pipeline.run import run_pipeline
 from textbandit.reward_model import RewardModel
@@ -49,9 +53,22 @@ MODEL_KEYS = {
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
+    """The tiny preset, run as `textbandit pipeline` (what it prints is in results["printed"])."""
     out = tmp_path_factory.mktemp("pipeline")
-    results = run_pipeline(PipelineConfig(out=str(out), preset="tiny", progress=False, device="cpu"))
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        results = pipeline_command(["--out", str(out), "--preset", "tiny", "--progress", "false", "--device", "cpu"])
+    results["printed"] = printed.getvalue()
     return out, results
+
+
+def test_the_pipeline_shows_each_stage_and_where_its_report_is(tiny_run):
+    out, results = tiny_run
+    banners = [line for line in results["printed"].splitlines() if line.startswith("== [stage ")]
+    assert banners[0].startswith("== [stage 1/12] task: building (0:00:0")
+    assert [b.split("]")[1].split(":")[0].strip() for b in banners[-3:]] == ["evaluate", "report", "export"]
+    assert banners[-1].startswith("== [stage 12/12] export") and len(banners) == 12
+    assert f"The report is {out / 'report.md'}" in results["printed"]
 
 
 def test_report_holds_every_key(tiny_run):
@@ -61,7 +78,11 @@ def test_report_holds_every_key(tiny_run):
     assert {"base", "base_large", "sft", "ppo", "ppo_ptx"} <= set(report["models"])
     for m in report["models"].values():
         assert MODEL_KEYS <= set(m)
-    assert {"ppo_vs_sft", "ppo_ptx_vs_sft", "sft_vs_base", "ppo_vs_large_base"} <= set(report["win_rates"])
+    assert {"sft_again_vs_sft", "ppo_vs_sft", "ppo_ptx_vs_sft", "sft_vs_base", "ppo_vs_large_base"} <= set(
+        report["win_rates"]
+    )
+    for w in report["win_rates"].values():  # every win rate carries its bootstrap interval
+        assert w["ci95"][0] <= w["win_rate"] <= w["ci95"][1]
     assert {"accuracy", "labeler_agreement", "forwards_per_comparison"} <= set(report["reward_model"])
     assert {"no_kl", "default", "curves", "training_curves"} <= set(report["kl_sweep"])
     for label, curve in report["kl_sweep"]["curves"].items():  # held out: point 0 (SFT), then every iteration
@@ -72,8 +93,7 @@ def test_report_holds_every_key(tiny_run):
     assert {"ppo", "ppo_ptx"} == set(report["alignment_tax"])
     assert len(report["findings"]) == 5 and all(isinstance(f["reproduced"], bool) for f in report["findings"])
     assert "## The paper's findings" in (out / "report.md").read_text()
-    assert set(report["plots"]) == {
-        "figure1_win_rate_by_size.png",
+    assert set(report["plots"]) == {  # the tiny preset runs one size per method: no Fig. 1
         "ppo_training.png",
         "gold_vs_kl.png",
         "rm_accuracy.png",
@@ -94,7 +114,7 @@ def test_every_stage_output_loads_with_auto_classes(tiny_run):
         assert AutoTokenizer.from_pretrained(out / d).get_vocab() == task_vocab, d
     for d in ("base_small", "base_large", "sft_small", "ppo/final", "ppo_ptx/final", "ppo_kl0/final"):
         assert AutoModelForCausalLM.from_pretrained(out / d).config.vocab_size >= len(task_vocab)
-    AutoModel.from_pretrained(out / "reward_model")  # the trunk; the scalar head is reward_head.safetensors
+    AutoModelForSequenceClassification.from_pretrained(out / "reward_model")  # plain transformers loads it
     RewardModel.from_pretrained(out / "reward_model")
     assert (out / "comparisons" / "train.jsonl").stat().st_size > 0
     # the export is a task folder the env loads: the run's SFT model as reference, its reward model
@@ -246,3 +266,19 @@ def test_the_users_own_data_files_are_checked_before_any_stage(tmp_path):
             PipelineConfig(out=str(tmp_path / "run"), preset="tiny", progress=False, device="cpu", comparisons=str(bad))
         )
     assert not (tmp_path / "run" / "task").exists()  # nothing was built
+
+
+def test_reward_functions_reach_the_ppo_stages_and_their_keys():
+    """--reward-fn goes into every PPO stage's config and so into its key; runs without it keep their keys."""
+    from agents.pipeline.config import PRESETS
+    from agents.pipeline.run import ppo_config
+    from agents.pipeline.stages import settings_of
+
+    plain = ppo_config(PRESETS["tiny"], "sft", "rm", "-", 2, 0.05, 0)
+    with_fn = ppo_config(PRESETS["tiny"], "sft", "rm", "-", 2, 0.05, 0, reward_fn=("m:f",), reward_weights=(1.0, 0.5))
+    assert "reward_fn" not in settings_of(plain) and "reward_weights" not in settings_of(plain)
+    assert "value_lr_scale" not in settings_of(plain)  # added since: at its default it leaves the key as it was
+    assert settings_of(dataclasses.replace(plain, value_lr_scale=2.0))["value_lr_scale"] == 2.0
+    assert settings_of(with_fn)["reward_fn"] == ("m:f",) and settings_of(with_fn)["reward_weights"] == (1.0, 0.5)
+    with pytest.raises(ValueError, match="give 2 weights, the trained reward model's first"):
+        PipelineConfig(reward_fn=("m:f",), reward_weights=(1.0,))

@@ -45,7 +45,7 @@ def config(tmp_path, **kw):
         max_new_tokens=6,
         kl_coef=0.05,
         learning_rate=3e-3,
-        output_dir=str(tmp_path),
+        out=str(tmp_path),
         progress=False,
         tensorboard=False,
         samples_every=1,
@@ -402,7 +402,7 @@ def test_ppo_cli_trains_your_own_model_on_your_own_prompts_with_no_task(tmp_path
             str(tmp_path / "rm"),
             "--prompts",
             str(tmp_path / "prompts.jsonl"),
-            "--output-dir",
+            "--out",
             str(tmp_path / "out"),
             "--batch-size",
             "4",
@@ -427,3 +427,20 @@ def test_ppo_cli_trains_your_own_model_on_your_own_prompts_with_no_task(tmp_path
         cli_main(
             ["ppo", "--task", "none", "--sft-model", str(tmp_path / "sft"), "--reward-model", str(tmp_path / "rm")]
         )
+
+
+def test_value_lr_scale_gives_the_value_function_its_own_learning_rate():
+    from agents.common.schedule import set_lr
+    from agents.ppo.learner import param_groups
+
+    policy = PolicyWithValueHead.from_pretrained(tiny_lm(len(TOK)), pad_token_id=TOK.pad_token_id)
+    groups = param_groups(policy, 10.0)
+    head = {id(p) for p in policy.value_head.parameters()}
+    assert {id(p) for p in groups[1]["params"]} == head
+    assert not head & {id(p) for p in groups[0]["params"]}
+    assert len(groups[0]["params"]) + len(groups[1]["params"]) == len(list(policy.parameters()))
+    optimizer = torch.optim.AdamW(groups, lr=1.0)
+    set_lr(optimizer, 1e-4)
+    assert [g["lr"] for g in optimizer.param_groups] == pytest.approx([1e-4, 1e-3])
+    with pytest.raises(ValueError, match="value_lr_scale"):
+        PPOConfig(value_lr_scale=0)

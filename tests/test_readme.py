@@ -12,9 +12,20 @@ from textbandit.task import load_task
 README = Path(__file__).parents[1] / "README.md"
 
 
-def agent_block() -> str:
-    section = README.read_text(encoding="utf-8").split("## Your own agent", 1)[1]
+def block(heading: str) -> str:
+    """The first Python block under the README's ``## heading``."""
+    section = README.read_text(encoding="utf-8").split(f"## {heading}\n", 1)[1]
     return re.search(r"```python\n(.*?)```", section, re.S).group(1)
+
+
+def agent_block() -> str:
+    return block("Your own agent")
+
+
+@pytest.mark.parametrize("heading", ["Your own reward function", "A reward model from TRL"])
+def test_the_new_examples_are_under_15_lines(heading):
+    # lines of code as ruff formats them (CI checks that the blocks are): the blank lines around defs not counted
+    assert len([line for line in block(heading).splitlines() if line.strip()]) < 15
 
 
 @pytest.mark.skipif(load_task("default").reference_model is None, reason="the default task's models are not exported")
@@ -35,6 +46,39 @@ def test_readme_agent_block_runs_and_changes_the_policy(capsys):
     start = AutoModelForCausalLM.from_pretrained(load_task("default").reference_model)
     trained = namespace["lm"]
     assert any(not torch.equal(a, b) for a, b in zip(start.parameters(), trained.parameters()))
+
+
+@pytest.mark.skipif(load_task("default").reference_model is None, reason="the default task's models are not exported")
+def test_readme_reward_function_block_runs(capsys):
+    namespace = {}
+    exec(compile(block("Your own reward function"), "README", "exec"), namespace)
+    env, info = namespace["env"], namespace["info"]
+    assert env.unwrapped.reward_model is None and env.unwrapped.reward_names == ["brevity", "names_a_color"]
+    parts = info["score_parts"]
+    assert info["score"] == pytest.approx(0.5 * parts[0] + np.nan_to_num(parts[1]), abs=1e-6)
+    assert capsys.readouterr().out.strip().split()[0] == f"{info['score']}"
+
+
+@pytest.mark.skipif(load_task("default").reference_model is None, reason="the default task's models are not exported")
+def test_readme_trl_block_runs_and_the_env_scores_as_the_trained_model(tmp_path, monkeypatch, one_thread):
+    pytest.importorskip("trl")
+    monkeypatch.chdir(tmp_path)  # it writes runs/trl_rm
+    code = block("A reward model from TRL")
+    assert "max_steps=40" in code
+    namespace = {}
+    exec(compile(code.replace("max_steps=40", "max_steps=2"), "README", "exec"), namespace)
+    env, model = namespace["env"], namespace["trainer"].model.eval()
+    assert type(env.unwrapped.reward_model).__name__ == "GPT2ForSequenceClassification"
+    from textbandit.wrappers import encode_actions
+
+    obs, _ = env.reset(seed=0)
+    action = encode_actions(env.unwrapped.tokenizer, ["red and blue ."], env.unwrapped.max_new_tokens)[0]
+    info = env.step(action)[-1]
+    n = int(info["response_mask"].sum())
+    ids = np.concatenate([obs["input_ids"][obs["attention_mask"] == 1], action[:n]])  # one unpadded row
+    with torch.no_grad():
+        want = model.float()(input_ids=torch.as_tensor(ids[None])).logits[0, 0].item()
+    assert info["score"] == pytest.approx(want, abs=1e-4)  # the env reads it as Hugging Face does
 
 
 def launch_commands() -> list[str]:

@@ -30,7 +30,11 @@ def fake_results(acc=0.72, agree=0.73, ppo_vs_sft=0.8):
         "seconds": {"total": 1.0},
         "eval_prompts": 3,
         "models": models,
-        "win_rates": {"ppo_vs_sft": ppo_vs_sft, "ppo_vs_large_base": 0.9},
+        "win_rates": {
+            "sft_again_vs_sft": {"win_rate": 0.5, "ci95": [0.45, 0.55]},
+            "ppo_vs_sft": {"win_rate": ppo_vs_sft, "ci95": [ppo_vs_sft - 0.04, ppo_vs_sft + 0.04]},
+            "ppo_vs_large_base": {"win_rate": 0.9, "ci95": [0.86, 0.94]},
+        },
         "size_ratio": 10.0,
         "reward_model": {"accuracy": acc, "labeler_agreement": agree, "ablation": {"pairs, 1 epoch": 0.7}},
         "kl_sweep": {
@@ -41,7 +45,7 @@ def fake_results(acc=0.72, agree=0.73, ppo_vs_sft=0.8):
         "alignment_tax": {"ppo": 0.2, "ppo_ptx": 0.05},
         "per_kind": {"topic": {"sft": 0.5, "ppo": 0.7}, "end_with": {"sft": 0.1}},
         "undemonstrated_kinds": ["end_with"],
-        "figure1": {"SFT": [(1000, 0.5), (10000, 0.6)], "PPO": [(1000, 0.8)]},
+        "figure1": {"SFT": [(1000, 0.5, 0.45, 0.55), (10000, 0.6, 0.55, 0.65)], "PPO": [(1000, 0.8, 0.75, 0.85)]},
         "ngram_note": "note",
     }
 
@@ -49,6 +53,9 @@ def fake_results(acc=0.72, agree=0.73, ppo_vs_sft=0.8):
 def test_findings_follow_the_bars():
     rows = {f["finding"]: f["reproduced"] for f in check_findings(fake_results())}
     assert all(rows.values())
+    low = fake_results(ppo_vs_sft=0.66)
+    low["win_rates"]["ppo_vs_sft"]["ci95"] = [0.59, 0.72]  # above the bar, but not resolved from 60%
+    assert not check_findings(low)[1]["reproduced"]
     rows = check_findings(fake_results(acc=0.80, ppo_vs_sft=0.6))
     assert not rows[0]["reproduced"] and not rows[1]["reproduced"]
     assert "rm_probes.py" in rows[0]["diagnose"] and "ppo_oracle.py" in rows[1]["diagnose"]
@@ -71,3 +78,25 @@ def test_write_report_writes_json_markdown_and_plots(tmp_path):
     assert "end_with (no demonstrations)" in md and "PPO-ptx pays a smaller alignment tax" in md
     for name in data["plots"]:
         assert (tmp_path / name).stat().st_size > 1000
+
+
+def test_report_words_and_intervals(tmp_path):
+    r = fake_results()
+    md_rows = {f["finding"]: f["measured"] for f in check_findings(r)}
+    assert (
+        "gold fell 0.300 from its peak while the proxy rose"
+        in md_rows["the KL penalty holds off reward over-optimisation"]
+    )
+    assert "+" not in md_rows["the KL penalty holds off reward over-optimisation"]  # signs that match the words
+    assert "80.0% (95% interval 76.0-84.0%)" in md_rows["PPO is preferred over its SFT start"]
+    assert "SFT against another draw of itself: 50.0%" in md_rows["PPO is preferred over its SFT start"]
+    r["alignment_tax"] = {"ppo": 0.2, "ppo_ptx": -0.1}
+    assert "PPO-ptx ends below SFT" in check_findings(r)[-1]["measured"]
+    write_report(fake_results(), tmp_path)
+    md = (tmp_path / "report.md").read_text()
+    assert "| ppo vs sft | 0.800 | 0.760-0.840 |" in md and "sft again vs sft" in md
+    assert (tmp_path / "figure1_win_rate_by_size.png").exists()  # SFT at two sizes
+    one_size = fake_results()
+    one_size["figure1"] = {"SFT": [(1000, 0.5, 0.45, 0.55)], "PPO": [(1000, 0.8, 0.75, 0.85)]}
+    data = write_report(one_size, tmp_path / "one")
+    assert "figure1_win_rate_by_size.png" not in data["plots"]  # no figure of one point per method

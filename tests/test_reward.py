@@ -83,13 +83,16 @@ def test_head_init_save_load_and_normalize(tmp_path):
     assert rm.head.weight.std().item() == pytest.approx(1 / math.sqrt(65), rel=0.3)
     rm.normalize_(0.25)
     assert rm.head.bias.item() == -0.25
-    rm.save_pretrained(tmp_path / "rm", tokenizer=tok)
+    rm.save_pretrained(tmp_path / "rm", tokenizer=tok)  # a Hugging Face sequence classifier, the bias folded in
     loaded = RewardModel.from_pretrained(tmp_path / "rm")
     ids, mask = torch.tensor([[0, 5, 6, 1]]), torch.tensor([[0, 1, 1, 1]])
-    assert torch.equal(loaded.score(ids, mask), rm.eval().score(ids, mask))
+    torch.testing.assert_close(loaded.score(ids, mask), rm.eval().score(ids, mask), rtol=0, atol=1e-6)
     from transformers import AutoModel
 
-    assert type(AutoModel.from_pretrained(tmp_path / "rm")).__name__ == "GPT2Model"
+    assert type(AutoModel.from_pretrained(tmp_path / "rm")).__name__ == "GPT2Model"  # its trunk loads alone too
+    rm.save_pretrained(tmp_path / "old", tokenizer=tok, format="textbandit")  # the older format: bit for bit
+    assert (tmp_path / "old" / "reward_head.safetensors").is_file()
+    assert torch.equal(RewardModel.from_pretrained(tmp_path / "old").score(ids, mask), rm.score(ids, mask))
 
 
 # --- training on a toy preference: responses that mention "cat" win --------------------------
@@ -230,7 +233,8 @@ def test_cli(tmp_path):
             "false",
         ]
     )
-    assert (tmp_path / "cli" / "reward_head.safetensors").is_file() and out == str(tmp_path / "cli")
+    config = json.loads((tmp_path / "cli" / "config.json").read_text())
+    assert config["architectures"] == ["GPT2ForSequenceClassification"] and out == str(tmp_path / "cli")
     with pytest.raises(SystemExit):
         reward_main(["--train", "x.jsonl", "--out", "o", "--batching", "random"])
 
@@ -279,11 +283,11 @@ def test_dropout_zero_turns_off_every_dropout_of_the_reward_model(tmp_path):
     sft = tiny_lm(len(tok))
     sft.config.resid_pdrop = sft.config.embd_pdrop = sft.config.attn_pdrop = 0.1
     sft = type(sft)(sft.config)  # an SFT model with GPT-2's usual dropouts
-    rm, _ = _load(_config(tmp_path, "rm", dropout=0.0), sft, tok)
+    rm = _load(_config(tmp_path, "rm", dropout=0.0), sft)
     assert dropout_sites(rm) and not has_dropout(rm)  # residual, embedding and attention dropout all off
     ids = torch.arange(3, 11).view(2, 4)
     mask = torch.ones_like(ids)
     rm.train()
     torch.testing.assert_close(rm.score(ids, mask), rm.score(ids, mask), rtol=0, atol=0)
-    kept, _ = _load(_config(tmp_path, "rm2", dropout=None), sft, tok)
+    kept = _load(_config(tmp_path, "rm2", dropout=None), sft)
     assert has_dropout(kept)  # None keeps the SFT model's

@@ -39,3 +39,24 @@ def tiny_lm(vocab_size: int, seed: int = 0, n_embd: int = 32, n_layer: int = 2) 
 
 
 PROMPTS = ["write about the cat .", "list two fish ?", "say one", "the big dog eats a red fish .", "a bird"]
+
+
+# A chat template in the style of instruct models' (role, content, the assistant's turn ended by EOS),
+# in words the tiny vocabularies know.
+CHAT_TEMPLATE = (
+    "{% for m in messages %}{{ m['role'] }} : {{ m['content'] }} "
+    "{% if m['role'] == 'assistant' %}{{ eos_token }} {% endif %}{% endfor %}"
+    "{% if add_generation_prompt %}assistant :{% endif %}"
+)
+CHAT_WORDS = ("user", "assistant", "system", ":")
+
+
+def tiny_chat_tokenizer() -> PreTrainedTokenizerFast:
+    """The tiny tokenizer plus the chat template's words, with the chat template set."""
+    vocab = {tok: i for i, tok in enumerate(SPECIAL + list(WORDS) + list(CHAT_WORDS))}
+    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tok.decoder = decoders.WordPiece(prefix="##")
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="<eos>", unk_token="<unk>")
+    fast.chat_template = CHAT_TEMPLATE
+    return fast

@@ -10,6 +10,8 @@
                                                          # of forward_batch_size rows
     env = gym.make("TextBandit-v0", task="runs/quick/export")   # a pipeline run's task and models
     env = gym.make("TextBandit-v0", task=textbandit.Task(...))  # your own (textbandit.task.base)
+    env = gym.make("TextBandit-v0", reward_fns=[my_reward])     # TRL-style reward functions (textbandit.rewards)
+    env = textbandit.TextActions(gym.make("TextBandit-v0"))     # the response as text (textbandit.wrappers)
 
 See ``textbandit.env.TextBanditEnv`` for the contract.
 """
@@ -17,8 +19,9 @@ See ``textbandit.env.TextBanditEnv`` for the contract.
 from gymnasium.envs.registration import register, registry
 
 from textbandit.task import Task, load_task
+from textbandit.wrappers import TextActions
 
-__all__ = ["Task", "load_task", "__version__"]
+__all__ = ["Task", "TextActions", "load_task", "__version__"]
 
 __version__ = "0.1.0"
 

@@ -12,6 +12,7 @@ from textbandit.scorer import EnvAttributes, build_scorer
 
 # Info keys whose values are per-token arrays padded to max_new_tokens.
 TOKEN_KEYS = ("token_kl", "logprobs", "ref_logprobs", "response_mask", "token_rewards")
+ARRAY_KEYS = TOKEN_KEYS + ("score_parts",)  # arrays per step (score_parts: one score per reward source)
 
 
 def check_seed(seed):
@@ -65,7 +66,8 @@ class TextBanditEnv(gym.Env, EnvAttributes):
     policy is taken to be the reference: KL is 0, the reward is the score, and
     ``info["policy_attached"]`` is False.
 
-    Step info (arrays padded to ``L``): ``score``, ``kl``, ``token_kl``, ``logprobs``,
+    Step info (arrays padded to ``L``): ``score``, ``score_parts`` (each reward source's score,
+    NaN where a function returned None; named by ``reward_names``), ``kl``, ``token_kl``, ``logprobs``,
     ``ref_logprobs``, ``response_mask``, ``token_rewards`` (``-kl_coef*KL_t`` plus ``score`` on
     the last response token: what GAE consumes), ``prompt``, ``response``,
     ``truncated_response``, ``policy_attached`` and, where the task has a gold labeler,
@@ -83,10 +85,21 @@ class TextBanditEnv(gym.Env, EnvAttributes):
       ``textbandit.task.Task`` (its prompts, tokenizer, models, settings and gold judge); any
       component given below replaces the task's. ``None``: no task (pass all four components).
     - ``split``: the task's split to draw prompts from: train, validation or test.
-    - ``reward_model``: a ``textbandit.reward_model.RewardModel`` or a local path to one.
+    - ``reward_model``: a ``textbandit.reward_model.RewardModel``, a Hugging Face
+      ``AutoModelForSequenceClassification`` with one label (e.g. trained by TRL's
+      ``RewardTrainer``), or a local path to either (:mod:`textbandit.rewards`).
+    - ``reward_fns``: a reward function with TRL's signature ``fn(prompts, completions, **kwargs)
+      -> list[float | None]`` (or a ``"module:function"`` string), or a list of them; each gets the
+      prompts' other dataset columns, ``completion_ids`` and ``ended_with_eos`` as keyword
+      arguments, once per step. Without ``reward_model`` they replace the task's reward model;
+      with it they score beside it.
+    - ``reward_weights``: one weight per reward source (the reward model first, when there is
+      one); the score is the weighted sum over the sources that apply (``None`` does not).
     - ``reference_model``: the SFT model, a Hugging Face causal LM or a local path.
     - ``tokenizer``: a Hugging Face tokenizer or a path; its pad token must differ from EOS.
-    - ``prompts``: a list of strings, a ``datasets.Dataset`` or a JSONL path (``prompt`` field).
+    - ``prompts``: a list of strings, a ``datasets.Dataset`` or a data file: our JSONL (``prompt``
+      field) or TRL's formats, conversational ones rendered with the tokenizer's chat template
+      (:mod:`textbandit.data`); every other column goes to the reward functions.
     - ``policy``: a causal LM or any object with ``response_logprobs`` (``textbandit.policy``).
     - ``kl_coef``, ``max_prompt_len``, ``max_new_tokens``: the task's when None.
     - ``temperature``: the sampling temperature; policy and reference logits are divided by it.
@@ -94,8 +107,8 @@ class TextBanditEnv(gym.Env, EnvAttributes):
       the default: no penalty; otherwise a finite number >= 0).
     - ``prompt_truncation``: ``"error"`` (default) refuses prompts longer than
       ``max_prompt_len`` at construction; ``"left"`` keeps their last ``max_prompt_len`` tokens.
-    - ``gold_fn``: ``gold_fn(prompts, responses, ended_with_eos) -> scores`` for evaluation (the
-      task's judge when the prompts are the task's).
+    - ``gold_fn``: a reward function (TRL's signature) that judges for evaluation only, in
+      ``info["gold_score"]`` (the task's judge when the prompts are the task's).
     - ``device``, ``torch_dtype``: where and in what precision the models run.
     - ``forward_batch_size``: rows per forward pass of the reference and reward models (and of
       a plain causal-LM policy). Rows are sorted by length and each chunk is cut to its own
@@ -107,8 +120,9 @@ class TextBanditEnv(gym.Env, EnvAttributes):
       with the same code gets bit-identical log-probs (``agents.ppo`` relies on this).
 
     The env's public attributes (``kl_coef``, settable; ``tokenizer``, ``prompts``, ``device``,
-    ``temperature``, ``max_prompt_len``, ``max_new_tokens``, ``reward_model``,
-    ``reference_model``, ``policy``, ``gold_fn``; ``set_policy``) are all an agent needs of it.
+    ``temperature``, ``max_prompt_len``, ``max_new_tokens``, ``reward_model``, ``reward_fns``,
+    ``reward_names``, ``reward_weights``, ``reference_model``, ``policy``, ``gold_fn``;
+    ``set_policy``) are all an agent needs of it.
 
     ## Example
     >>> import gymnasium as gym, textbandit
@@ -117,6 +131,15 @@ class TextBanditEnv(gym.Env, EnvAttributes):
     >>> obs, reward, terminated, truncated, info = env.step(env.action_space.sample())
     >>> bool(terminated), bool(abs(info["score"] - env.unwrapped.kl_coef * info["kl"] - reward) < 1e-6)
     (True, True)
+
+    A reward function instead of the reward model (TRL's signature; see :mod:`textbandit.rewards`):
+
+    >>> short = lambda prompts, completions, **kwargs: [float(len(c.split()) <= 5) for c in completions]
+    >>> env = gym.make("TextBandit-v0", reward_fns=short)
+    >>> _ = env.reset(seed=0)
+    >>> info = env.step(env.action_space.sample())[-1]
+    >>> env.unwrapped.reward_names, info["score"] in (0.0, 1.0)
+    (['<lambda>'], True)
 
     ## Version History
     - v0: initial version.
@@ -160,7 +183,7 @@ class TextBanditEnv(gym.Env, EnvAttributes):
         obs = {k: v[0] for k, v in self.scorer.observe(idx).items()}  # fresh arrays, same prompt
         self._index = None
         info = {
-            k: (v[0] if k in TOKEN_KEYS or v.dtype == object else v[0].item()) for k, v in out.items() if k != "reward"
+            k: (v[0] if k in ARRAY_KEYS or v.dtype == object else v[0].item()) for k, v in out.items() if k != "reward"
         }
         info["policy_attached"] = self.scorer.policy is not None
         reward = float(out["reward"][0])

@@ -5,6 +5,11 @@ the unembedding (LM head) is dropped, and a linear head ``d -> 1`` reads a rewar
 token's final hidden state. The reward of ``prompt ++ response`` is the head's output at the last
 attended token (the response's EOS when it has one). See docs/architecture.md.
 
+``save_pretrained`` writes a Hugging Face sequence classifier with one label, which
+``AutoModelForSequenceClassification.from_pretrained`` (and TRL) load and which scores as this
+model does; ``from_pretrained`` reads that, any such classifier (TRL's ``RewardTrainer`` output),
+and textbandit's older format (the trunk plus ``reward_head.safetensors``).
+
     >>> import tempfile, torch
     >>> from textbandit.task import load_task
     >>> task = load_task("default")
@@ -14,14 +19,23 @@ attended token (the response's EOS when it has one). See docs/architecture.md.
     >>> rm.score(ids, mask).shape
     torch.Size([2])
     >>> out = tempfile.mkdtemp(); rm.save_pretrained(out)
-    >>> torch.equal(RewardModel.from_pretrained(out).score(ids, mask), rm.score(ids, mask))
+    >>> torch.allclose(RewardModel.from_pretrained(out).score(ids, mask), rm.score(ids, mask), atol=1e-5)
+    True
+    >>> from transformers import AutoModelForSequenceClassification
+    >>> hf = AutoModelForSequenceClassification.from_pretrained(out)   # plain transformers
+    >>> pos = (mask.cumsum(1) - 1).clamp(min=0)                       # positions that skip left padding
+    >>> scores = hf(input_ids=ids, attention_mask=mask, position_ids=pos).logits[:, 0]
+    >>> torch.allclose(scores, rm.score(ids, mask), atol=1e-5)
     True
 """
 
 from __future__ import annotations
 
+import copy
+import json
 import math
 import os
+import warnings
 from pathlib import Path
 
 import torch
@@ -93,38 +107,153 @@ class RewardModel(nn.Module):
         """Subtract ``offset`` (e.g. the demonstrations' mean reward) from the head's bias, in place."""
         self.head.bias -= float(offset)
 
-    def save_pretrained(self, save_directory: str | os.PathLike, tokenizer=None) -> None:
-        """Write the trunk in Hugging Face format, the head to ``reward_head.safetensors`` and the tokenizer."""
+    def save_pretrained(self, save_directory: str | os.PathLike, tokenizer=None, format: str = "auto") -> None:
+        """Write the reward model (and the tokenizer, when given) to ``save_directory``.
+
+        ``format="hf"``: a Hugging Face sequence-classification checkpoint (one label) that
+        ``AutoModelForSequenceClassification.from_pretrained`` loads and that scores as this model
+        does (:meth:`to_sequence_classifier`); ``"textbandit"``: the trunk in Hugging Face format plus
+        ``reward_head.safetensors`` (the older format, which only textbandit reads); ``"auto"``
+        (default): ``"hf"`` where it is exact, else ``"textbandit"`` with a warning saying why.
+        """
+        if format not in ("auto", "hf", "textbandit"):
+            raise ValueError(f"format={format!r}; use 'auto', 'hf' or 'textbandit'")
         path = Path(save_directory)
         path.mkdir(parents=True, exist_ok=True)
-        self.trunk.save_pretrained(str(path))
-        head = {k: v.detach().float().cpu().contiguous() for k, v in self.head.state_dict().items()}
-        save_file(head, str(path / HEAD_FILE))
+        pad = getattr(tokenizer, "pad_token_id", None)
+        if format != "textbandit":
+            try:
+                model = self.to_sequence_classifier(pad_token_id=pad)
+            except ValueError as e:
+                if format == "hf":
+                    raise
+                warnings.warn(f"{e}; saving textbandit's own format instead", stacklevel=2)
+            else:
+                model.save_pretrained(str(path))
+                (path / HEAD_FILE).unlink(missing_ok=True)  # a stale head would be read instead of the checkpoint
+                format = "hf"
+        if format != "hf":
+            self.trunk.save_pretrained(str(path))
+            head = {k: v.detach().float().cpu().contiguous() for k, v in self.head.state_dict().items()}
+            save_file(head, str(path / HEAD_FILE))
         if tokenizer is not None:
             tokenizer.save_pretrained(str(path))
 
+    @torch.no_grad()
+    def to_sequence_classifier(self, pad_token_id: int | None = None):
+        """This reward model as a Hugging Face ``...ForSequenceClassification`` with one label that gives
+        the same scores (read at the last non-pad token, which is the last attended one in the env's
+        layout). Hugging Face's score heads have no bias, so the head's bias ``b`` goes into the bias
+        of the trunk's final norm: ``w . (beta + b w / |w|^2) = w . beta + b``, exact because the
+        head is linear. A ``ValueError`` when there is no such norm (RMSNorm has no bias) and
+        ``b != 0``. ``pad_token_id``: the tokenizer's, which the pooling finds the last token by.
+        """
+        from transformers import AutoModelForSequenceClassification
+
+        config = copy.deepcopy(self.trunk.config)
+        config.num_labels, config.architectures = 1, None
+        config.problem_type = "regression"
+        if pad_token_id is not None:
+            config.pad_token_id = pad_token_id
+        dtype = next(self.trunk.parameters()).dtype
+        model = AutoModelForSequenceClassification.from_config(config, dtype=dtype)
+        head = getattr(model, "score", None)
+        if not (isinstance(head, nn.Linear) and head.bias is None):
+            raise ValueError(
+                f"{type(model).__name__} has no bias-free linear 'score' head to hold the reward head exactly"
+            )
+        base = getattr(model, model.base_model_prefix)
+        base.load_state_dict(self.trunk.state_dict())
+        weight = self.head.weight.detach().float()
+        head.weight.copy_(weight)
+        bias = float(self.head.bias) if self.head.bias is not None else 0.0
+        if bias != 0.0:
+            name = final_norm(self.trunk)
+            if name is None:
+                raise ValueError(
+                    f"the reward head's bias ({bias:+.4g}) cannot be exported exactly: the {type(self.trunk).__name__} "
+                    "trunk's final norm has no bias to hold it (AutoModelForSequenceClassification's score head has "
+                    "none); train without normalisation to export this architecture"
+                )
+            norm = base.get_submodule(name)
+            folded = norm.bias.detach().float() + bias * weight[0] / weight[0].pow(2).sum()
+            norm.bias.copy_(folded.to(norm.bias.dtype))
+        return model.to(next(self.trunk.parameters()).device).eval()
+
+    @classmethod
+    def from_sequence_classifier(cls, model) -> "RewardModel":
+        """A reward model on the trunk and linear score head of a Hugging Face sequence classifier with one label."""
+        head = getattr(model, "score", None)
+        if getattr(model.config, "num_labels", None) != 1 or not (
+            isinstance(head, nn.Linear) and head.out_features == 1
+        ):
+            raise ValueError(
+                f"{type(model).__name__} is not a one-label sequence classifier with a linear 'score' head; use it "
+                "as the env's reward_model as it is"
+            )
+        new = nn.Linear(head.in_features, 1).to(head.weight.device)
+        with torch.no_grad():
+            new.weight.copy_(head.weight.float())
+            new.bias.copy_(head.bias.float() if head.bias is not None else torch.zeros(1))
+        return cls(getattr(model, model.base_model_prefix), new)
+
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike, torch_dtype: torch.dtype | None = None) -> "RewardModel":
-        """Load a reward model written by :meth:`save_pretrained`."""
+        """Load a reward model written by :meth:`save_pretrained` (either format), or any Hugging Face
+        sequence classifier with one label and a linear ``score`` head (e.g. TRL's ``RewardTrainer`` output)."""
         from transformers import AutoModel
 
         path = Path(directory)
         if not path.is_dir():
             raise FileNotFoundError(
                 f"no reward model at {path}: no such folder (a reward model folder holds "
-                f"config.json, model.safetensors and {HEAD_FILE})"
+                f"config.json and model.safetensors, and {HEAD_FILE} in textbandit's older format)"
             )
+        kwargs = {} if torch_dtype is None else {"dtype": torch_dtype}
         if not (path / HEAD_FILE).is_file():
-            raise FileNotFoundError(
-                f"{path} has no {HEAD_FILE}: not a textbandit reward model (build one with "
-                "RewardModel.from_causal_lm, or train one with `python -m agents.reward`)"
-            )
-        # no dtype: the config's (as AutoModel does), not the dtype the tensors happen to be stored in
-        trunk = AutoModel.from_pretrained(str(path), **({} if torch_dtype is None else {"dtype": torch_dtype}))
-        state = load_file(str(path / HEAD_FILE))
-        head = nn.Linear(state["weight"].shape[1], 1)
-        head.load_state_dict(state)
-        rm = cls(trunk, head)
+            config = json.loads((path / "config.json").read_text()) if (path / "config.json").is_file() else {}
+            if not any(a.endswith("ForSequenceClassification") for a in config.get("architectures") or []):
+                raise FileNotFoundError(
+                    f"{path} has neither a sequence-classification checkpoint nor {HEAD_FILE}: not a reward model "
+                    "(build one with RewardModel.from_causal_lm, or train one with `textbandit rm`)"
+                )
+            from transformers import AutoModelForSequenceClassification
+
+            rm = cls.from_sequence_classifier(AutoModelForSequenceClassification.from_pretrained(str(path), **kwargs))
+        else:
+            # no dtype: the config's (as AutoModel does), not the dtype the tensors happen to be stored in
+            trunk = AutoModel.from_pretrained(str(path), **kwargs)
+            state = load_file(str(path / HEAD_FILE))
+            head = nn.Linear(state["weight"].shape[1], 1)
+            head.load_state_dict(state)
+            rm = cls(trunk, head)
         if torch_dtype is not None:  # else the head stays float32 (PPO may train it as a value head)
             rm.head.to(torch_dtype)
         return rm.eval()
+
+
+@torch.no_grad()
+def final_norm(trunk: nn.Module) -> str | None:
+    """The name of the trunk's module with a bias whose output is the trunk's ``last_hidden_state``
+    (GPT-2's ``ln_f``), found by running the trunk once on four tokens; None when there is none."""
+    d = trunk.config.hidden_size
+    candidates = {
+        n: m
+        for n, m in trunk.named_modules()
+        if isinstance(getattr(m, "bias", None), torch.Tensor)
+        and isinstance(getattr(m, "weight", None), torch.Tensor)
+        and tuple(m.weight.shape) == (d,)
+        and tuple(m.bias.shape) == (d,)
+    }
+    outputs: dict[str, list] = {n: [] for n in candidates}
+    hooks = [m.register_forward_hook(lambda mod, i, o, n=n: outputs[n].append(o)) for n, m in candidates.items()]
+    try:
+        ids = torch.arange(4, device=next(trunk.parameters()).device).unsqueeze(0)
+        hidden = trunk(input_ids=ids, attention_mask=torch.ones_like(ids)).last_hidden_state
+    finally:
+        for h in hooks:
+            h.remove()
+    for n, outs in outputs.items():  # called once (a norm used twice could not take the bias alone)
+        if len(outs) == 1 and isinstance(outs[0], torch.Tensor) and torch.equal(outs[0], hidden):
+            return n
+    return None

@@ -19,10 +19,19 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
-from textbandit.data import load_prompts
+from textbandit.data import load_prompt_set
 from textbandit.layout import check_tokenizer, ends_with_eos, join, left_pad, response_mask
-from textbandit.loading import check_source, load
+from textbandit.loading import load
 from textbandit.policy import CausalLMPolicy, as_policy, is_causal_lm, max_positions, vocab_size_of
+from textbandit.rewards import (
+    FunctionReward,
+    ModelReward,
+    Responses,
+    Rewards,
+    SequenceClassifierReward,
+    is_sequence_classifier,
+    load_reward_model,
+)
 from textbandit.runtime import resolve_device
 from textbandit.scoring import response_logprobs, rlhf_reward
 from textbandit.task import GoldFn, Task, load_task
@@ -99,17 +108,35 @@ def _load_causal_lm(model, device, dtype):
     return model.to(device).eval()
 
 
-def _load_reward_model(model, device, dtype):
+def _reward_model_source(model, device, dtype, pad_token_id):
+    """The reward-model source of ``model`` (a path, ours, a sequence classifier, or a module with ``score``)."""
     if isinstance(model, str) or hasattr(model, "__fspath__"):
-        from textbandit.reward_model import RewardModel
-
-        model = RewardModel.from_pretrained(check_source(model, "reward_model"), torch_dtype=dtype)
-    if not callable(getattr(model, "score", None)):
+        model = load_reward_model(model, dtype)
+    if is_sequence_classifier(model):
+        return model, SequenceClassifierReward(model.to(device).eval(), pad_token_id)
+    score = getattr(model, "score", None)
+    if not callable(score) or isinstance(score, torch.nn.Module) or isinstance(model, type):
         raise TypeError(
-            "reward_model must be a textbandit.reward_model.RewardModel, a local path to one, or a module "
-            f"with score(input_ids, attention_mask, position_ids) -> (N,) rewards; got {type(model).__name__}"
+            "reward_model must be a textbandit.reward_model.RewardModel, a Hugging Face "
+            "AutoModelForSequenceClassification with one label, a local path to either, or a module with "
+            f"score(input_ids, attention_mask, position_ids) -> (N,) rewards; got {type(model).__name__}"
+            + (" (its .score is a layer, not a scoring method)" if isinstance(score, torch.nn.Module) else "")
         )
-    return model.to(device).eval() if isinstance(model, torch.nn.Module) else model
+    model = model.to(device).eval() if isinstance(model, torch.nn.Module) else model
+    return model, ModelReward(model)
+
+
+def _as_list(reward_fns) -> list:
+    if reward_fns is None:
+        return []
+    if callable(reward_fns) or isinstance(reward_fns, str):
+        return [reward_fns]
+    if isinstance(reward_fns, (list, tuple)):
+        return list(reward_fns)
+    raise TypeError(
+        f"reward_fns must be a reward function, a 'module:function' string, or a list of them; "
+        f"got {type(reward_fns).__name__}"
+    )
 
 
 def _check_finite(values: torch.Tensor, source: str, what: str) -> None:
@@ -120,22 +147,6 @@ def _check_finite(values: torch.Tensor, source: str, what: str) -> None:
             f"{source} returned non-finite {what} (NaN or inf) for rows {rows[:10]} of the batch; a "
             "reward built on them would be meaningless (check the model's dtype and weights)"
         )
-
-
-def check_scores(scores, n: int, source: str) -> np.ndarray:
-    """``scores`` as an (n,) float32 array of finite numbers, or a ``ValueError`` naming ``source``."""
-    try:
-        arr = np.asarray(scores, dtype=np.float64).reshape(-1)
-    except (TypeError, ValueError) as e:
-        raise ValueError(f"{source} returned {type(scores).__name__} {str(scores)[:80]!r}, not {n} numbers") from e
-    if arr.shape != (n,) or np.shape(scores) not in ((n,), (n, 1)):
-        raise ValueError(f"{source} returned {np.size(scores)} scores for {n} responses; return one number each")
-    if not np.isfinite(arr).all():
-        raise ValueError(
-            f"{source} returned non-finite scores (NaN or inf) at rows "
-            f"{np.flatnonzero(~np.isfinite(arr))[:10].tolist()}"
-        )
-    return arr.astype(np.float32)
 
 
 AUTO_CPU_FORWARD_BATCH = 16  # measured with benchmarks/env_throughput.py on 2 cores: 16 beat 8, 32 and 64
@@ -151,6 +162,8 @@ class BatchScorer:
         reference_model,
         tokenizer,
         prompts,
+        reward_fns=None,
+        reward_weights=None,
         policy=None,
         settings: Settings,
         gold_fn: GoldFn | None = None,
@@ -182,9 +195,15 @@ class BatchScorer:
         if torch_dtype is None and self.device.type == "cpu":
             torch_dtype = torch.float32  # shipped weights are fp16; CPUs compute in fp32
         self.reference_model = _load_causal_lm(reference_model, self.device, torch_dtype)
-        self.reward_model = _load_reward_model(reward_model, self.device, torch_dtype)
+        sources, self.reward_model = [], None
+        if reward_model is not None:
+            self.reward_model, source = _reward_model_source(reward_model, self.device, torch_dtype, self.pad_token_id)
+            sources.append(source)
+        self.reward_fns = _as_list(reward_fns)
+        self.rewards = Rewards(sources + [FunctionReward(fn) for fn in self.reward_fns], reward_weights)
         self.ref_vocab_size = vocab_size_of(self.reference_model)
-        for what, model in (("reference model", self.reference_model), ("reward model", self.reward_model)):
+        models = [("reference model", self.reference_model)]
+        for what, model in models + ([("reward model", self.reward_model)] if self.reward_model is not None else []):
             vocab = vocab_size_of(model)
             if vocab is not None and vocab < self.vocab_size:
                 raise ValueError(
@@ -193,9 +212,11 @@ class BatchScorer:
                 )
             self._check_positions(what, model)
         self.gold_fn = gold_fn
+        self.gold = FunctionReward(gold_fn, "gold_fn") if gold_fn is not None else None
         self.policy = None
         self.set_policy(policy)
-        self.prompts = load_prompts(prompts)
+        self.prompt_set = load_prompt_set(prompts, self.tokenizer)
+        self.prompts = self.prompt_set.texts
         self.prompt_ids, self.prompt_mask = self._tokenize_prompts(self.prompts)
 
         P, L, V = settings.max_prompt_len, settings.max_new_tokens, self.vocab_size
@@ -315,15 +336,20 @@ class BatchScorer:
             logprobs = torch.where(mask.bool(), logprobs.to(dev, torch.float32), 0.0)
             _check_finite(logprobs, "the policy's response_logprobs", "log-probs")
         _check_finite(ref_logprobs, "the reference model", "log-probs")
-        score = self._trimmed(
-            lambda p, pm, r, rm: self.reward_model.score(*join(p, pm, r, rm, self.pad_token_id)).float().reshape(-1),
-            prompt_ids,
-            prompt_mask,
-            response,
-            mask,
-        )
-        _check_finite(score, "the reward model", "scores")
         finished = ends_with_eos(response, self.eos_token_id)
+        lengths = mask.sum(dim=1).tolist()
+        texts = self.decode(actions, lengths)
+        join_rows = lambda fn: lambda p, pm, r, rm: fn(*join(p, pm, r, rm, self.pad_token_id))  # noqa: E731
+        batch = self._responses(
+            idx,
+            actions,
+            lengths,
+            texts,
+            finished,
+            lambda fn: self._trimmed(join_rows(fn), prompt_ids, prompt_mask, response, mask),
+        )
+        total, parts = self.rewards.score(batch)
+        score = torch.as_tensor(total, dtype=torch.float32, device=dev)
         if s.missing_eos_penalty is not None:
             score = score - s.missing_eos_penalty * (~finished).float()
 
@@ -342,13 +368,24 @@ class BatchScorer:
         out = {k: v.cpu().numpy() for k, v in out.items()}
         for k in ("score", "kl", "token_kl", "logprobs", "ref_logprobs", "token_rewards"):
             out[k] = out[k].astype(np.float32)
-
+        out["score_parts"] = parts.astype(np.float32)
         out["prompt"] = np.array([self.prompts[i] for i in idx], dtype=object)
-        out["response"] = np.array(self.decode(actions, out["response_mask"]), dtype=object)
-        if self.gold_fn is not None:
-            gold = self.gold_fn(list(out["prompt"]), list(out["response"]), [bool(f) for f in finished.cpu()])
-            out["gold_score"] = check_scores(gold, len(idx), "gold_fn")
+        out["response"] = np.array(texts, dtype=object)
+        if self.gold is not None:
+            out["gold_score"] = self.gold(batch, allow_none=False).astype(np.float32)
         return out
+
+    def _responses(self, idx, actions, lengths, texts: list[str], finished: torch.Tensor, forward) -> Responses:
+        """The batch as the reward sources see it (:class:`textbandit.rewards.Responses`)."""
+        conversational = self.prompt_set.conversational  # TRL passes completions as messages then
+        return Responses(
+            prompts=[self.prompt_set.prompts[i] for i in idx],
+            completions=[[{"role": "assistant", "content": t}] for t in texts] if conversational else texts,
+            completion_ids=[a[:n].tolist() for a, n in zip(actions, lengths)],
+            ended_with_eos=[bool(f) for f in finished.cpu()],
+            columns=self.prompt_set.columns(idx),
+            forward=forward,
+        )
 
     def _trimmed(self, forward, prompt_ids, prompt_mask, response, mask) -> torch.Tensor:
         """``forward(prompt_ids, prompt_mask, response, response_mask)`` of a frozen model, run on
@@ -372,9 +409,9 @@ class BatchScorer:
                 out[rows] = part
         return out
 
-    def decode(self, actions: np.ndarray, mask: np.ndarray) -> list[str]:
-        """Response texts: tokens before the first EOS, special tokens skipped."""
-        rows = [a[: int(m.sum())].tolist() for a, m in zip(actions, mask)]
+    def decode(self, actions: np.ndarray, lengths: list[int]) -> list[str]:
+        """Response texts: the first ``lengths[i]`` tokens of each (up to the EOS), special tokens skipped."""
+        rows = [a[:n].tolist() for a, n in zip(actions, lengths)]
         return self.tokenizer.batch_decode(rows, skip_special_tokens=True)
 
 
@@ -427,8 +464,23 @@ class EnvAttributes:
 
     @property
     def reward_model(self):
-        """The reward model that scores responses."""
+        """The reward model that scores responses (``None`` when only reward functions do)."""
         return self.scorer.reward_model
+
+    @property
+    def reward_fns(self) -> list:
+        """The reward functions that score responses beside (or instead of) the reward model."""
+        return self.scorer.reward_fns
+
+    @property
+    def reward_names(self) -> list[str]:
+        """The names of the reward sources, in the order of ``info["score_parts"]`` and ``reward_weights``."""
+        return self.scorer.rewards.names
+
+    @property
+    def reward_weights(self) -> list[float]:
+        """The weight of each reward source in the score."""
+        return self.scorer.rewards.weights
 
     @property
     def reference_model(self):
@@ -457,6 +509,8 @@ def build_scorer(
     reference_model=None,
     tokenizer=None,
     prompts=None,
+    reward_fns=None,
+    reward_weights=None,
     policy=None,
     kl_coef: float | None = None,
     max_prompt_len: int | None = None,
@@ -469,7 +523,11 @@ def build_scorer(
     torch_dtype=None,
     forward_batch_size: int | str | None = "auto",
 ) -> BatchScorer:
-    """The scorer of ``TextBanditEnv``'s arguments: what is not given comes from the task."""
+    """The scorer of ``TextBanditEnv``'s arguments: what is not given comes from the task.
+
+    Reward functions given without a reward model replace the task's reward model; given with one,
+    they score beside it.
+    """
     task = load_task(task)
     given = {
         "reward_model": reward_model,
@@ -477,6 +535,7 @@ def build_scorer(
         "tokenizer": tokenizer,
         "prompts": prompts,
     }
+    fns_only = reward_model is None and bool(_as_list(reward_fns))
     if task is None:
         settings = dict(GENERIC_SETTINGS)
     else:
@@ -485,18 +544,21 @@ def build_scorer(
             given["prompts"] = task.prompt_source(split)
             gold_fn = gold_fn if gold_fn is not None else task.gold_fn
         for name in ("reward_model", "reference_model", "tokenizer"):
-            if given[name] is None:
+            if given[name] is None and not (name == "reward_model" and fns_only):
                 given[name] = getattr(task, name)
-    missing = [name for name, value in given.items() if value is None]
+    missing = [name for name, value in given.items() if value is None and not (name == "reward_model" and fns_only)]
     if missing:
         where = "with task=None" if task is None else f"the task {task.name!r} has no {', '.join(missing)}:"
+        alternative = " (or reward_fns)" if missing == ["reward_model"] else ""
         raise ValueError(
-            f"{where} pass {', '.join(missing)} too" + (" (or use task='default')" if task is None else "")
+            f"{where} pass {', '.join(missing)}{alternative} too" + (" (or use task='default')" if task is None else "")
         )
     given_settings = {"kl_coef": kl_coef, "max_prompt_len": max_prompt_len, "max_new_tokens": max_new_tokens}
     settings.update({k: v for k, v in given_settings.items() if v is not None})
     return BatchScorer(
         **given,
+        reward_fns=reward_fns,
+        reward_weights=reward_weights,
         policy=policy,
         settings=Settings(
             temperature=temperature,

@@ -5,6 +5,7 @@ their own loops, so each trainer file reads as its own loss plus a short loop; t
 trainer class to learn. The pieces, in the order a step uses them:
 
 - :class:`TrainConfig`: the fields both configs have (schedule, clipping, lengths, run control);
+- :func:`load_tokenizer`: the tokenizer given, named (``--tokenizer``), or the model's own;
 - :func:`check_model_fits`: a model too small for the tokenizer or the data, refused before training;
 - :func:`epoch_groups`: the seeded data order of an epoch, cut into optimizer steps;
 - :func:`accumulate`: the micro-batches of one step, each forwarded and backpropagated;
@@ -35,7 +36,7 @@ from agents.common.checkpoint import load_checkpoint, rng_state, save_checkpoint
 from agents.common.device import autocast
 from agents.common.distributed import Dist
 from agents.common.lora import LoraSettings
-from agents.common.metrics import MetricLogger
+from agents.common.metrics import MetricLogger, check_backends
 from agents.common.rundir import claim_run_dir
 from agents.common.scale import ScaleConfig
 from agents.common.schedule import learning_rate, set_lr
@@ -48,6 +49,8 @@ class TrainConfig(ScaleConfig, LoraSettings):
     LoRA, FSDP2 and memory fields are :class:`agents.common.lora.LoraSettings`' and
     :class:`agents.common.scale.ScaleConfig`'s."""
 
+    tokenizer: str | None = None
+    """the tokenizer (a local folder or hub name); None: the model's own folder's"""
     warmup_ratio: float = 0.03
     """fraction of the optimizer steps spent in linear warmup"""
     min_lr_ratio: float = 0.1
@@ -81,6 +84,11 @@ class TrainConfig(ScaleConfig, LoraSettings):
     schedule still spans all epochs)"""
     tensorboard: bool = True
     """also write TensorBoard events to OUT/tb"""
+    report_to: tuple[str, ...] = ()
+    """more metric backends beside metrics.jsonl (and TensorBoard): 'wandb' (pip install 'textbandit[wandb]';
+    WANDB_MODE=offline works without an account), 'trackio' (pip install 'textbandit[trackio]')"""
+    project: str = "textbandit"
+    """the W&B or trackio project the run is logged under (its name is the out folder's)"""
     progress: bool = True
     """show a tqdm progress bar"""
 
@@ -106,11 +114,30 @@ class TrainConfig(ScaleConfig, LoraSettings):
             raise ValueError("max_grad_norm, weight_decay and checkpoint_every must be >= 0 (0 disables them)")
         if self.stop_after is not None and self.stop_after < 1:
             raise ValueError(f"stop_after={self.stop_after}; use >= 1 or None")
+        check_backends(self.report_to)
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
             raise ValueError(f"device={self.device!r}; use 'auto', 'cpu' or 'cuda[:i]'")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+
+def load_tokenizer(config, tokenizer):
+    """The tokenizer object given, else ``config.tokenizer``'s, else the one in ``config.model``'s folder."""
+    from transformers import AutoTokenizer
+
+    from textbandit.layout import check_tokenizer
+    from textbandit.loading import load
+
+    if tokenizer is None:
+        source = config.tokenizer or config.model
+        if source is None:
+            raise ValueError("pass a tokenizer object (or set tokenizer) when the model is not given by path")
+        tokenizer = load(
+            AutoTokenizer.from_pretrained, source, "tokenizer" if config.tokenizer else "model", needs=None
+        )
+    check_tokenizer(tokenizer)
+    return tokenizer
 
 
 def check_model_fits(model, tokenizer, lengths, what: str = "model") -> None:
@@ -223,6 +250,9 @@ class Run:
             MetricLogger(
                 self.out,
                 tensorboard=config.tensorboard,
+                report_to=config.report_to,
+                project=config.project,
+                config=config.to_dict(),
                 resume_step=position["step"] if resume_rows is not None else None,
                 resume_rows=resume_rows,
             )

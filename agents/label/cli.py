@@ -243,7 +243,9 @@ COMMANDS = {
 
 
 def main(argv=None):
-    a = parser().parse_args(argv)
+    from agents.common.cli import parse_args
+
+    a = parse_args(parser(), argv)  # every subcommand reads --config FILE too
     try:
         return COMMANDS[a.command](a)
     except (LabelingError, DataFormatError, FileNotFoundError) as e:  # the user's input: what is wrong, no traceback

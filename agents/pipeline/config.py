@@ -152,6 +152,12 @@ class PipelineConfig:
     """held-out comparisons JSONL for the reward model's accuracy (goes with --comparisons)"""
     kl_coef: float = 0.05
     """the default KL coefficient of PPO (the sweep adds kl_coef=0)"""
+    reward_fn: tuple[str, ...] = ()
+    """reward functions with TRL's signature (package.module:function or path/to/file.py:function; repeat the
+    flag for several) that score PPO's responses beside the trained reward model"""
+    reward_weights: tuple[float, ...] = ()
+    """PPO's weight of each reward source: the trained reward model first, then each --reward-fn (empty: all
+    1; 0 for the reward model trains on the functions alone)"""
     ptx_coef: float = 1.0
     """weight of the pretraining loss in PPO-ptx"""
     device: str = "auto"
@@ -161,6 +167,10 @@ class PipelineConfig:
     the task TextBandit-v0 serves with no arguments"""
     progress: bool = True
     """show progress bars"""
+    report_to: tuple[str, ...] = ()
+    """more metric backends for every training stage: 'wandb', 'trackio' (see textbandit ppo --help)"""
+    project: str = "textbandit"
+    """the W&B or trackio project the stages are logged under"""
     rebuild: bool = False
     """rebuild the finished stages in --out whose settings (or whose inputs' settings) differ from this
     run's; without it such a stage is an error naming the stage and the settings that changed"""
@@ -174,6 +184,11 @@ class PipelineConfig:
             raise ValueError("comparisons_val is the held-out part of your own comparisons: pass --comparisons too")
         if self.ptx_coef < 0:
             raise ValueError(f"ptx_coef={self.ptx_coef}; use >= 0")
+        if self.reward_weights and len(self.reward_weights) != 1 + len(self.reward_fn):
+            raise ValueError(
+                f"reward_weights={list(self.reward_weights)}: give {1 + len(self.reward_fn)} weights, the trained "
+                "reward model's first, then one per --reward-fn"
+            )
 
     @property
     def settings(self) -> Preset:

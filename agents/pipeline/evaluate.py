@@ -8,18 +8,21 @@ and never tuned to the agents' output.
 from __future__ import annotations
 
 import math
+import zlib
 
 import numpy as np
 import torch
 
 from agents.common.lm import blocks, perplexity
 from agents.pipeline.labeling import gold_lists
-from agents.pipeline.metrics import mean_by, rouge_l, sentence_bleu, win_rate
+from agents.pipeline.metrics import mean_by, rouge_l, sentence_bleu, win_interval, win_rate
 from agents.pipeline.rating import bradley_terry, pairs_from_ranking
 from agents.pipeline.samples import Samples, sample_and_score
 from textbandit.task import DefaultTask, Instruction, measure_agreement
 from textbandit.task.demonstrator import demonstrate
 from textbandit.vector_env import TextBanditVectorEnv
+
+SFT_AGAIN = "sft_again"  # a second, independent draw of the SFT model's samples: the noise floor
 
 
 def corpus_loss(model, tokenizer, texts: list[str], n_positions: int, device) -> float:
@@ -78,14 +81,22 @@ def evaluate_models(
     idx = np.sort(rng.choice(len(records), size=min(n_prompts, len(records)), replace=False))
     envs = TextBanditVectorEnv(num_envs=min(batch_size, len(idx)), task=task, split="test", device=device)
     device = envs.device
-    samples = {name: sample_and_score(envs, m.to(device), idx, temperature, seed=seed) for name, m in models.items()}
+    # each model's samples are drawn independently (their own seed), so a win rate carries the
+    # sampling noise of both sides; SFT is drawn twice, and the second draw against the first is
+    # the noise floor every other win rate is read against
+    samples = {
+        name: sample_and_score(envs, m.to(device), idx, temperature, seed=model_seed(seed, name))
+        for name, m in models.items()
+    }
+    if "sft" in models:
+        samples[SFT_AGAIN] = sample_and_score(envs, models["sft"], idx, temperature, seed=model_seed(seed, SFT_AGAIN))
 
     refs = references(task, [records[i] for i in idx], seed)
     kinds = [records[i]["kind"] for i in idx]
     corpus = task.corpus()["validation"][:400]
     tokenizer = envs.tokenizer
     per_model, per_kind, bleu_all, rouge_all, gold_all = {}, {}, [], [], []
-    for name, s in samples.items():
+    for name, s in ((n, s) for n, s in samples.items() if n in models):
         bleu = [sentence_bleu(h, r) for h, r in zip(s.responses, refs)]
         rouge = [rouge_l(h, r) for h, r in zip(s.responses, refs)]
         bleu_all += bleu
@@ -101,7 +112,7 @@ def evaluate_models(
         }
         for kind, g in mean_by(kinds, s.gold).items():
             per_kind.setdefault(kind, {})[name] = g
-    for name, rating in elo_ratings(pool or task.labelers(), samples, seed).items():
+    for name, rating in elo_ratings(pool or task.labelers(), {n: samples[n] for n in models}, seed).items():
         per_model[name]["elo"] = rating
     return {
         "samples": samples,
@@ -118,10 +129,19 @@ def _corr(a: list[float], b: list[float]) -> float | None:
     return float(np.corrcoef(a, b)[0, 1])
 
 
-def pairwise_wins(samples: dict[str, Samples], pairs: dict[str, tuple[str, str]]) -> dict[str, float]:
-    """Gold win rates ``{label: win_rate(a, b)}`` for the named model pairs present in ``samples``."""
+def pairwise_wins(samples: dict[str, Samples], pairs: dict[str, tuple[str, str]], seed: int = 0) -> dict[str, dict]:
+    """Gold win rates of the named model pairs present in ``samples``: ``{label: {"win_rate": w,
+    "ci95": [low, high]}}``, the interval a paired bootstrap over the prompts."""
     return {
-        label: win_rate(samples[a].gold, samples[b].gold)
+        label: {
+            "win_rate": win_rate(samples[a].gold, samples[b].gold),
+            "ci95": list(win_interval(samples[a].gold, samples[b].gold, seed)),
+        }
         for label, (a, b) in pairs.items()
         if a in samples and b in samples
     }
+
+
+def model_seed(seed: int, name: str) -> int:
+    """The sampling seed of one model's evaluation samples: distinct per (seed, model name)."""
+    return int(np.random.SeedSequence([seed, 82, zlib.crc32(name.encode())]).generate_state(1)[0])

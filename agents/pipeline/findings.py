@@ -9,7 +9,8 @@ from __future__ import annotations
 from typing import Sequence
 
 RM_AGREEMENT_POINTS = 3.0  # RM accuracy within 3 points of inter-labeler agreement
-PPO_OVER_SFT = 0.70  # PPO preferred over its SFT start on at least 70% of prompts
+PPO_OVER_SFT = 0.65  # PPO preferred over its SFT start on at least 65% of prompts,
+PPO_OVER_SFT_LOW = 0.60  # with the lower end of its bootstrap 95% interval above 60%
 SMALL_PPO_OVER_LARGE_BASE = 0.85  # small PPO preferred over the 10x base on at least 85%
 GOLD_DROP = 0.03  # a fall of the (smoothed) gold score by this much from its peak counts
 
@@ -70,35 +71,37 @@ def check_findings(r: dict) -> list[dict]:
                 "`python benchmarks/rm_probes.py --run {out}`",
             }
         )
-    w = r["win_rates"]
+    w, floor = r["win_rates"], _rate(r["win_rates"].get("sft_again_vs_sft"))
+    ppo = w["ppo_vs_sft"]
     rows.append(
         {
             "finding": "PPO is preferred over its SFT start",
-            "measured": f"{100 * w['ppo_vs_sft']:.1f}% of held-out prompts "
-            f"(mean KL from SFT {r['models']['ppo']['kl_from_sft']:.2f} nats)",
-            "bar": f">= {100 * PPO_OVER_SFT:.0f}%",
-            "reproduced": w["ppo_vs_sft"] >= PPO_OVER_SFT,
+            "measured": f"{_pct(ppo)} of held-out prompts "
+            f"(mean KL from SFT {r['models']['ppo']['kl_from_sft']:.2f} nats; "
+            + (f"SFT against another draw of itself: {_pct(floor)})" if floor else "no noise floor measured)"),
+            "bar": f">= {100 * PPO_OVER_SFT:.0f}% with the interval's lower end above {100 * PPO_OVER_SFT_LOW:.0f}%",
+            "reproduced": _rate(ppo)["win_rate"] >= PPO_OVER_SFT and _rate(ppo)["ci95"][0] > PPO_OVER_SFT_LOW,
             "diagnose": "reward-model error or RL budget? PPO against the gold labeler itself: "
             "`python benchmarks/ppo_oracle.py --run {out}`",
         }
     )
+    base = w["ppo_vs_large_base"]
     rows.append(
         {
             "finding": "the small PPO model is preferred over a much larger base model",
-            "measured": f"{100 * w['ppo_vs_large_base']:.1f}% (base {r['size_ratio']:.0f}x larger)",
+            "measured": f"{_pct(base)} (base {r['size_ratio']:.0f}x larger)",
             "bar": f">= {100 * SMALL_PPO_OVER_LARGE_BASE:.0f}%",
-            "reproduced": w["ppo_vs_large_base"] >= SMALL_PPO_OVER_LARGE_BASE,
+            "reproduced": _rate(base)["win_rate"] >= SMALL_PPO_OVER_LARGE_BASE,
         }
     )
     no_kl, with_kl = r["kl_sweep"]["no_kl"], r["kl_sweep"]["default"]
     rows.append(
         {
             "finding": "the KL penalty holds off reward over-optimisation",
-            "measured": (
-                f"kl_coef=0: gold fell {no_kl['gold_drop']:+.3f} from its peak while the proxy rose "
-                f"{no_kl['proxy_rise_after_peak']:+.3f}; default kl_coef: gold fell {with_kl['gold_drop']:+.3f}"
-            ),
-            "bar": f"kl_coef=0 over-optimises (gold falls >= {GOLD_DROP}) and the default does not",
+            "measured": f"kl_coef=0: {_fall(no_kl)} while the proxy {_rise(no_kl['proxy_rise_after_peak'])}; "
+            f"default kl_coef: {_fall(with_kl)}",
+            "bar": f"kl_coef=0 over-optimises (gold falls >= {GOLD_DROP} from its peak while the proxy rises) and "
+            "the default does not",
             "reproduced": no_kl["overoptimised"] and not with_kl["overoptimised"],
         }
     )
@@ -106,9 +109,12 @@ def check_findings(r: dict) -> list[dict]:
     rows.append(
         {
             "finding": "PPO-ptx pays a smaller alignment tax than PPO",
-            "measured": (
-                f"pretraining-corpus loss rise over SFT: PPO {tax['ppo']:+.4f}, "
-                f"PPO-ptx {tax['ppo_ptx']:+.4f} nats/token"
+            "measured": f"loss on held-out pretraining text against SFT's: PPO {_change(tax['ppo'])}, PPO-ptx "
+            f"{_change(tax['ppo_ptx'])} nats/token"
+            + (
+                " (PPO-ptx ends below SFT: the pretraining loss it mixes in trains the LM further)"
+                if tax["ppo_ptx"] < 0
+                else ""
             ),
             "bar": "PPO-ptx's rise < PPO's",
             "reproduced": tax["ppo_ptx"] < tax["ppo"],
@@ -118,3 +124,31 @@ def check_findings(r: dict) -> list[dict]:
         if row["reproduced"]:
             row.pop("diagnose", None)
     return rows
+
+
+def _rate(w) -> dict | None:
+    """A win-rate record ``{"win_rate", "ci95"}`` (a bare number is read as one without an interval)."""
+    if w is None or isinstance(w, dict):
+        return w
+    return {"win_rate": float(w), "ci95": [float(w), float(w)]}
+
+
+def _pct(w) -> str:
+    """``"67.2% (95% interval 62.1-72.0%)"``."""
+    w = _rate(w)
+    lo, hi = w["ci95"]
+    return f"{100 * w['win_rate']:.1f}% (95% interval {100 * lo:.1f}-{100 * hi:.1f}%)"
+
+
+def _fall(o: dict) -> str:
+    """How the smoothed gold score moved after its peak, in words: "gold fell 0.463 from its peak"."""
+    drop = o["gold_drop"]
+    return f"gold fell {drop:.3f} from its peak" if drop > 0 else "gold ended at its peak"
+
+
+def _rise(x: float) -> str:
+    return f"rose {x:.3f}" if x > 0 else (f"fell {-x:.3f}" if x < 0 else "stayed level")
+
+
+def _change(x: float) -> str:
+    return f"up {x:.4f}" if x > 0 else (f"down {-x:.4f}" if x < 0 else "unchanged")

@@ -10,6 +10,11 @@ from agents.pipeline.findings import check_findings, overoptimisation
 MODEL_COLUMNS = ("params", "gold", "rm_score", "kl_from_sft", "eos_rate", "corpus_loss", "bleu", "rouge_l", "elo")
 
 
+def _win(v) -> dict:
+    """A win-rate record ``{"win_rate", "ci95"}`` (a bare number: no interval)."""
+    return v if isinstance(v, dict) else {"win_rate": float(v), "ci95": [float(v), float(v)]}
+
+
 def _fmt(v) -> str:
     if v is None:
         return "not judged"
@@ -60,7 +65,16 @@ def markdown(r: dict, out: str = "OUT") -> str:
         "`bleu`/`rouge_l`: n-gram overlap with the demonstrator's answer; `elo`: Bradley-Terry "
         "rating from the simulated labelers' rankings.",
         "## Win rates",
-        _table(["comparison", "win rate"], [[k.replace("_", " "), v] for k, v in r["win_rates"].items()]),
+        "Gold win rate of the first model over the second on each held-out prompt (ties count half), with a "
+        "bootstrap 95% interval over the prompts. Each model's samples are drawn independently; `sft again vs sft` "
+        "pits two draws of the SFT model against each other, the noise floor the others are read against.",
+        _table(
+            ["comparison", "win rate", "95% interval"],
+            [
+                [k.replace("_", " "), w["win_rate"], f"{w['ci95'][0]:.3f}-{w['ci95'][1]:.3f}"]
+                for k, w in ((k, _win(v)) for k, v in r["win_rates"].items())
+            ],
+        ),
         "## Over-optimisation: the KL sweep",
         _sweep_text(r),
         "## Gold score per instruction kind",
@@ -68,8 +82,7 @@ def markdown(r: dict, out: str = "OUT") -> str:
         "## N-gram metrics against intent",
         r["ngram_note"],
         "## Plots",
-        "![win rate by size](figure1_win_rate_by_size.png) ![PPO training](ppo_training.png) "
-        "![gold vs KL](gold_vs_kl.png) ![RM accuracy](rm_accuracy.png)",
+        " ".join(f"![{name[:-4].replace('_', ' ')}]({name})" for name in r.get("plots", [])),
     ]
     return "\n\n".join(parts) + "\n"
 
@@ -102,8 +115,8 @@ def _sweep_text(r: dict) -> str:
                 "peak",
                 "at iteration",
                 "final",
-                "drop",
-                "proxy rise after peak",
+                "gold's fall from peak",
+                "proxy's change after peak",
                 "over-optimised",
             ],
             rows,
@@ -130,20 +143,30 @@ def plot(r: dict, out: Path) -> list[str]:
 
     names = []
 
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    for method, points in r["figure1"].items():
-        xs, ys = zip(*sorted(points))
-        ax.plot(xs, ys, marker="o", label=method)
-    ax.axhline(0.5, color="grey", lw=0.8, ls="--")
-    ax.set(
-        xscale="log",
-        xlabel="parameters",
-        ylabel="win rate vs SFT (small)",
-        ylim=(0, 1),
-        title="Preference by model size (paper Fig. 1)",
-    )
-    ax.legend(fontsize=8)
-    names.append(_save(fig, out, "figure1_win_rate_by_size.png"))
+    # the paper's Fig. 1 (preference by model size) only where some method was run at two sizes or more
+    if any(len({p[0] for p in points}) > 1 for method, points in r["figure1"].items() if method != "base"):
+        fig, ax = plt.subplots(figsize=(5.5, 3.8))
+        for method, points in r["figure1"].items():
+            points = sorted(points)
+            xs, ys = [p[0] for p in points], [p[1] for p in points]
+            err = (
+                [[y - p[2] for y, p in zip(ys, points)], [p[3] - y for y, p in zip(ys, points)]]
+                if all(len(p) == 4 for p in points)
+                else None
+            )
+            ax.errorbar(xs, ys, yerr=err, marker="o", capsize=3, label=method)
+            for x, y in zip(xs, ys):
+                ax.annotate(f"{y:.2f}", (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
+        ax.axhline(0.5, color="grey", lw=0.8, ls="--")
+        ax.set(
+            xscale="log",
+            xlabel="parameters (log scale)",
+            ylabel="gold win rate vs the small SFT model",
+            ylim=(0, 1),
+            title="Preference by model size (paper Fig. 1)",
+        )
+        ax.legend(fontsize=8)
+        names.append(_save(fig, out, "figure1_win_rate_by_size.png"))
 
     curves = r["kl_sweep"]["curves"]  # held-out prompts, every few iterations
     training = r["kl_sweep"].get("training_curves", {})  # each iteration's own rollout batch
@@ -154,8 +177,12 @@ def plot(r: dict, out: Path) -> list[str]:
             if label in training:
                 ax.plot(training[label]["iteration"], training[label][key], color=color, alpha=0.3, lw=0.8)
             ax.plot(c["iteration"], c[key], color=color, marker=".", label=f"{label} (held out)")
-    for ax, title in zip(axes, ("reward-model score", "KL from SFT", "gold score")):
-        ax.set(xlabel="PPO iteration", title=title)
+    for ax, title, ylabel in zip(
+        axes,
+        ("reward-model score", "KL from SFT", "gold score"),
+        ("mean RM score", "mean KL (nats)", "mean gold score"),
+    ):
+        ax.set(xlabel="PPO iteration", ylabel=ylabel, title=title)
     axes[0].legend(fontsize=8, title="faint: rollout batches", title_fontsize=7)
     names.append(_save(fig, out, "ppo_training.png"))
 
@@ -172,7 +199,11 @@ def plot(r: dict, out: Path) -> list[str]:
     bars["RM accuracy"] = rm["accuracy"]
     bars.update({f"RM, {k}": v for k, v in rm.get("ablation", {}).items()})
     ax.barh(list(bars), list(bars.values()), color="tab:blue")
-    ax.set(xlim=(0.5, 1), xlabel="agreement on held-out pairs", title="Reward model vs labelers")
+    for i, v in enumerate(bars.values()):
+        ax.text(v + 0.005, i, f"{100 * v:.1f}%", va="center", fontsize=8)
+    ax.set(
+        xlim=(0.5, 1), xlabel="fraction of held-out pairs ordered as the labeler did", title="Reward model vs labelers"
+    )
     names.append(_save(fig, out, "rm_accuracy.png"))
     return names
 

@@ -29,7 +29,7 @@ import torch
 from agents.common import distributed
 from agents.common.rundir import claim_run_dir
 from agents.pipeline.config import PipelineConfig, Preset
-from agents.pipeline.evaluate import evaluate_models, labeler_agreement, pairwise_wins
+from agents.pipeline.evaluate import SFT_AGAIN, evaluate_models, labeler_agreement, pairwise_wins
 from agents.pipeline.export import export_defaults, export_task
 from agents.pipeline.findings import overoptimisation
 from agents.pipeline.labeling import calibrated_pool, gold_lists, rank_records
@@ -98,8 +98,9 @@ def run_pipeline(cfg: PipelineConfig) -> dict:
         try:
             (out / "pipeline_config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
             distributed.broadcast_object(True)  # claimed: the other ranks may start
-            device, stages = _device(cfg, d), Stages(out, cfg.rebuild)
+            device, stages = _device(cfg, d), Stages(out, cfg.rebuild, total=count_stages(cfg))
             built = build_stages(cfg, stages, device)
+            stages.announce("evaluate", "every model on held-out customers' prompts")
             results = distributed.on_main(evaluate_run, cfg, built, device)
             results["seconds"] = {
                 **stages.seconds,
@@ -107,7 +108,9 @@ def run_pipeline(cfg: PipelineConfig) -> dict:
                 "invocations": len(invocations.past) + 1,
             }
             results["stages_built"] = stages.built
+            stages.announce("report", f"writing {out / 'report.md'}")
             write_report(results, out)
+            stages.announce("export", f"the task with the run's models to {out / 'export'}")
             export_task(built.task.path, built.sft[built.main], built.reward_model, cfg.kl_coef, out / "export")
             if cfg.export_defaults:
                 export_defaults(out / "export")
@@ -130,6 +133,15 @@ def _follow(cfg: PipelineConfig, d) -> None:
     built = build_stages(cfg, Stages(Path(cfg.out), cfg.rebuild), device)
     distributed.on_main(evaluate_run, cfg, built, device)
     return None
+
+
+def count_stages(cfg: PipelineConfig) -> int:
+    """How many stages a run has, for the banners' "stage i of n": task, base models, SFT, comparisons,
+    reward model, the PPO runs, then evaluate, report and export."""
+    s = cfg.settings
+    bases = len(s.sizes) + 1 - bool(cfg.base_model)
+    ppo_runs = 2 + len(s.kl_sweep) + len(s.sizes) - 1
+    return 1 + bases + len(s.sizes) + 2 + ppo_runs + 3
 
 
 def build_stages(cfg: PipelineConfig, stage: Stages, device: str) -> Built:
@@ -173,6 +185,10 @@ def build_stages(cfg: PipelineConfig, stage: Stages, device: str) -> Built:
             device=cfg.device,
             progress=cfg.progress,
             task=str(task.path),
+            reward_fn=cfg.reward_fn,
+            reward_weights=cfg.reward_weights,
+            report_to=cfg.report_to,
+            project=cfg.project,
         )
         inputs = {
             **settings_of(ppo_cfg, "sft_model", "reward_model", "task"),
@@ -363,6 +379,8 @@ def trainer_settings(cfg: PipelineConfig, task: DefaultTask, device: str) -> dic
         seed=cfg.seed,
         device=device,
         progress=cfg.progress,
+        report_to=cfg.report_to,
+        project=cfg.project,
         out="-",
     )
 
@@ -409,8 +427,7 @@ def split_by_prompt(records: list[dict], fraction: float, seed: int) -> tuple[li
 
 def _with_out(config, d: Path):
     """A copy of a stage config whose output folder is ``d``."""
-    field = "out" if hasattr(config, "out") else "output_dir"
-    return dataclasses.replace(config, **{field: str(d)})
+    return dataclasses.replace(config, out=str(d))
 
 
 def ppo_config(preset: Preset, sft_dir: str, rm_dir, out, iterations: int, kl: float, seed: int, **overrides):
@@ -426,7 +443,7 @@ def ppo_config(preset: Preset, sft_dir: str, rm_dir, out, iterations: int, kl: f
             "total_iterations": iterations,
             "kl_coef": kl,
             "seed": seed + 1,
-            "output_dir": str(out),
+            "out": str(out),
             "learning_rate": preset.ppo_learning_rate,
             "update_epochs": preset.ppo_update_epochs,
             **overrides,
@@ -439,7 +456,7 @@ def _ppo(ppo_cfg, task: DefaultTask, run: PPORun, preset: Preset, device: str, s
     from agents.pipeline.curves import HeldOutCurve
     from agents.ppo.learner import save_policy, train
 
-    d = Path(ppo_cfg.output_dir)
+    d = Path(ppo_cfg.out)
     ptx_texts = task.corpus()["train"] if ppo_cfg.ptx_coef > 0 else None
     held_out = None
     if run.curve:  # validation customers' prompts, scored against the SFT model as reference
@@ -482,17 +499,19 @@ def evaluate_run(cfg: PipelineConfig, built: Built, device: str) -> dict:
     samples, per_model = ev["samples"], ev["models"]
 
     pairs = {
+        "sft_again_vs_sft": (SFT_AGAIN, "sft"),  # the noise floor: two independent draws of one model
         "ppo_vs_sft": ("ppo", "sft"),
         "ppo_ptx_vs_sft": ("ppo_ptx", "sft"),
         "sft_vs_base": ("sft", "base"),
         "ppo_vs_large_base": ("ppo", f"base_{large}"),
         "ppo_vs_ppo_ptx": ("ppo", "ppo_ptx"),
     }
-    wins = pairwise_wins(samples, pairs)
+    wins = pairwise_wins(samples, pairs, cfg.seed)
     figure1 = {"base": [], "SFT": [], "PPO": [], "PPO-ptx": []}
-    for name, m in per_model.items():  # every model's win rate against the small SFT model
+    for name, m in per_model.items():  # every model's win rate against the small SFT model, with its interval
         method = "PPO-ptx" if name == "ppo_ptx" else {"base": "base", "sft": "SFT"}.get(name.split("_")[0], "PPO")
-        figure1[method].append((m["params"], pairwise_wins(samples, {"w": (name, "sft")})["w"]))
+        w = pairwise_wins(samples, {"w": (SFT_AGAIN if name == "sft" else name, "sft")}, cfg.seed)["w"]
+        figure1[method].append((m["params"], w["win_rate"], *w["ci95"]))
 
     curves, training, sweep = {}, {}, {}
     for name, run in built.runs.items():

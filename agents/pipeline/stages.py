@@ -38,11 +38,20 @@ class Stages:
     rank, any other on rank 0 while the others wait (:func:`agents.common.distributed.on_main`).
     """
 
-    def __init__(self, out: Path, rebuild: bool = False):
-        self.out, self.rebuild = out, rebuild
+    def __init__(self, out: Path, rebuild: bool = False, total: int | None = None):
+        self.out, self.rebuild, self.total = out, rebuild, total
         self.seconds: dict[str, float] = {}
         self.keys: dict[str, str] = {}
         self.built: list[str] = []
+        self.t0, self.count = time.time(), 0
+
+    def announce(self, name: str, what: str = "running") -> None:
+        """Print a banner for the next stage: its number of the run's ``total``, and the time since the start."""
+        self.count += 1
+        elapsed = int(time.time() - self.t0)
+        of = f"{self.count}/{self.total}" if self.total else str(self.count)
+        clock = f"{elapsed // 3600}:{elapsed // 60 % 60:02d}:{elapsed % 60:02d}"
+        print(f"== [stage {of}] {name}: {what} ({clock} elapsed) ==", flush=True)
 
     def __call__(self, name: str, fn, inputs: dict, requires: tuple[str, ...] = (), every_rank: bool = False) -> Path:
         from agents.common import distributed
@@ -75,6 +84,7 @@ class Stages:
         if done.exists() and all((path / f).exists() for f in requires):
             record = json.loads(done.read_text())
             if record.get("key") == key:
+                self.announce(name, "reused (built earlier with the same settings)")
                 return record.get("seconds", 0.0)
             if not self.rebuild:
                 raise StageChangedError(
@@ -84,6 +94,7 @@ class Stages:
                 )
         if path.exists():  # an interrupted stage, or one to rebuild: start it again from scratch
             shutil.rmtree(path)
+        self.announce(name, "building")
         return None
 
 
@@ -115,22 +126,37 @@ def file_digest(path: str | os.PathLike) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
 
 
+# Fields added to the stage configs after stages recorded their inputs: left out while at these values,
+# so that a stage built before them is reused (they cannot have differed then).
+ADDED_FIELDS = {"reward_fn": (), "reward_weights": ()}
+ADDED_TO_PPO_CONFIG = {"max_prompt_len": None, "value_lr_scale": 1.0}
+ADDED_TO_TRAIN_CONFIG = {"tokenizer": None}
+
+
 def settings_of(config, *skip: str) -> dict:
     """A stage config's fields as its inputs, without where it writes and how it reports progress
-    (``out``, ``output_dir``, ``progress``, ``tensorboard``, ``device``), how it uses memory,
-    processes and the sampler's cache (the :class:`agents.common.scale.ScaleConfig` fields,
-    ``kv_cache``, ``compile_sampler``), the LoRA fields when LoRA is
-    off, and the fields in ``skip``. PPO's ``world_size`` and ``rank`` are recorded as one process's
-    (1 and 0, as before torchrun was supported): N ranks train what one process does, so every
-    rank of a pipeline under torchrun, and a later run on one process, finds the same stage."""
+    (``out``, ``progress``, ``tensorboard``, ``report_to``, ``project``, ``device``), how it uses
+    memory, processes and the sampler's cache (the :class:`agents.common.scale.ScaleConfig` fields,
+    ``kv_cache``, ``compile_sampler``), the LoRA fields when LoRA is off, the fields in ``skip``, and
+    fields added since stages recorded their inputs while at their defaults. PPO's ``world_size`` and
+    ``rank`` are recorded as one process's (1 and 0, as before torchrun was supported): N ranks train
+    what one process does, so every rank of a pipeline under torchrun, and a later run on one
+    process, finds the same stage."""
     from agents.common.lora import LoraSettings
     from agents.common.scale import ScaleConfig
+    from agents.common.training import TrainConfig
+    from agents.ppo.config import PPOConfig
 
-    drop = {"out", "output_dir", "progress", "tensorboard", "device", "kv_cache", "compile_sampler", *skip}
+    drop = {"out", "progress", "tensorboard", "report_to", "project", "device", "kv_cache", "compile_sampler", *skip}
     drop |= {f.name for f in dataclasses.fields(ScaleConfig)}
     if not getattr(config, "lora_r", 0):
         drop |= {f.name for f in dataclasses.fields(LoraSettings)}
-    values = {k: v for k, v in dataclasses.asdict(config).items() if k not in drop}
+    added = dict(ADDED_FIELDS)
+    added.update(ADDED_TO_TRAIN_CONFIG if isinstance(config, TrainConfig) else {})
+    added.update(ADDED_TO_PPO_CONFIG if isinstance(config, PPOConfig) else {})
+    values = {
+        k: v for k, v in dataclasses.asdict(config).items() if k not in drop and not (k in added and v == added[k])
+    }
     if "world_size" in values:
         values.update(world_size=1, rank=0)
     return values

@@ -6,14 +6,14 @@ the shipped default task (its SFT model is the start and the KL reference)::
 
     >>> import tempfile
     >>> from agents.ppo import PPOConfig, train
-    >>> cfg = PPOConfig(batch_size=8, minibatch_size=4, total_iterations=2, output_dir=tempfile.mkdtemp(),
+    >>> cfg = PPOConfig(batch_size=8, minibatch_size=4, total_iterations=2, out=tempfile.mkdtemp(),
     ...                 device="cpu", progress=False, tensorboard=False)
     >>> result = train(cfg)
     >>> [h["iteration"] for h in result["history"]], abs(result["history"][0]["env/kl"]) < 1e-5
     ([1, 2], True)
-    >>> result["policy"].save_pretrained(f"{cfg.output_dir}/final")  # loads with AutoModelForCausalLM
+    >>> result["policy"].save_pretrained(f"{cfg.out}/final")  # loads with AutoModelForCausalLM
 
-Command line: ``python -m agents.ppo --total-iterations 50 --output-dir runs/ppo``.
+Command line: ``python -m agents.ppo --total-iterations 50 --out runs/ppo``.
 """
 
 from agents.ppo.config import PPOConfig

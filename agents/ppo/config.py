@@ -18,7 +18,7 @@ class PPOConfig(ScaleConfig, LoraSettings):
 
     Example::
 
-        cfg = PPOConfig(batch_size=64, minibatch_size=16, total_iterations=50, output_dir="runs/ppo")
+        cfg = PPOConfig(batch_size=64, minibatch_size=16, total_iterations=50, out="runs/ppo")
     """
 
     # --- models and task ---
@@ -28,18 +28,29 @@ class PPOConfig(ScaleConfig, LoraSettings):
     """the model the KL penalty is measured against; None: the policy's starting model (sft_model),
     as in lm-human-preferences and TRL, so the first iteration's KL is 0"""
     reward_model: str | None = None
-    """a RewardModel directory; None: the default task's reward model"""
+    """a reward model folder (textbandit's, or a Hugging Face sequence classifier with one label such as
+    TRL's RewardTrainer writes); None: the task's, unless reward functions replace it (--reward-fn)"""
+    reward_fn: tuple[str, ...] = ()
+    """reward functions with TRL's signature fn(prompts, completions, **kwargs) -> list[float | None], as
+    package.module:function or path/to/file.py:function (repeat the flag for several); without
+    --reward-model they replace the task's reward model, with it they score beside it"""
+    reward_weights: tuple[float, ...] = ()
+    """one weight per reward source, the reward model first when there is one, then each --reward-fn
+    (empty: all 1)"""
     tokenizer: str | None = None
-    """the tokenizer (a local folder); None: the task's, or with --task none the sft_model folder's"""
+    """the tokenizer (a local folder or hub name); None: the task's, or with --task none the sft_model's"""
     prompts: str | None = None
-    """prompts JSONL ({"prompt": ...} per line) to train on; None: the task's split"""
+    """prompts to train on: JSONL ({"prompt": ...} per line) or TRL's formats (a "prompt" or "messages"
+    column, conversational ones rendered with the tokenizer's chat template), .json, .parquet, .csv or a
+    saved datasets folder; the other columns reach the reward functions; None: the task's split"""
     value_model: str = "shared"
     """'shared': a zero-initialised value head on the policy's trunk; 'reward': a separate value
     network initialised from a copy of the environment's reward model, which must then be a
     textbandit RewardModel (as the InstructGPT paper did)"""
     task: str | None = "default"
-    """the environment's task: 'default', or none to train your own sft_model on your own prompts
-    with your own reward_model (the tokenizer then comes from the sft_model folder)"""
+    """the environment's task: 'default', a built task folder, or none to train your own sft_model on
+    your own prompts with your own reward model or reward functions (the tokenizer then comes from
+    --tokenizer, else the sft_model folder)"""
     split: str = "train"
     """the customer split whose prompts the policy trains on"""
 
@@ -51,7 +62,9 @@ class PPOConfig(ScaleConfig, LoraSettings):
     total_iterations: int = 100
     """PPO iterations (one rollout batch, then update_epochs epochs over it, each)"""
     max_new_tokens: int | None = None
-    """response length L; None: the task's"""
+    """response length L; None: the task's (32 with --task none)"""
+    max_prompt_len: int | None = None
+    """prompts are left-padded (and checked) to this many tokens; None: the task's (64 with --task none)"""
     temperature: float = 1.0
     """sampling temperature; the env and the update divide the logits by it too (N-details)"""
     top_k: int = 0
@@ -90,6 +103,9 @@ class PPOConfig(ScaleConfig, LoraSettings):
     """value clipping range around the rollout's values (None: no clipping)"""
     vf_coef: float = 0.1
     """value-loss weight (shared trunk: keeps value gradients from swamping the policy's)"""
+    value_lr_scale: float = 1.0
+    """the value function's learning rate (its head, or the separate value model) as a multiple of
+    learning_rate: a critic that starts from nothing may need to learn faster than the policy moves"""
     ent_coef: float = 0.0
     """entropy bonus weight (0 as in the paper; the KL penalty already keeps entropy)"""
     whiten_rewards: bool = False
@@ -127,15 +143,15 @@ class PPOConfig(ScaleConfig, LoraSettings):
     bf16: bool = True
     """on CUDA: bf16 autocast, fused AdamW, and the frozen models (reference, reward model, LoRA's
     base) in bf16 (ignored on CPU)"""
-    output_dir: str = "runs/ppo"
-    """checkpoints, metrics.jsonl, TensorBoard events, samples.jsonl"""
+    out: str = "runs/ppo"
+    """output folder: checkpoints, metrics.jsonl, TensorBoard events, samples.jsonl, and final/ (the policy)"""
     save_every: int = 0
     """save a checkpoint every this many iterations (0: only at the end)"""
     resume: bool = False
-    """continue the run in output_dir from its checkpoint (RNG state included; a warning and a fresh
+    """continue the run in out from its checkpoint (RNG state included; a warning and a fresh
     start when there is none); logged lines past the checkpoint's iteration are dropped"""
     overwrite: bool = False
-    """a fresh run into an output_dir that holds a run replaces it (its logs and checkpoints are
+    """a fresh run into an out folder that holds a run replaces it (its logs and checkpoints are
     removed first); without it such a run is refused"""
     log_every: int = 1
     """log scalars every this many iterations"""
@@ -143,6 +159,12 @@ class PPOConfig(ScaleConfig, LoraSettings):
     """log a table of sample prompts, responses and scores every this many iterations"""
     tensorboard: bool = True
     """write TensorBoard events beside metrics.jsonl"""
+    report_to: tuple[str, ...] = ()
+    """more metric backends beside metrics.jsonl (and TensorBoard): 'wandb' (pip install 'textbandit[wandb]';
+    WANDB_MODE=offline works without an account), 'trackio' (pip install 'textbandit[trackio]'); the sample
+    table is logged as a table"""
+    project: str = "textbandit"
+    """the W&B or trackio project the run is logged under (its name is the out folder's)"""
     progress: bool = True
     """show a progress bar"""
     world_size: int = field(default_factory=lambda: int(os.environ.get("WORLD_SIZE", "1")))
@@ -177,6 +199,9 @@ class PPOConfig(ScaleConfig, LoraSettings):
                 f"batch_size={self.batch_size} is not divisible into minibatches of {self.minibatch_size}; "
                 f"pick a minibatch_size that divides it (e.g. {self._divisor_hint()})"
             )
+        from agents.common.metrics import check_backends
+
+        check_backends(self.report_to)
         if not self.target_kl > 0:
             raise ValueError(f"target_kl={self.target_kl!r}; it must be > 0 (nats per response, e.g. 6.0)")
         if not self.temperature > 0:
@@ -193,19 +218,30 @@ class PPOConfig(ScaleConfig, LoraSettings):
             raise ValueError(f"value_model={self.value_model!r}; use 'shared' or 'reward'")
         if self.lr_schedule not in ("linear", "cosine", "constant"):
             raise ValueError(f"lr_schedule={self.lr_schedule!r}; use 'linear', 'cosine' or 'constant'")
+        if not self.value_lr_scale > 0:
+            raise ValueError(
+                f"value_lr_scale={self.value_lr_scale!r}; it must be > 0 (1.0: the policy's learning rate)"
+            )
         if not 0 <= self.lam <= 1 or not 0 <= self.gamma <= 1:
             raise ValueError(f"gamma={self.gamma}, lam={self.lam}; both must lie in [0, 1]")
         if self.ptx_coef < 0:
             raise ValueError(f"ptx_coef={self.ptx_coef}; it must be >= 0 (0 is plain PPO)")
         if self.task is None:
-            missing = [
-                f"--{n.replace('_', '-')}" for n in ("sft_model", "reward_model", "prompts") if getattr(self, n) is None
-            ]
+            missing = [f"--{n.replace('_', '-')}" for n in ("sft_model", "prompts") if getattr(self, n) is None]
+            if self.reward_model is None and not self.reward_fn:
+                missing.append("--reward-model or --reward-fn")
             if missing:
                 raise ValueError(
                     f"task=None trains your own model on your own data: pass {', '.join(missing)} "
                     "(or use --task default)"
                 )
+        # the reward model (given, or the task's when no reward function replaces it), then each function
+        sources = len(self.reward_fn) + (self.reward_model is not None or not self.reward_fn)
+        if self.reward_weights and len(self.reward_weights) != sources:
+            raise ValueError(
+                f"reward_weights={list(self.reward_weights)}: give one weight per reward source ({sources}: "
+                "the reward model first when --reward-model is given, then each --reward-fn)"
+            )
         if not 0 <= self.rank < self.world_size:
             raise ValueError(f"rank={self.rank} is outside [0, world_size={self.world_size})")
         if self.lora and self.value_model != "shared":

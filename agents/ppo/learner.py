@@ -7,7 +7,7 @@ that same scoring forward, run GAE, then ``update_epochs`` epochs of clipped-sur
 over shuffled minibatches, optionally mixing in the pretraining loss (PPO-ptx). Example::
 
     from agents.ppo import PPOConfig, train
-    result = train(PPOConfig(total_iterations=20, output_dir="runs/ppo"))
+    result = train(PPOConfig(total_iterations=20, out="runs/ppo"))
     result["policy"].save_pretrained("runs/ppo/final")
 
 Under ``torchrun`` the run is data-parallel (:mod:`agents.common.distributed`): rank ``r`` steps
@@ -69,7 +69,8 @@ class Rollout(NamedTuple):
     info: dict
 
 
-LOGGED_INFO = ("prompt", "response", "score", "truncated_response", "gold_score")  # what the logs read of info
+# what the logs read of info (score_parts: each reward source's share of the score)
+LOGGED_INFO = ("prompt", "response", "score", "score_parts", "truncated_response", "gold_score")
 
 
 def gather_rollout(batch: Rollout) -> Rollout:
@@ -117,6 +118,7 @@ def env_arguments(cfg: PPOConfig, device, start=None, **overrides) -> dict:
         task=task,
         kl_coef=cfg.kl_coef,
         max_new_tokens=cfg.max_new_tokens,
+        max_prompt_len=cfg.max_prompt_len,
         temperature=cfg.temperature,
         missing_eos_penalty=cfg.missing_eos_penalty,
         device=str(device),
@@ -129,6 +131,10 @@ def env_arguments(cfg: PPOConfig, device, start=None, **overrides) -> dict:
     for name in ("reward_model", "tokenizer", "prompts"):
         if getattr(cfg, name) is not None:
             kwargs[name] = getattr(cfg, name)
+    if cfg.reward_fn:  # "module:function" strings: the env imports them
+        kwargs["reward_fns"] = list(cfg.reward_fn)
+    if cfg.reward_weights:
+        kwargs["reward_weights"] = list(cfg.reward_weights)
     if task is None and cfg.tokenizer is None and cfg.sft_model is not None:
         kwargs["tokenizer"] = cfg.sft_model  # the SFT model's folder holds its tokenizer
     if "reference_model" not in overrides:
@@ -201,12 +207,16 @@ def lora_policy(cfg: PPOConfig, start, device: torch.device) -> PolicyWithValueH
 def value_model_from(reward_model) -> torch.nn.Module:
     """A trainable float32 copy of the environment's reward model (the paper's value initialisation)."""
     from textbandit.reward_model import RewardModel
+    from textbandit.rewards import is_sequence_classifier
 
+    if is_sequence_classifier(reward_model):  # a Hugging Face reward model (ours as saved, or TRL's)
+        return RewardModel.from_sequence_classifier(copy.deepcopy(reward_model)).float().requires_grad_(True)
     if not isinstance(reward_model, RewardModel):
         raise ValueError(
             f"value_model='reward' initialises the value model from the environment's reward model, "
-            f"which must be a textbandit.reward_model.RewardModel (got {type(reward_model).__name__}); "
-            "pass one (or a path to one) as reward_model, or use value_model='shared'"
+            f"which must be a textbandit.reward_model.RewardModel or a Hugging Face sequence classifier "
+            f"(got {type(reward_model).__name__}); pass one (or a path to one) as reward_model, or use "
+            "value_model='shared'"
         )
     return copy.deepcopy(reward_model).float().requires_grad_(True)  # never train the env's reward
 
@@ -367,6 +377,23 @@ def ppo_update(
     return stats
 
 
+def param_groups(policy, value_lr_scale: float) -> list[dict]:
+    """The optimizer's groups: the policy's trained LM weights (all of them, or LoRA's adapters), and
+    the value function (its head, or the separate value model) with its own learning-rate scale.
+
+    ``policy``: the module the update calls, a :class:`PolicyWithValueHead` as it is, in DDP or
+    sharded by FSDP2 (whose parameters are then the sharded ones: call this after wrapping). Frozen
+    weights (LoRA's base) are in no group."""
+    inner = distributed.unwrap(policy)
+    value = inner.value_head if inner.value_head is not None else inner.value_model
+    value_ids = {id(p) for p in value.parameters()}
+    trained = [p for p in policy.parameters() if p.requires_grad]
+    return [
+        {"params": [p for p in trained if id(p) not in value_ids]},
+        {"params": [p for p in trained if id(p) in value_ids], "lr_scale": value_lr_scale},
+    ]
+
+
 def lr_of_step(cfg: PPOConfig, step: int) -> float:
     """The learning rate of optimizer step ``step`` of the run (warm-up, then ``cfg.lr_schedule``)."""
     per_iteration = cfg.update_epochs * cfg.num_minibatches
@@ -403,7 +430,7 @@ def train(
     ``callback(iteration, stats, policy)`` runs after each iteration on every rank (evaluation hooks).
 
     Under ``torchrun`` every rank calls it with the same arguments (see the module docstring);
-    rank 0 claims ``output_dir`` and writes every file, and every rank returns the same policy.
+    rank 0 claims ``out`` and writes every file, and every rank returns the same policy.
     """
     d = distributed.setup(cfg.device, cfg.dist_timeout_s)
     if (cfg.world_size, cfg.rank) != (d.world_size, d.rank):
@@ -412,9 +439,7 @@ def train(
             f"{d.world_size}; leave world_size and rank at their defaults (torchrun's WORLD_SIZE and RANK)"
         )
     # one writer per output folder; a fresh run never lands on an old one (rank 0 writes all files)
-    run_dir = (
-        claim_run_dir(cfg.output_dir, resume=cfg.resume, overwrite=cfg.overwrite, what="PPO run") if d.is_main else None
-    )
+    run_dir = claim_run_dir(cfg.out, resume=cfg.resume, overwrite=cfg.overwrite, what="PPO run") if d.is_main else None
     try:
         distributed.barrier()  # no rank reads the folder before rank 0 has claimed (and maybe cleared) it
         return _train(cfg, d, policy, task, env_kwargs or {}, ptx_texts, callback)
@@ -428,7 +453,7 @@ def _train(cfg: PPOConfig, d: Dist, policy, task, env_kwargs: dict, ptx_texts, c
     torch.manual_seed(cfg.seed)  # every rank draws the same numbers: it takes its rows of them
     generator = torch.Generator(device=device).manual_seed(cfg.seed)
     np_rng = np.random.default_rng(cfg.seed)
-    ckpt_dir = Path(cfg.output_dir) / "checkpoint"
+    ckpt_dir = Path(cfg.out) / "checkpoint"
     resume_from = find_checkpoint(ckpt_dir) if cfg.resume else None
     if cfg.resume and resume_from is None:  # a warning, not an error: a restarted job may not have saved yet
         warnings.warn(f"resume=True but {ckpt_dir} holds no checkpoint; starting from iteration 0", stacklevel=3)
@@ -455,8 +480,13 @@ def _train(cfg: PPOConfig, d: Dist, policy, task, env_kwargs: dict, ptx_texts, c
     env.set_policy(policy)  # refuses a policy whose vocabulary differs from the reference's
     # the module the update's forward goes through; sharded (FSDP2), sampling and scoring gather it too
     train_policy = distributed.wrap(policy, d, fsdp=cfg.fsdp, methods=("generate", "response_logprobs", "values"))
-    trainable = [p for p in train_policy.parameters() if p.requires_grad]
-    optimizer = adamw(trainable, device, lr=cfg.learning_rate, weight_decay=cfg.weight_decay, eps=1e-5)
+    optimizer = adamw(
+        param_groups(train_policy, cfg.value_lr_scale),
+        device,
+        lr=cfg.learning_rate,
+        weight_decay=cfg.weight_decay,
+        eps=1e-5,
+    )
     kl_ctl = (
         F.AdaptiveKLController(env.kl_coef, cfg.target_kl, cfg.kl_horizon)
         if cfg.adaptive_kl
@@ -485,8 +515,11 @@ def _train(cfg: PPOConfig, d: Dist, policy, task, env_kwargs: dict, ptx_texts, c
     logger = None
     if d.is_main:  # a resumed run logs again what was logged after its checkpoint (all of it, without one)
         logger = MetricLogger(
-            cfg.output_dir,
+            cfg.out,
             cfg.tensorboard,
+            report_to=cfg.report_to,
+            project=cfg.project,
+            config=vars(cfg),
             resume_step=start if cfg.resume else None,
             resume_rows=log_rows if cfg.resume else None,
         )
@@ -554,6 +587,11 @@ def _train(cfg: PPOConfig, d: Dist, policy, task, env_kwargs: dict, ptx_texts, c
                 "lr": lr_of_step(cfg, steps_done + cfg.update_epochs * cfg.num_minibatches),
             }
         )
+        parts = batch.info["score_parts"]
+        if parts.shape[1] > 1:  # each reward source's mean (NaN where a function did not apply: not counted)
+            for i, name in enumerate(env.reward_names):
+                column = parts[:, i][~np.isnan(parts[:, i])]
+                stats[f"env/score/{name}"] = float(column.mean()) if column.size else float("nan")
         if "gold_score" in batch.info:  # evaluation only: never enters a loss
             stats["eval/gold_score"] = float(np.mean(batch.info["gold_score"]))
         history.append({"iteration": iteration + 1, **stats})

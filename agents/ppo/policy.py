@@ -162,7 +162,9 @@ class PolicyWithValueHead(nn.Module):
             head = _under(weights, "value_head.") if weights is not None else self.value_head.state_dict()
             save_file({k: v.detach().contiguous() for k, v in head.items()}, str(directory / VALUE_HEAD_FILE))
         else:
-            self.value_model.save_pretrained(str(directory / VALUE_MODEL_DIR))
+            # textbandit's own format: the trained head and trunk exactly as they are, so a resumed run continues
+            # bit for bit (the Hugging Face format would fold the head's bias into the trunk's final norm)
+            self.value_model.save_pretrained(str(directory / VALUE_MODEL_DIR), format="textbandit")
 
     def load_adapter_state(self, directory) -> None:
         """Load the trained adapter and value head a LoRA checkpoint holds (``save_pretrained(merge=False)``)."""

@@ -16,10 +16,14 @@ from agents.reward.trainer import train_reward_model
 
 
 def main(argv=None) -> str:
-    config = parse_config(RewardConfig, argv, description="Train a reward model on ranked comparisons.")
+    config = parse_config(
+        RewardConfig, argv, description="Train a reward model on ranked comparisons.", prog="textbandit rm"
+    )
     path = train_reward_model(config)
     print(path)
-    print(json.dumps(json.loads((Path(path) / "summary.json").read_text()).get("val", {})))
+    val = json.loads((Path(path) / "summary.json").read_text()).get("val")
+    if val:  # no validation set: nothing to report but the folder
+        print(f"validation: accuracy {val['accuracy']:.3f}, loss {val['loss']:.4f} on {val['pairs']} pairs")
     return path
 
 

@@ -113,9 +113,11 @@ def main(argv=None) -> str:
     import numpy as np
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from agents.common.cli import parse_args
     from textbandit.task import load_task
 
     ap = argparse.ArgumentParser(
+        prog="textbandit collect",
         description="Sample K completions per prompt and have the default task's simulated labelers rank them "
         "(K-wise comparisons JSONL), or with --rank none write them unranked for people to rank "
         "('textbandit label serve').",
@@ -124,8 +126,18 @@ def main(argv=None) -> str:
         "gold scores of the SFT samples it collects, so that their agreement on those comparisons is the "
         "task's labeler_agreement.",
     )
-    ap.add_argument("--model", required=True, help="SFT model directory (HF format, with its tokenizer)")
-    ap.add_argument("--prompts", required=True, help="prompts JSONL (e.g. the task's prompts_train.jsonl)")
+    ap.add_argument("--model", required=True, help="SFT model directory or hub name (HF format)")
+    ap.add_argument(
+        "--tokenizer",
+        default=None,
+        help="the tokenizer (a folder or hub name), when it is not in the --model folder",
+    )
+    ap.add_argument(
+        "--prompts",
+        required=True,
+        help="prompts: JSONL (e.g. the task's prompts_train.jsonl) or TRL's formats (conversational ones rendered "
+        "with the tokenizer's chat template)",
+    )
     ap.add_argument("--out", required=True, help="comparisons JSONL to write")
     ap.add_argument(
         "--task",
@@ -171,15 +183,15 @@ def main(argv=None) -> str:
         help="seed of K per prompt, the samples, and the labelers' draws (which one ranks each prompt, "
         "their noise) (default %(default)s)",
     )
-    a = ap.parse_args(argv)
+    a = parse_args(ap, argv)
     if a.rank == "none":
         rank_fn = lambda p, r, e: [0] * len(r)  # a placeholder, dropped below: people rank these later
     else:
         task, rng = load_task(a.task or "default"), np.random.default_rng(a.seed)
         rank_fn = lambda p, r, e: task.rank(p, r, rng, ended_with_eos=e)
-    prompts = load_prompt_records(a.prompts)[: a.limit or None]
+    tokenizer = load(AutoTokenizer.from_pretrained, a.tokenizer or a.model, "--tokenizer", needs=None)
+    prompts = load_prompt_records(a.prompts, tokenizer)[: a.limit or None]
     model = load(AutoModelForCausalLM.from_pretrained, a.model, "--model")
-    tokenizer = load(AutoTokenizer.from_pretrained, a.model, "--model", needs=None)
     records = collect_comparisons(
         model,
         tokenizer,

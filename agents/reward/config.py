@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from agents.common.training import TrainConfig
 
@@ -20,9 +20,9 @@ class RewardConfig(TrainConfig):
 
     model: str | None = None
     """local path of the SFT causal LM to start from (its unembedding is replaced by a scalar head)"""
-    train: str = ""
+    train: str = field(default="", metadata={"required": True})
     """comparisons JSONL ({"prompt", "responses", "ranking"} or {"prompt", "chosen", "rejected"})"""
-    out: str = ""
+    out: str = field(default="", metadata={"required": True})
     """output directory: the reward model, metrics.jsonl, tb/, summary.json, checkpoint/"""
     val: str | None = None
     """comparisons JSONL of held-out customers, for validation accuracy and loss"""

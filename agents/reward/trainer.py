@@ -42,7 +42,7 @@ from agents.common.dropout import with_dropout
 from agents.common.fused import fuse_gelu_
 from agents.common.lora import ADAPTER_DIR, add_adapters, is_peft, merged
 from agents.common.scale import enable_gradient_checkpointing
-from agents.common.training import Run, accumulate, check_model_fits, claim, optimizer_step
+from agents.common.training import Run, accumulate, check_model_fits, claim, load_tokenizer, optimizer_step
 from agents.reward.config import RewardConfig
 from agents.reward.data import (
     ScoreForward,
@@ -55,21 +55,14 @@ from agents.reward.data import (
 )
 from agents.reward.loss import kwise_ranking_loss
 from textbandit.data import load_comparisons, load_demonstrations
-from textbandit.layout import check_tokenizer, encode_prompt, encode_response
-from textbandit.loading import load
+from textbandit.formats import LazyTokenizer
+from textbandit.layout import encode_prompt, encode_response
 from textbandit.reward_model import RewardModel
 
 
-def _load(config: RewardConfig, model, tokenizer) -> tuple[RewardModel, object]:
-    from transformers import AutoTokenizer
-
+def _load(config: RewardConfig, model) -> RewardModel:
     if model is None and config.model is None:
         raise ValueError("pass a model object or set config.model to the SFT model's directory")
-    if tokenizer is None:
-        if config.model is None:
-            raise ValueError("pass a tokenizer object when the model is not given by path")
-        tokenizer = load(AutoTokenizer.from_pretrained, config.model, "model", needs=None)
-    check_tokenizer(tokenizer)
     if not isinstance(model, RewardModel):
         model = RewardModel.from_causal_lm(model if model is not None else config.model)
     rm = model
@@ -80,7 +73,7 @@ def _load(config: RewardConfig, model, tokenizer) -> tuple[RewardModel, object]:
         rm.trunk = add_adapters(rm.trunk, config, task_type=None)
     if config.gradient_checkpointing:
         enable_gradient_checkpointing(rm.trunk)
-    return rm, tokenizer
+    return rm
 
 
 def _micro_loss(rm, items, config: RewardConfig, pad: int, device, group_size: int):
@@ -115,10 +108,13 @@ def _train_reward_model(config: RewardConfig, model, tokenizer, d: Dist) -> str:
     device = d.device
     out = Path(config.out)
     seed_everything(config.seed)  # the head's initialisation
-    records = load_comparisons(config.train)  # bad data is named before any model is loaded
-    val_records = load_comparisons(config.val) if config.val else None
-    demos = load_demonstrations(config.normalize_with) if config.normalize_with else None
-    rm, tokenizer = _load(config, model, tokenizer)
+    # bad data is named before any model is loaded (the tokenizer too, unless a chat template must render it)
+    lazy = LazyTokenizer(lambda: load_tokenizer(config, tokenizer))
+    records = load_comparisons(config.train, lazy)
+    val_records = load_comparisons(config.val, lazy) if config.val else None
+    demos = load_demonstrations(config.normalize_with, lazy) if config.normalize_with else None
+    tokenizer = lazy.get()
+    rm = _load(config, model)
     rm.to(device).train()
     pad = tokenizer.pad_token_id
     lengths = (config.max_prompt_len, config.max_response_len)

@@ -9,7 +9,9 @@ from agents.sft.trainer import train_sft
 
 
 def main(argv=None) -> str:
-    config = parse_config(SFTConfig, argv, description="Supervised fine-tuning of a causal LM on demonstrations.")
+    config = parse_config(
+        SFTConfig, argv, description="Supervised fine-tuning of a causal LM on demonstrations.", prog="textbandit sft"
+    )
     path = train_sft(config)
     print(path)
     return path

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from agents.common.training import TrainConfig
 
@@ -18,9 +18,9 @@ class SFTConfig(TrainConfig):
 
     model: str | None = None
     """local path of the causal LM to fine-tune (HF format); may be None when a model object is passed"""
-    train: str = ""
+    train: str = field(default="", metadata={"required": True})
     """demonstrations JSONL ({"prompt", "response"} per line) to train on"""
-    out: str = ""
+    out: str = field(default="", metadata={"required": True})
     """output directory: the fine-tuned model (HF format), metrics.jsonl, tb/, checkpoint/"""
     val: str | None = None
     """demonstrations JSONL for the validation loss each epoch (None: no validation)"""

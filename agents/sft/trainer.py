@@ -36,11 +36,12 @@ from agents.common.dropout import with_dropout
 from agents.common.fused import fuse_gelu_
 from agents.common.lora import add_adapters, save_merged
 from agents.common.scale import enable_gradient_checkpointing, frozen_dtype
-from agents.common.training import Run, accumulate, check_model_fits, claim, optimizer_step
+from agents.common.training import Run, accumulate, check_model_fits, claim, load_tokenizer, optimizer_step
 from agents.sampling import sample
 from agents.sft.config import SFTConfig
 from textbandit.data import load_demonstrations
-from textbandit.layout import check_tokenizer, collate, encode_prompt, encode_response, left_pad
+from textbandit.formats import LazyTokenizer
+from textbandit.layout import collate, encode_prompt, encode_response, left_pad
 from textbandit.loading import load
 from textbandit.runtime import eval_mode
 from textbandit.scoring import gather_logprobs, response_logits
@@ -112,18 +113,13 @@ def mean_rm_score(
     return float(torch.cat(scores).mean())
 
 
-def _load(config: SFTConfig, model, tokenizer):  # the model to train: dropout set, LoRA adapters added
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+def _load(config: SFTConfig, model):  # the model to train: dropout set, LoRA adapters added
+    from transformers import AutoModelForCausalLM
 
     if model is None:
         if config.model is None:
             raise ValueError("pass a model object or set config.model to a local model directory")
         model = load(AutoModelForCausalLM.from_pretrained, config.model, "model")
-    if tokenizer is None:
-        if config.model is None:
-            raise ValueError("pass a tokenizer object when the model is not given by path")
-        tokenizer = load(AutoTokenizer.from_pretrained, config.model, "model", needs=None)
-    check_tokenizer(tokenizer)
     if config.dropout is not None:
         model = with_dropout(model, config.dropout)
     model = fuse_gelu_(model)
@@ -131,7 +127,7 @@ def _load(config: SFTConfig, model, tokenizer):  # the model to train: dropout s
         model = add_adapters(model, config)
     if config.gradient_checkpointing:
         enable_gradient_checkpointing(model)
-    return model, tokenizer
+    return model
 
 
 def train_sft(config: SFTConfig, model=None, tokenizer=None) -> str:
@@ -150,11 +146,14 @@ def _train_sft(config: SFTConfig, model, tokenizer, d: Dist) -> str:
     device = d.device
     out = Path(config.out)
     seed_everything(config.seed)
-    records = load_demonstrations(config.train)  # bad data is named before any model is loaded
-    val_records = load_demonstrations(config.val) if config.val else None
+    # bad data is named before any model is loaded (the tokenizer too, unless a chat template must render it)
+    lazy = LazyTokenizer(lambda: load_tokenizer(config, tokenizer))
+    records = load_demonstrations(config.train, lazy)
+    val_records = load_demonstrations(config.val, lazy) if config.val else None
+    tokenizer = lazy.get()
     if not records:
         raise ValueError(f"{config.train} holds no demonstrations")
-    model, tokenizer = _load(config, model, tokenizer)
+    model = _load(config, model)
     model.to(device).train()
     pad = tokenizer.pad_token_id
     train = encode_demonstrations(records, tokenizer, config)

@@ -27,8 +27,9 @@ from typing import Any, Callable
 
 SPLITS = ("train", "validation", "test")
 
-GoldFn = Callable[[list, list, list], list]
-"""``gold_fn(prompts, responses, ended_with_eos) -> scores``: a task's hidden judge, for evaluation only."""
+GoldFn = Callable[..., list]
+"""``gold_fn(prompts, completions, **kwargs) -> scores``: a task's hidden judge, for evaluation only; a
+reward function with TRL's signature (:mod:`textbandit.rewards`), which gets ``ended_with_eos`` too."""
 
 
 @dataclass
@@ -38,11 +39,13 @@ class Task:
     tokenizer: Any
     """a Hugging Face tokenizer or a local path to one; its pad token must differ from EOS"""
     prompts: dict[str, Any] = field(default_factory=dict)
-    """split name -> prompts: a JSONL path ({"prompt": ...} per line), a list of strings, or a datasets.Dataset"""
+    """split name -> prompts: a data file (JSONL with a "prompt" per line, or TRL's formats), a list of strings,
+    or a datasets.Dataset (textbandit.data)"""
     reference_model: Any = None
     """the SFT model the KL penalty is measured against (a causal LM or a local path)"""
     reward_model: Any = None
-    """a textbandit RewardModel or a local path to one"""
+    """a textbandit RewardModel, a Hugging Face sequence-classification model with one label, or a local path
+    to either (textbandit.rewards)"""
     gold_fn: GoldFn | None = None
     """the hidden judge of the task's own prompts, for evaluation only (no learner may train on it)"""
     kl_coef: float = 0.05
@@ -61,15 +64,13 @@ class Task:
         return self.prompts[split]
 
     def prompt_records(self, split: str) -> list[dict]:
-        """The prompt records of ``split`` (dicts with a ``prompt`` field; extra fields as given)."""
-        from textbandit.data import load_prompt_records, load_prompts
+        """The prompt records of ``split`` (dicts with a ``prompt`` text; the rest of each row as given;
+        conversational prompts rendered with the tokenizer's chat template)."""
+        from textbandit.data import is_conversational, load_prompt_records, read_rows
 
         source = self.prompt_source(split)
-        if isinstance(source, (str, os.PathLike)):
-            return load_prompt_records(source)
-        if hasattr(source, "column_names"):  # a datasets.Dataset: its rows
-            return [dict(row) for row in source]
-        return [{"prompt": p} for p in load_prompts(source)]
+        chat = any(is_conversational(r.get("prompt") or r.get("messages")) for _, r in read_rows(source)[:1])
+        return load_prompt_records(source, self.load_tokenizer() if chat else None)
 
     def load_tokenizer(self):
         """The tokenizer object (loaded from its path, once)."""

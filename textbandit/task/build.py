@@ -112,8 +112,9 @@ def build(out_dir, cfg: TaskConfig, write_corpus_files: bool = True) -> dict:
     }
 
 
-def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def parser(prog: str | None = None) -> argparse.ArgumentParser:
+    """The options of ``textbandit task`` (:func:`run` takes what it parses)."""
+    ap = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", required=True, help="output directory")
     ap.add_argument(
         "--seed",
@@ -141,11 +142,19 @@ def main(argv=None) -> None:
         help="texts in the pretraining corpus's train split; validation gets 5%% more (default %(default)s)",
     )
     ap.add_argument("--no-corpus", action="store_true", help="do not write the corpus files")
-    a = ap.parse_args(argv)
+    return ap
+
+
+def run(a: argparse.Namespace) -> None:
+    """Build the task folder the parsed options describe and print its summary."""
     cfg = TaskConfig(
         seed=a.seed, n_customers=a.n_customers, prompts_per_customer=a.prompts_per_customer, corpus_texts=a.corpus_texts
     )
     print(json.dumps(build(a.out, cfg, write_corpus_files=not a.no_corpus)))
+
+
+def main(argv=None) -> None:
+    run(parser().parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -101,14 +101,21 @@ def gold_score(prompt, response: str, ended_with_eos: bool = True) -> float:
     return gold_details(prompt, response, ended_with_eos)["score"]
 
 
-def gold_scores(prompts, responses, ended_with_eos=None) -> list[float]:
-    """Batched :func:`gold_score`; ``ended_with_eos`` defaults to all True."""
-    if len(prompts) != len(responses):
-        raise ValueError(f"got {len(prompts)} prompts and {len(responses)} responses; pass one prompt per response")
+def gold_scores(prompts, completions, ended_with_eos=None, **columns) -> list[float]:
+    """Batched :func:`gold_score`; ``ended_with_eos`` defaults to all True.
+
+    A reward function with TRL's signature (``fn(prompts, completions, **kwargs)``): the env passes
+    ``ended_with_eos``; other keyword arguments (``completion_ids``, the prompts' columns) are ignored.
+
+    >>> gold_scores(["instruction : list 2 colors . response :"], ["red and blue ."], completion_ids=[[7, 8, 9, 1]])
+    [1.0]
+    """
+    if len(prompts) != len(completions):
+        raise ValueError(f"got {len(prompts)} prompts and {len(completions)} responses; pass one prompt per response")
     flags = [True] * len(prompts) if ended_with_eos is None else list(ended_with_eos)
-    if len(flags) != len(responses) or not all(isinstance(f, (bool, np.bool_)) for f in flags):
+    if len(flags) != len(completions) or not all(isinstance(f, (bool, np.bool_)) for f in flags):
         raise ValueError(
-            f"ended_with_eos must be {len(responses)} booleans, one per response (whether it ended "
+            f"ended_with_eos must be {len(completions)} booleans, one per response (whether it ended "
             f"with EOS); got {str(ended_with_eos)[:80]}"
         )
-    return [gold_score(p, r, f) for p, r, f in zip(prompts, responses, flags)]
+    return [gold_score(p, r, f) for p, r, f in zip(prompts, completions, flags)]
