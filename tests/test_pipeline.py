@@ -282,3 +282,13 @@ def test_reward_functions_reach_the_ppo_stages_and_their_keys():
     assert settings_of(with_fn)["reward_fn"] == ("m:f",) and settings_of(with_fn)["reward_weights"] == (1.0, 0.5)
     with pytest.raises(ValueError, match="give 2 weights, the trained reward model's first"):
         PipelineConfig(reward_fn=("m:f",), reward_weights=(1.0,))
+
+
+def test_the_presets_ppo_value_function_starts_from_the_reward_model():
+    """The paper's critic: a separate value model initialised from the reward model, in every preset's PPO stages."""
+    from agents.pipeline.config import PRESETS
+    from agents.pipeline.run import ppo_config
+
+    for preset in PRESETS.values():
+        assert ppo_config(preset, "sft", "rm", "-", 2, 0.05, 0).value_model == "reward"
+    assert ppo_config(PRESETS["tiny"], "sft", "rm", "-", 2, 0.05, 0, value_model="shared").value_model == "shared"

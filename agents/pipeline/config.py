@@ -49,6 +49,10 @@ class Preset:
     """PPO's peak learning rate"""
     ppo_update_epochs: int = 4
     """PPO's passes over each rollout batch"""
+    ppo_value_model: str = "reward"
+    """PPO's value function: 'reward', a separate model initialised from the reward model (the
+    paper's; its explained variance passes 0.5 within the quick budget, where the shared-trunk
+    head stays near 0.35: benchmarks/README.md), or 'shared', a head on the policy's trunk"""
 
 
 # `quick` must finish within 10 minutes on 2 CPU cores; `full` (a model-size sweep, more data)

@@ -446,6 +446,7 @@ def ppo_config(preset: Preset, sft_dir: str, rm_dir, out, iterations: int, kl: f
             "out": str(out),
             "learning_rate": preset.ppo_learning_rate,
             "update_epochs": preset.ppo_update_epochs,
+            "value_model": preset.ppo_value_model,
             **overrides,
         }
     )
