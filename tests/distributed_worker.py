@@ -116,6 +116,11 @@ def ppo(out: Path, data: Path, job: str = "ppo") -> None:
         )
     elif job == "ppo_fsdp":
         result = train(ppo_config(out, job, fsdp=True), policy=lm, env_kwargs=ppo_env(lm), ptx_texts=PTX)
+    elif job == "ppo_critic":  # the pipeline's default: a value model initialised from the reward model
+        from textbandit.reward_model import RewardModel
+
+        env = {**ppo_env(lm), "reward_model": RewardModel.from_causal_lm(tiny_lm(len(TOK), seed=2))}
+        result = train(ppo_config(out, job, value_model="reward", ptx_coef=0.0), policy=lm, env_kwargs=env)
     elif job == "ppo_lora":  # adapters on the start model, its base with them off the reference
         env = {k: v for k, v in ppo_env(lm).items() if k != "reference_model"}
         result = train(ppo_config(out, job, lora_r=4, ptx_coef=0.0), policy=lm, env_kwargs=env)
@@ -208,6 +213,7 @@ JOBS = {
     "ppo": ppo,
     "ppo_resume": lambda out, data: ppo(out, data, "ppo_resume"),
     "ppo_lora": lambda out, data: ppo(out, data, "ppo_lora"),
+    "ppo_critic": lambda out, data: ppo(out, data, "ppo_critic"),
     "sft_fsdp": lambda out, data: sft(out, data, "sft_fsdp", fsdp=True),
     "sft_fsdp_resume": lambda out, data: sft(out, data, "sft_fsdp_resume", fsdp=True),
     "rm_fsdp": lambda out, data: rm(out, data, "rm_fsdp", fsdp=True),

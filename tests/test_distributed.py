@@ -90,7 +90,7 @@ def assert_same_weights(a: dict, b: dict, atol: float, what: str) -> None:
 
 def test_two_ranks_train_what_one_process_trains_and_resume(tmp_path):
     data = write_data(tmp_path / "data")
-    jobs = ["sft", "rm", "ppo", "ppo_lora", "pretrain"]
+    jobs = ["sft", "rm", "ppo", "ppo_lora", "ppo_critic", "pretrain"]
     one = launch(tmp_path / "one", data, jobs, None)
     sharded = ["sft_fsdp", "rm_fsdp", "ppo_fsdp", "sft_fsdp_resume"]
     two = launch(tmp_path / "two", data, ["stages", "groups", *jobs, "sft_resume", "ppo_resume", *sharded], 2)
@@ -106,6 +106,9 @@ def test_two_ranks_train_what_one_process_trains_and_resume(tmp_path):
     # (and of what moves all scores alike) is rounding noise, which Adam turns into steps of up to lr.
     assert_same_weights(load("one", "rm"), load("two", "rm"), 2e-4, "rm")
     assert_same_weights(load("one", "rm"), load("two", "rm_fsdp"), 2e-4, "rm (FSDP2)")
+    # the pipeline's critic, a value model from the reward model: its embedding rows of tokens seen
+    # once get gradients of rounding size, which Adam turns into steps of up to lr, as in the RM
+    assert_same_weights(load("one", "ppo_critic"), load("two", "ppo_critic"), 2e-4, "ppo (value model)")
     for job in ("sft", "ppo", "sft_fsdp"):  # a resumed distributed run equals the unbroken distributed run
         assert_same_weights(load("two", job), load("two", f"{job}_resume"), 0.0, f"{job} resumed")
     one_h, two_h = (json.loads((tmp_path / w / "ppo.json").read_text()) for w in ("one", "two"))
