@@ -1,0 +1,245 @@
+"""Calibration of the default task: is there headroom, can a reward model learn it, can RL reach it?
+
+Measured on a finished pipeline run (its task, SFT model and comparisons), per instruction kind
+and overall, against the bars of the testbed issue:
+
+- ``ties``: the share of held-out comparison pairs whose two responses have the same gold score
+  (labelers can only guess there), and the labelers' measured agreement;
+- ``best_of_8``: the headroom above SFT. The best of 8 SFT samples, picked by gold, against one
+  fresh SFT sample (gold win rate, ties half, with a bootstrap 95% interval);
+- ``gold_rm``: a reward model trained with the run's recipe on the run's comparisons ranked by
+  gold itself (no label noise; gold ties tied): its accuracy on the non-tied pairs of its own
+  training comparisons and of the held-out ones (bars: >= 95% and >= 85%);
+- ``ppo_gold``: PPO with the run's settings and budget against the gold labeler itself (a perfect
+  reward model, rescaled to the run's reward model's mean and spread; its critic the shared head,
+  as there is no reward model to start one from), its gold win rate over SFT on test prompts
+  (bar: >= 70%).
+
+    python benchmarks/calibrate.py --run runs/quick                     # all four
+    python benchmarks/calibrate.py --run runs/quick --only ties gold_rm  # a part
+
+What it measured is in benchmarks/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import tempfile
+from collections import defaultdict
+from itertools import combinations
+from pathlib import Path
+
+import numpy as np
+import torch
+
+SECTIONS = ("ties", "best_of_8", "gold_rm", "ppo_gold")
+
+
+def by_kind(task, prompts) -> list[str]:
+    kinds = {r["prompt"]: r["kind"] for split in ("train", "validation", "test") for r in task.prompt_records(split)}
+    return [kinds[p] for p in prompts]
+
+
+def win_table(a: np.ndarray, b: np.ndarray, kinds: list[str], seed: int) -> dict:
+    """Gold win rate of ``a`` over ``b`` (paired, per prompt) with its interval, overall and per kind."""
+    from agents.pipeline.metrics import win_interval, win_rate
+
+    out = {"all": {"win_rate": win_rate(a, b), "ci95": list(win_interval(a, b, seed)), "n": len(a)}}
+    for kind in sorted(set(kinds)):
+        i = [j for j, k in enumerate(kinds) if k == kind]
+        out[kind] = {"win_rate": win_rate(a[i], b[i]), "ci95": list(win_interval(a[i], b[i], seed)), "n": len(i)}
+    return out
+
+
+def ties(run: Path, task, pool, seed: int) -> dict:
+    """Gold ties among held-out comparison pairs and the labelers' agreement, per kind."""
+    from agents.pipeline.labeling import gold_lists
+    from textbandit.data import load_comparisons
+    from textbandit.task.labelers import measure_agreement
+
+    records = load_comparisons(run / "comparisons" / "validation.jsonl")
+    golds = gold_lists(task, records)
+    kinds = by_kind(task, [r["prompt"] for r in records])
+    out = {}
+    for kind in ["all", *sorted(set(kinds))]:
+        g = [x for x, k in zip(golds, kinds) if kind in ("all", k)]
+        pairs = [(a, b) for lst in g for a, b in combinations(lst, 2)]
+        agreement = measure_agreement(pool, g, np.random.default_rng([seed, 79]), rounds=5)
+        out[kind] = {"pairs": len(pairs), "ties": sum(a == b for a, b in pairs) / len(pairs), "agreement": agreement}
+    return out
+
+
+def best_of_8(envs, sft, idx, kinds, seed: int) -> dict:
+    from agents.pipeline.evaluate import model_seed
+    from agents.pipeline.samples import sample_and_score
+
+    draws = [sample_and_score(envs, sft, idx, envs.temperature, seed=model_seed(seed, f"draw{i}")) for i in range(9)]
+    best = np.stack([d.gold for d in draws[1:]]).max(axis=0)
+    return win_table(best, draws[0].gold, kinds, seed)
+
+
+def gold_rm(run: Path, task, preset, seed: int, epochs: int | None) -> dict:
+    """A reward model trained on the run's comparisons ranked by gold: accuracy on non-tied pairs."""
+    from rm_probes import relabel
+    from transformers import AutoTokenizer
+
+    from agents.reward.config import RewardConfig
+    from agents.reward.data import encode_comparisons, evaluate
+    from agents.reward.trainer import train_reward_model
+    from textbandit.data import load_comparisons, write_jsonl
+    from textbandit.reward_model import RewardModel
+
+    work = Path(tempfile.mkdtemp())
+    data = {}
+    for split in ("train", "validation"):
+        data[split] = relabel(load_comparisons(run / "comparisons" / f"{split}.jsonl"), "gold")
+        write_jsonl(work / f"{split}.jsonl", data[split])
+    cfg = RewardConfig(
+        model=str(run / "sft_small"),
+        train=str(work / "train.jsonl"),
+        epochs=epochs or preset.rm_epochs,
+        lr=preset.rm_lr,
+        max_prompt_len=task.max_prompt_len,
+        max_response_len=task.max_new_tokens,
+        seed=seed,
+        device="cpu",
+        progress=False,
+        tensorboard=False,
+        out=str(work / "rm"),
+    )
+    train_reward_model(cfg)
+    rm, tok = RewardModel.from_pretrained(cfg.out), AutoTokenizer.from_pretrained(cfg.out)
+    out = {}
+    for split, records in data.items():
+        kinds = by_kind(task, [r["prompt"] for r in records])
+        rows = {}
+        for kind in ["all", *sorted(set(kinds))]:
+            chosen = [r for r, k in zip(records, kinds) if kind in ("all", k)]
+            m = evaluate(
+                rm, encode_comparisons(chosen, tok, task.max_prompt_len, task.max_new_tokens), tok.pad_token_id, "cpu"
+            )
+            rows[kind] = {"accuracy": m["accuracy"], "pairs": m["pairs"]}
+        out[split] = rows
+    return out
+
+
+def ppo_gold(run: Path, task, preset, envs, sft, idx, kinds, seed: int, iterations: int | None) -> dict:
+    """PPO against the gold labeler itself, with the run's settings; its gold win rate over SFT."""
+    from ppo_oracle import gold_reward
+
+    from agents.pipeline.evaluate import model_seed
+    from agents.pipeline.run import ppo_config
+    from agents.pipeline.samples import sample_and_score
+    from agents.ppo.learner import train
+
+    base = sample_and_score(envs, sft, idx, envs.temperature, seed=model_seed(seed, "sft"))
+    scale = float(base.score.std() / max(base.gold.std(), 1e-6))  # the oracle on the reward model's scale
+    shift = float(base.score.mean() - scale * base.gold.mean())
+    oracle = {"reward_model": None, "reward_fns": [gold_reward(task, scale, shift)]}
+    iterations = iterations or preset.ppo_iterations[preset.sizes[0]]
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = ppo_config(
+            preset,
+            str(run / "sft_small"),
+            run / "reward_model",
+            tmp,
+            iterations,
+            0.05,
+            seed,
+            device="cpu",
+            progress=False,
+            tensorboard=False,
+            samples_every=0,
+            task=str(run / "task"),
+            value_model="shared",  # no reward model in the env to start a critic from (as ppo_oracle.py)
+        )
+        policy = train(cfg, env_kwargs=oracle)["policy"]
+    ppo = sample_and_score(envs, policy.lm, idx, envs.temperature, seed=model_seed(seed, "ppo"))
+    return {
+        "iterations": iterations,
+        "responses": iterations * preset.ppo_batch,
+        "kl_from_sft": float(ppo.kl.mean()),
+        "win_over_sft": win_table(ppo.gold, base.gold, kinds, seed),
+    }
+
+
+def main(argv=None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--run", default="runs/quick", help="a finished `textbandit pipeline` output folder")
+    p.add_argument("--only", nargs="+", choices=SECTIONS, default=list(SECTIONS), help="the sections to measure")
+    p.add_argument("--prompts", type=int, default=512, help="test prompts of best_of_8 and ppo_gold")
+    p.add_argument("--rm-epochs", type=int, default=None, help="epochs of the gold-label reward model (the run's)")
+    p.add_argument("--iterations", type=int, default=None, help="PPO iterations (default: the run's preset's)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", help="write the results here too")
+    a = p.parse_args(argv)
+    from transformers import AutoModelForCausalLM
+
+    from agents.pipeline.config import PRESETS
+    from textbandit.task import LabelerPool, load_task
+    from textbandit.vector_env import TextBanditVectorEnv
+
+    run = Path(a.run)
+    if not (run / "reward_model" / ".done").exists():
+        raise SystemExit(f"{run} has no finished reward_model/: run `textbandit pipeline --out {run}` first")
+    preset = PRESETS[json.loads((run / "pipeline_config.json").read_text())["preset"]]
+    task = load_task(run / "task")
+    labelers = run / "comparisons" / "labelers.json"
+    pool = LabelerPool(json.loads(labelers.read_text())["noises"]) if labelers.exists() else task.labelers()
+    sft = AutoModelForCausalLM.from_pretrained(str(run / "sft_small")).eval()
+    judge = task.replace(reward_model=str(run / "reward_model"), reference_model=str(run / "sft_small"))
+    envs = TextBanditVectorEnv(num_envs=64, task=judge, split="test")
+    idx = np.arange(min(a.prompts, len(envs.prompts)))
+    kinds = by_kind(task, [envs.prompts[i] for i in idx])
+    torch.manual_seed(a.seed)
+    results: dict = {"run": str(run), "machine": f"{platform.machine()}, torch {torch.__version__}"}
+    if "ties" in a.only:
+        results["ties"] = ties(run, task, pool, a.seed)
+    if "best_of_8" in a.only:
+        results["best_of_8"] = best_of_8(envs, sft, idx, kinds, a.seed)
+    if "gold_rm" in a.only:
+        results["gold_rm"] = gold_rm(run, task, preset, a.seed, a.rm_epochs)
+    if "ppo_gold" in a.only:
+        results["ppo_gold"] = ppo_gold(run, task, preset, envs, sft, idx, kinds, a.seed, a.iterations)
+    report(results)
+    if a.json:
+        Path(a.json).write_text(json.dumps(results, indent=1))
+    return results
+
+
+def report(r: dict) -> None:
+    print(f"# calibration of {r['run']} ({r['machine']})")
+    kinds = sorted({k for part in ("ties", "best_of_8") if part in r for k in r[part]} - {"all"})
+    table = defaultdict(dict)
+    for kind in ["all", *kinds]:
+        if "ties" in r and kind in r["ties"]:
+            table[kind]["ties"] = f"{r['ties'][kind]['ties']:.1%}"
+            table[kind]["agreement"] = f"{r['ties'][kind]['agreement']:.1%}"
+        if "best_of_8" in r and kind in r["best_of_8"]:
+            w = r["best_of_8"][kind]
+            table[kind]["best of 8 by gold"] = f"{w['win_rate']:.1%} [{w['ci95'][0]:.0%}, {w['ci95'][1]:.0%}]"
+        if "gold_rm" in r:
+            for split, name in (("train", "gold RM train"), ("validation", "gold RM held out")):
+                row = r["gold_rm"][split].get(kind)
+                table[kind][name] = f"{row['accuracy']:.1%}" if row and row["pairs"] else "-"
+        if "ppo_gold" in r:
+            w = r["ppo_gold"]["win_over_sft"].get(kind)
+            if w:
+                table[kind]["PPO vs gold over SFT"] = f"{w['win_rate']:.1%} [{w['ci95'][0]:.0%}, {w['ci95'][1]:.0%}]"
+    columns = list(dict.fromkeys(c for row in table.values() for c in row))
+    print("| kind | " + " | ".join(columns) + " |\n|" + "---|" * (len(columns) + 1))
+    for kind, row in table.items():
+        print(f"| {kind} | " + " | ".join(row.get(c, "-") for c in columns) + " |")
+    if "ppo_gold" in r:
+        p = r["ppo_gold"]
+        print(
+            f"PPO against gold: {p['iterations']} iterations ({p['responses']} responses), KL from SFT "
+            f"{p['kl_from_sft']:.2f} nats"
+        )
+    print("bars: ties <= 20% and agreement 72.6% +- 1.5; gold RM train >= 95%, held out >= 85%; PPO vs gold >= 70%")
+
+
+if __name__ == "__main__":
+    main()
