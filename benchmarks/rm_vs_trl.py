@@ -20,9 +20,10 @@ clipping at 1, fp32 on the CPU and no dropout anywhere. The recipes (``--recipes
   ``disable_dropout=True``), with ``bf16`` and gradient checkpointing (TRL's defaults) turned off,
   since ours runs fp32 on a CPU and checkpointing only trades time for memory.
 
-A recipe takes options after a colon, to find out what a gap is made of: ``head=ours|trl`` (the
-initial head: ours is N(0, 1/sqrt(d+1)); TRL's is the model's ``initializer_range``, 0.02; the
-same seed gives every recipe the same head of a kind), ``lr=`` (peak learning rate), ``bs=``
+A recipe takes options after a colon, to find out what a gap is made of: ``head=ours|trl|lmhp`` (the
+initial head: ours and TRL's are both N(0, the model's ``initializer_range``, 0.02), drawn by each
+trainer's own code; ``lmhp`` is lm-human-preferences' N(0, 1/sqrt(d+1)), our default until
+2026-12-01; the same seed gives every recipe the same head of a kind), ``lr=`` (peak learning rate), ``bs=``
 (prompts per step for ``kwise``, pairs per step otherwise; steps change with it), ``epochs=``
 (this recipe's, overriding ``--epochs``), ``dropout=sft`` (keep the SFT model's dropout of 0.2
 while training). E.g. ``kwise:head=trl trl:head=ours kwise:bs=16,epochs=2`` (the last: the same
@@ -83,7 +84,7 @@ class Recipe:
         r = cls(kind, spec=spec)
         for item in filter(None, rest.split(",")):
             key, _, value = item.partition("=")
-            if key == "head" and value in ("ours", "trl"):
+            if key == "head" and value in ("ours", "trl", "lmhp"):
                 r.head = value
             elif key == "lr":
                 r.lr = float(value)
@@ -94,7 +95,7 @@ class Recipe:
             elif key == "dropout" and value in ("off", "sft"):
                 r.dropout = value
             else:
-                options = "head=ours|trl, lr=F, bs=N, epochs=N, dropout=off|sft"
+                options = "head=ours|trl|lmhp, lr=F, bs=N, epochs=N, dropout=off|sft"
                 raise SystemExit(f"recipe {spec!r}: unknown option {item!r} ({options})")
         if r.head is None:
             r.head = "trl" if kind == "trl" else "ours"
@@ -115,7 +116,7 @@ class SeqClsScorer(nn.Module):
 
 
 def initial_heads(sft: str, seed: int) -> dict[str, torch.Tensor]:
-    """The (1, d) initial head weights of both kinds, as each trainer draws them with ``seed``."""
+    """The (1, d) initial head weights of each kind, as each trainer draws them with ``seed``."""
     from transformers import AutoModelForSequenceClassification, set_seed
 
     from agents.common.checkpoint import seed_everything
@@ -127,7 +128,9 @@ def initial_heads(sft: str, seed: int) -> dict[str, torch.Tensor]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         trl = AutoModelForSequenceClassification.from_pretrained(sft, num_labels=1).score.weight.detach().clone()
-    return {"ours": ours, "trl": trl}
+    g = torch.Generator().manual_seed(seed)
+    lmhp = torch.randn(ours.shape, generator=g) / math.sqrt(ours.shape[1] + 1)
+    return {"ours": ours, "trl": trl, "lmhp": lmhp}
 
 
 def pair_records(records: list[dict], golds: list[list[float]], by: str) -> list[dict]:
