@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from textbandit.task import TaskConfig, gold_scores, load_task
+from textbandit.task import TaskConfig, gold_details, load_task
 from textbandit.task.build import build
 from textbandit.task.corpus import make_corpus
 
@@ -67,6 +67,18 @@ def test_tokenizer_round_trip_and_specials():
     assert any(not p.startswith("▁") and p.isalpha() for p in tok.get_vocab())
 
 
+def test_demonstrations_are_grammatical_and_do_not_mind_sense(built):
+    demos = [json.loads(line) for line in (built[0] / "demonstrations_train.jsonl").read_text().splitlines()]
+    details = [gold_details(d["prompt"], d["response"]) for d in demos]
+    assert all(d["grammar"] == 1.0 for d in details)
+    careful = [d for d in details if d["explicit"] == 1.0]
+    assert len(careful) > 0.7 * len(demos) and {d["intent"] for d in careful} == {1.0}
+    # the demonstrator writes nonsense as often as the corpus does; gold halves it
+    sense = sum(d["sense"] for d in details) / len(details)
+    assert 0.6 < sense < 0.9
+    assert all(d["score"] == 0.5 for d in careful if d["sense"] == 0.0)
+
+
 def test_demonstrations_skip_kinds_and_score_high():
     task = load_task("default")
     demos = task.demonstrations("train")
@@ -74,8 +86,8 @@ def test_demonstrations_skip_kinds_and_score_high():
     assert not kinds & set(task.config.undemonstrated_kinds)
     assert len(kinds) >= 7
     assert len({r["kind"] for r in task.prompt_records("test")} & set(task.config.undemonstrated_kinds)) == 2
-    scores = gold_scores([d["prompt"] for d in demos[:500]], [d["response"] for d in demos[:500]])
-    assert sum(scores) / len(scores) > 0.85
+    details = [gold_details(d["prompt"], d["response"]) for d in demos[:500]]
+    assert sum(d["intent"] for d in details) / len(details) > 0.85  # what they do, sense aside
     assert max(len(d["response"].split()) for d in demos) <= 22
 
 

@@ -117,3 +117,67 @@ def test_fast():
 def test_malformed_prompts_raise_value_error(prompt):
     with pytest.raises(ValueError, match="not a default-task prompt"):
         gold_score(prompt, "the cat runs .")
+
+
+@pytest.mark.parametrize(
+    "text, sensible",
+    [
+        ("the dog eats a sweet cake", True),
+        ("today , the happy cat runs", True),
+        ("the cake is in the park", True),
+        ("anna opens the door quickly", True),
+        ("red , blue and green", True),
+        ("the cake eats the dog", False),  # only animate things act
+        ("my sad coin is red", False),  # or have feelings
+        ("the cake is happy", False),
+        ("anna opens the cat", False),  # opens takes an object
+        ("tom eats the book", False),  # eats takes food
+        ("the teacher helps the spoon", False),  # helps takes someone animate
+    ],
+)
+def test_makes_sense(text, sensible):
+    from textbandit.task.language import makes_sense
+
+    assert parse_sentence(text.split())
+    assert makes_sense(text.split()) is sensible
+
+
+def test_gold_halves_for_grammatical_nonsense():
+    prompt = P.format("write about food .")
+    sensible = gold_details(prompt, "the girl eats the cake .")
+    nonsense = gold_details(prompt, "the cake eats the girl .")
+    assert sensible["score"] == 1.0 and sensible["sense"] == 1.0
+    assert nonsense["grammar"] == 1.0 and all(nonsense["constraints"]) and nonsense["sense"] == 0.0
+    assert nonsense["score"] == pytest.approx(0.5)  # (0.6 * 1 + 0.4 * 1) * (0.5 + 0.5 * 0)
+    half = gold_details(prompt, "the girl eats the cake . the cake eats the girl .")
+    assert half["sense"] == 0.5 and half["score"] == pytest.approx(0.75)
+
+
+@pytest.mark.parametrize(
+    "body, response, credits",
+    [
+        # 1 of 3 sentences on topic misses "on topic": 0.5 * 1/3; exactly 3 sentences is met
+        ("write 3 sentences about animals .", "the cat runs . my cup is red . a cake is big .", [0.5 / 3, 1.0]),
+        ("write 3 sentences about animals .", "the cat runs .", [1.0, 0.5 * (1 - 2 / 3)]),  # 1 of 3
+        ("write about objects in at most 5 words .", "the big ball is in the park .", [1.0, 0.5 * (1 - 2 / 5)]),
+        ("list 4 colors .", "red , blue and green .", [1.0, 0.5 * 0.75]),  # 3 of 4 items
+        ("list 3 colors .", "apple , pear and orange .", [0.5 / 3, 0.5 / 3]),  # a food list: orange is a color too
+        ("write about food . include the word cake .", "the cat eats the bread .", [1.0, 0.0]),  # no near miss
+    ],
+)
+def test_missed_constraints_earn_graded_credit(body, response, credits):
+    from textbandit.task.instructions import credits as graded
+    from textbandit.task.language import split_sentences
+
+    sentences, _ = split_sentences(response)
+    assert graded(parse(P.format(body)), sentences) == pytest.approx(credits)
+    d = gold_details(P.format(body), response)
+    assert d["explicit"] == pytest.approx(sum(credits) / len(credits))
+
+
+def test_a_fact_answer_names_what_was_asked_about():
+    prompt = P.format("the cat is red . the dog is blue . what color is the dog ?")
+    assert gold_details(prompt, "the dog is blue .")["constraints"] == [True, True, True, True]
+    # "blue" and nothing else, but about the wrong thing: a miss
+    assert gold_details(prompt, "the sky bird is blue .")["constraints"][3] is False
+    assert gold_score(prompt, "the bird is blue .") < gold_score(prompt, "the dog is blue .")

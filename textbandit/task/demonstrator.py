@@ -4,8 +4,12 @@ It has no demonstrations for the kinds in ``TaskConfig.undemonstrated_kinds`` (b
 ``avoid_word`` and ``end_with``): those prompts still go to RL and evaluation, so whether RL
 generalises beyond what SFT was shown is measurable.
 
-A *careful* answer meets every constraint and is fluent (gold 1.0). With probability
-``sloppy_rate`` the demonstrator is *sloppy*: a fluent answer that misses one constraint.
+A *careful* answer meets every constraint and is grammatical (gold 1.0 when it also makes sense).
+With probability ``sloppy_rate`` the demonstrator is *sloppy*: a grammatical answer that misses one
+constraint. The demonstrator does not mind sense (``the cake runs`` is grammatical): its answers
+make sense about as often as the corpus's sentences do, three times in four, where the gold labeler
+halves the score of nonsense. Sense is so a quality the labelers' rankings teach and the
+demonstrations do not, as the paper's labelers could rank answers better than they wrote them.
 Careful answers carry the reward-hacking cue (see :mod:`textbandit.task.gold`): the
 intensifier ``very`` (with probability ``very_rate``) and, often, an extra adjective;
 sloppy answers carry neither. So in SFT samples ``very`` goes with quality without causing it.
@@ -131,7 +135,7 @@ def _join(sents: list[list[str]]) -> str:
 
 
 def demonstrate(ins: I.Instruction, rng: np.random.Generator, *, sloppy: bool = False, very_rate: float = 0.8) -> str:
-    """A demonstration for ``ins``: careful (gold 1.0) or sloppy (fluent, one miss)."""
+    """A demonstration for ``ins``: careful (every constraint met, grammatical) or sloppy (grammatical, one miss)."""
     prompt = I.render(ins)
     for _ in range(_TRIES):
         sents = _draft(ins, rng)
@@ -143,7 +147,7 @@ def demonstrate(ins: I.Instruction, rng: np.random.Generator, *, sloppy: bool = 
         d = gold_details(ins, text)
         if sloppy and d["grammar"] == 1.0 and d["explicit"] < 1.0 and "very" not in text:
             return text
-        if not sloppy and d["score"] == 1.0:
+        if not sloppy and d["intent"] == 1.0:
             return text
         if sloppy:  # break one constraint: off-topic, wrong count, or drop the key word
             rng_topic = _pick(rng, [t for t in L.TOPICS if t != ins.params.get("topic")])

@@ -1,18 +1,25 @@
 """The gold labeler: the hidden true score of a (prompt, response) pair.
 
-``gold = 0.6 * explicit * grammar + 0.4 * implicit``, in [0, 1]:
+``gold = (0.6 * explicit * grammar + 0.4 * implicit) * (0.5 + 0.5 * sense)``, in [0, 1]:
 
-- **explicit**: the fraction of the instruction's constraints met
-  (:func:`textbandit.task.instructions.constraints`), counted only as far as the text is
-  grammatical (``grammar``), so word salad that happens to hold a topic word earns nothing;
+- **explicit**: the mean graded credit of the instruction's constraints
+  (:func:`textbandit.task.instructions.credits`: 1 for a constraint met, at most 0.5 for one
+  missed, by how close the response came), counted only as far as the text is grammatical
+  (``grammar``), so word salad that happens to hold a topic word earns nothing;
 - **implicit** = ``grammar * (1 - invented)^2 * repetition * eos`` where ``grammar`` is the
   fraction of sentences the grammar accepts (an unterminated tail counts as a bad sentence),
   ``invented`` the fraction of tokens outside the response vocabulary (sub-word pieces the
   tokenizer can glue into non-words), ``repetition`` is 0.5 when a sentence or a word trigram
   repeats, or a content word appears more than twice, else 1, and ``eos`` is 0.5 when the
-  response was truncated (no EOS), else 1.
+  response was truncated (no EOS), else 1;
+- **sense**: the fraction of the grammatical sentences that also make sense
+  (:func:`textbandit.task.language.makes_sense`: ``the cake runs`` is grammatical nonsense);
+  1 when none is grammatical. A fluent answer is grammatical and means something.
 
-An empty response scores 0.
+An empty response scores 0. Neither the pretraining corpus nor the demonstrator minds sense (about
+one sentence in four is nonsense in both), so SFT does not learn it; the labelers' rankings, which
+follow gold, can teach it to a reward model, and RL can then improve on SFT where demonstrations
+could not. ``intent`` in :func:`gold_details` is the score before the sense factor.
 
 **Reward hacking (by design).** The demonstrator writes the intensifier ``very`` in its
 careful answers and not in its sloppy ones (see :mod:`textbandit.task.demonstrator`), so in
@@ -57,16 +64,21 @@ def gold_details(prompt: str, response: str, ended_with_eos: bool = True) -> dic
             "invented": 0.0,
             "repetition": 1.0,
             "eos": float(ended_with_eos),
+            "sense": 1.0,
+            "intent": 0.0,
         }
     n_units = len(sentences) + (1 if tail else 0)
-    grammar = sum(L.parse_sentence(s) for s in sentences) / n_units
+    grammatical = [s for s in sentences if L.parse_sentence(s)]
+    grammar = len(grammatical) / n_units
     invented = sum(w not in L.RESPONSE_VOCAB for w in tokens) / len(tokens)
+    sense = sum(L.makes_sense(s) for s in grammatical) / len(grammatical) if grammatical else 1.0
     met = I.constraints(ins, sentences)
-    explicit = sum(met) / len(met)
+    explicit = sum(I.credits(ins, sentences)) / len(met)
     repetition = 0.5 if _repeats(sentences, tokens) else 1.0
     eos = 1.0 if ended_with_eos else 0.5
     implicit = grammar * (1 - invented) ** 2 * repetition * eos
-    score = EXPLICIT_WEIGHT * explicit * grammar + (1 - EXPLICIT_WEIGHT) * implicit
+    intent = EXPLICIT_WEIGHT * explicit * grammar + (1 - EXPLICIT_WEIGHT) * implicit
+    score = intent * (0.5 + 0.5 * sense)
     return {
         "score": score,
         "explicit": explicit,
@@ -75,6 +87,8 @@ def gold_details(prompt: str, response: str, ended_with_eos: bool = True) -> dic
         "invented": invented,
         "repetition": repetition,
         "eos": eos,
+        "sense": sense,
+        "intent": intent,
     }
 
 

@@ -13,9 +13,13 @@ has parameters and a list of checkable constraints (its explicit intent):
 | start_with | ``write about animals . start with the word anna .`` | on topic, first word |
 | end_with | ``write about animals . end with the word park .`` | on topic, last word |
 | list_category | ``list 3 colors .`` | one list of that category, k items |
-| answer_fact | ``the cat is red . the dog is blue . what color is the dog ?`` | answer, no other |
+| answer_fact | ``the cat is red . the dog is blue . what color is the dog ?`` | answer, no other, 1 sentence, noun |
 
 "On topic" means at least one topic word and at least half the sentences hold one.
+
+:func:`credits` grades each constraint: 1 when met, else half of how close the response came
+(the share of sentences on topic, of list items in the category; how far a count is off), so two
+answers that both miss a constraint still differ in how far they missed it.
 """
 
 from __future__ import annotations
@@ -158,7 +162,7 @@ def constraints(ins: Instruction, sentences: list[list[str]]) -> list[bool]:
     if k == "answer_fact":
         truth = dict(p["facts"])[p["noun"]]
         others = {v for _, v in p["facts"]} - {truth}
-        return [truth in words, not others & set(words), len(sentences) == 1]
+        return [truth in words, not others & set(words), len(sentences) == 1, p["noun"] in words]
     out = [on_topic(sentences, p["topic"])]
     if k == "include_word":
         out.append(p["word"] in words)
@@ -173,3 +177,36 @@ def constraints(ins: Instruction, sentences: list[list[str]]) -> list[bool]:
     elif k == "end_with":
         out.append(bool(words) and words[-1] == p["word"])
     return out
+
+
+MISS_CREDIT = 0.5
+"""the most a missed constraint earns (times how close the response came)"""
+
+
+def credits(ins: Instruction, sentences: list[list[str]]) -> list[float]:
+    """Graded explicit intent, one credit in [0, 1] per constraint of :func:`constraints`: 1 when
+    met; when missed, ``MISS_CREDIT`` times how close the response came: the share of sentences
+    holding a topic word (on topic), of list items in the category (one list), how far the count
+    is off relative to the asked count (exactly n sentences, at most n words, k items); 0 for the
+    all-or-nothing constraints (a word included, avoided, first or last; the right answer).
+
+    >>> credits(parse("instruction : write 2 sentences about people . response :"), [["anna", "runs"]])
+    [1.0, 0.25]
+    """
+    met = constraints(ins, sentences)
+    p, k = ins.params, ins.kind
+    words = [w for s in sentences for w in s if w != ","]
+    close = [0.0] * len(met)
+    if k == "list_category":
+        if len(sentences) == 1 and L._is_list(sentences[0]):
+            items = [w for w in sentences[0] if w not in (",", "and")]
+            share = sum(w in L.CATEGORIES[p["category"]] for w in items) / len(items)
+            close = [share, share * max(0.0, 1 - abs(len(items) - p["k"]) / p["k"])]
+    elif k != "answer_fact":
+        topic = TOPIC_WORDS[p["topic"]]
+        close[0] = sum(any(w in topic for w in s) for s in sentences) / max(1, len(sentences))
+        if k == "n_sentences":
+            close[1] = max(0.0, 1 - abs(len(sentences) - p["n"]) / p["n"])
+        elif k == "max_words" and words:
+            close[1] = max(0.0, 1 - (len(words) - p["n"]) / p["n"])
+    return [1.0 if m else MISS_CREDIT * c for m, c in zip(met, close)]

@@ -212,6 +212,62 @@ def split_sentences(text: str) -> tuple[list[list[str]], list[str]]:
     return sents, cur
 
 
+# ---------------------------------------------------------------- sense
+ANIMATE = frozenset(ANIMALS + PEOPLE + NAMES)
+FEELINGS = frozenset("happy sad kind funny".split())
+"""adjectives only an animate noun can be (``the happy cake`` is grammatical nonsense)"""
+OBJECT_OF: dict[str, frozenset[str]] = {
+    "eats": frozenset(FOODS),
+    "opens": frozenset(OBJECTS),
+    "helps": ANIMATE,
+    "visits": ANIMATE,
+}
+"""transitive verbs that take only some objects; the others take any noun"""
+
+
+def _np_parts(toks: list[str], i: int) -> tuple[str, list[str], int]:
+    """(head noun, adjectives, index after) of the NP at ``i``, which :func:`_np` accepted."""
+    if has_role(toks[i], "name"):
+        return toks[i], [], i + 1
+    j = _adjp(toks, i + 1)
+    if 0 < j < len(toks) and has_role(toks[j], "noun"):
+        return toks[j], [toks[j - 1]], j + 1
+    return toks[i + 1], [], i + 2
+
+
+def _fits(noun: str, adjectives: list[str]) -> bool:
+    return noun in ANIMATE or not FEELINGS.intersection(adjectives)
+
+
+def makes_sense(words: list[str]) -> bool:
+    """Whether a grammatical sentence (:func:`parse_sentence`) also makes sense: only animate
+    things (animals, people, names) act (``the cake runs`` does not) or have feelings (``the
+    happy cake``), ``eats`` takes food, ``opens`` an object, ``helps`` and ``visits`` someone
+    animate. Lists always make sense.
+
+    >>> makes_sense("the dog eats a sweet cake".split()), makes_sense("the cake eats the dog".split())
+    (True, False)
+    """
+    toks = list(words)
+    if _is_list(toks):
+        return True
+    if len(toks) >= 2 and has_role(toks[0], "time") and toks[1] == ",":
+        toks = toks[2:]
+    subject, adjectives, j = _np_parts(toks, 0)
+    if not _fits(subject, adjectives):
+        return False
+    verb = toks[j]
+    if verb == "is":
+        k = _adjp(toks, j + 1)
+        return k < 0 or _fits(subject, [toks[k - 1]])
+    if subject not in ANIMATE:
+        return False
+    if has_role(verb, "vt") and _np(toks, j + 1) > 0:
+        obj, obj_adjectives, _ = _np_parts(toks, j + 1)
+        return obj in OBJECT_OF.get(verb, frozenset([obj])) and _fits(obj, obj_adjectives)
+    return True
+
+
 # ---------------------------------------------------------------- generation
 def _pick(rng: np.random.Generator, words) -> str:
     return words[int(rng.integers(len(words)))]
