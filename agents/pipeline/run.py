@@ -253,7 +253,8 @@ def sft_stages(
             train=train,
             val=str(task.demonstrations_file("validation")),
             epochs=s.sft_epochs[size],
-            lr=3e-4,
+            lr=s.sft_lr,
+            dropout=s.sft_dropout,
             batch_size=32,
             **trainer_settings(cfg, task, device),
         )
