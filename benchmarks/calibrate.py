@@ -13,7 +13,10 @@ and overall, against the bars of the testbed issue:
 - ``ppo_gold``: PPO with the run's settings and budget against the gold labeler itself (a perfect
   reward model, rescaled to the run's reward model's mean and spread; its critic the shared head,
   as there is no reward model to start one from), its gold win rate over SFT on test prompts
-  (bar: >= 70%).
+  (bar: >= 70%);
+- ``components``: what the run's PPO model changed, in the gold labeler's parts: the mean gold,
+  ``intent`` (the score before the sense factor), ``sense``, ``explicit`` (the instructions'
+  constraint credit) and ``grammar`` of one sample per test prompt, SFT against PPO.
 
     python benchmarks/calibrate.py --run runs/quick                     # all four
     python benchmarks/calibrate.py --run runs/quick --only ties gold_rm  # a part
@@ -34,7 +37,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-SECTIONS = ("ties", "best_of_8", "gold_rm", "ppo_gold")
+SECTIONS = ("ties", "best_of_8", "gold_rm", "ppo_gold", "components")
+PARTS = ("score", "intent", "sense", "explicit", "grammar")
 
 
 def by_kind(task, prompts) -> list[str]:
@@ -165,6 +169,22 @@ def ppo_gold(run: Path, task, preset, envs, sft, idx, kinds, seed: int, iteratio
     }
 
 
+def components(run: Path, envs, sft, idx, seed: int) -> dict:
+    """The mean of each gold part over one sample per prompt, for SFT and the run's PPO model."""
+    from transformers import AutoModelForCausalLM
+
+    from agents.pipeline.evaluate import model_seed
+    from agents.pipeline.samples import sample_and_score
+    from textbandit.task.gold import gold_details
+
+    out = {}
+    for name, model in (("sft", sft), ("ppo", AutoModelForCausalLM.from_pretrained(str(run / "ppo" / "final")).eval())):
+        s = sample_and_score(envs, model, idx, envs.temperature, seed=model_seed(seed, name))
+        parts = [gold_details(p, r, bool(e)) for p, r, e in zip(s.prompts, s.responses, s.ended_with_eos)]
+        out[name] = {k: float(np.mean([d[k] for d in parts])) for k in PARTS}
+    return out
+
+
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--run", default="runs/quick", help="a finished `textbandit pipeline` output folder")
@@ -203,6 +223,8 @@ def main(argv=None) -> dict:
         results["gold_rm"] = gold_rm(run, task, preset, a.seed, a.rm_epochs)
     if "ppo_gold" in a.only:
         results["ppo_gold"] = ppo_gold(run, task, preset, envs, sft, idx, kinds, a.seed, a.iterations)
+    if "components" in a.only:
+        results["components"] = components(run, envs, sft, idx, a.seed)
     report(results)
     if a.json:
         Path(a.json).write_text(json.dumps(results, indent=1))
@@ -238,6 +260,10 @@ def report(r: dict) -> None:
             f"PPO against gold: {p['iterations']} iterations ({p['responses']} responses), KL from SFT "
             f"{p['kl_from_sft']:.2f} nats"
         )
+    if "components" in r:
+        print("| model | " + " | ".join(PARTS) + " |\n|" + "---|" * (len(PARTS) + 1))
+        for name, row in r["components"].items():
+            print(f"| {name} | " + " | ".join(f"{row[k]:.3f}" for k in PARTS) + " |")
     print("bars: ties <= 20% and agreement 72.6% +- 1.5; gold RM train >= 95%, held out >= 85%; PPO vs gold >= 70%")
 
 
