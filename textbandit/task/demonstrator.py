@@ -8,8 +8,8 @@ A *careful* answer meets every constraint and is grammatical (gold 1.0 when it a
 With probability ``sloppy_rate`` the demonstrator is *sloppy*: a grammatical answer that misses one
 constraint. The demonstrator does not mind sense (``the cake runs`` is grammatical): its answers
 make sense about as often as the corpus's sentences do, three times in four, where the gold labeler
-halves the score of nonsense. Sense is so a quality the labelers' rankings teach and the
-demonstrations do not, as the paper's labelers could rank answers better than they wrote them.
+halves the score of nonsense. Sense is so a quality the labelers' rankings can teach and the
+demonstrations do not.
 Careful answers carry the reward-hacking cue (see :mod:`textbandit.task.gold`): the
 intensifier ``very`` (with probability ``very_rate``) and, often, an extra adjective;
 sloppy answers carry neither. So in SFT samples ``very`` goes with quality without causing it.
