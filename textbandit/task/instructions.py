@@ -183,17 +183,18 @@ MISS_CREDIT = 0.5
 """the most a missed constraint earns (times how close the response came)"""
 
 
-def credits(ins: Instruction, sentences: list[list[str]]) -> list[float]:
+def credits(ins: Instruction, sentences: list[list[str]], met: list[bool] | None = None) -> list[float]:
     """Graded explicit intent, one credit in [0, 1] per constraint of :func:`constraints`: 1 when
     met; when missed, ``MISS_CREDIT`` times how close the response came: the share of sentences
     holding a topic word (on topic), of list items in the category (one list), how far the count
     is off relative to the asked count (exactly n sentences, at most n words, k items); 0 for the
     all-or-nothing constraints (a word included, avoided, first or last; the right answer).
+    ``met``: :func:`constraints` of the same response, when the caller has it already.
 
     >>> credits(parse("instruction : write 2 sentences about people . response :"), [["anna", "runs"]])
     [1.0, 0.25]
     """
-    met = constraints(ins, sentences)
+    met = constraints(ins, sentences) if met is None else met
     p, k = ins.params, ins.kind
     words = [w for s in sentences for w in s if w != ","]
     close = [0.0] * len(met)

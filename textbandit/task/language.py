@@ -124,17 +124,22 @@ def category_of(word: str, candidates=LIST_CATEGORIES) -> list[str]:
 
 
 # ---------------------------------------------------------------- recognition
+def _np_parts(toks: list[str], i: int) -> tuple[str, list[str], int] | None:
+    """(head noun, its adjective if any, index after) of the NP starting at i, or None."""
+    if i < len(toks) and has_role(toks[i], "name"):
+        return toks[i], [], i + 1
+    if i >= len(toks) or not has_role(toks[i], "det"):
+        return None
+    j = _adjp(toks, i + 1)  # "the orange cat" and "the orange": orange is an adj and a noun
+    if 0 < j < len(toks) and has_role(toks[j], "noun"):
+        return toks[j], [toks[j - 1]], j + 1
+    return (toks[i + 1], [], i + 2) if i + 1 < len(toks) and has_role(toks[i + 1], "noun") else None
+
+
 def _np(toks: list[str], i: int) -> int:
     """Index after an NP starting at i, or -1."""
-    if i < len(toks) and has_role(toks[i], "name"):
-        return i + 1
-    if i >= len(toks) or not has_role(toks[i], "det"):
-        return -1
-    i += 1
-    j = _adjp(toks, i)  # "the orange cat" and "the orange": orange is an adj and a noun
-    if 0 < j < len(toks) and has_role(toks[j], "noun"):
-        return j + 1
-    return i + 1 if i < len(toks) and has_role(toks[i], "noun") else -1
+    parts = _np_parts(toks, i)
+    return parts[2] if parts else -1
 
 
 def _adjp(toks: list[str], i: int) -> int:
@@ -194,10 +199,14 @@ def parse_sentence(words: list[str]) -> bool:
     toks = list(words)
     if _is_list(toks):
         return True
-    if len(toks) >= 2 and has_role(toks[0], "time") and toks[1] == ",":
-        toks = toks[2:]
+    toks = _without_time(toks)
     j = _np(toks, 0)
     return j > 0 and _vp(toks, j)
+
+
+def _without_time(toks: list[str]) -> list[str]:
+    """``toks`` without a leading ``TIME ,``."""
+    return toks[2:] if len(toks) >= 2 and has_role(toks[0], "time") and toks[1] == "," else toks
 
 
 def split_sentences(text: str) -> tuple[list[list[str]], list[str]]:
@@ -225,16 +234,6 @@ OBJECT_OF: dict[str, frozenset[str]] = {
 """transitive verbs that take only some objects; the others take any noun"""
 
 
-def _np_parts(toks: list[str], i: int) -> tuple[str, list[str], int]:
-    """(head noun, adjectives, index after) of the NP at ``i``, which :func:`_np` accepted."""
-    if has_role(toks[i], "name"):
-        return toks[i], [], i + 1
-    j = _adjp(toks, i + 1)
-    if 0 < j < len(toks) and has_role(toks[j], "noun"):
-        return toks[j], [toks[j - 1]], j + 1
-    return toks[i + 1], [], i + 2
-
-
 def _fits(noun: str, adjectives: list[str]) -> bool:
     return noun in ANIMATE or not FEELINGS.intersection(adjectives)
 
@@ -251,8 +250,7 @@ def makes_sense(words: list[str]) -> bool:
     toks = list(words)
     if _is_list(toks):
         return True
-    if len(toks) >= 2 and has_role(toks[0], "time") and toks[1] == ",":
-        toks = toks[2:]
+    toks = _without_time(toks)
     subject, adjectives, j = _np_parts(toks, 0)
     if not _fits(subject, adjectives):
         return False
@@ -262,9 +260,10 @@ def makes_sense(words: list[str]) -> bool:
         return k < 0 or _fits(subject, [toks[k - 1]])
     if subject not in ANIMATE:
         return False
-    if has_role(verb, "vt") and _np(toks, j + 1) > 0:
-        obj, obj_adjectives, _ = _np_parts(toks, j + 1)
-        return obj in OBJECT_OF.get(verb, frozenset([obj])) and _fits(obj, obj_adjectives)
+    obj = _np_parts(toks, j + 1) if has_role(verb, "vt") else None
+    if obj:
+        noun, obj_adjectives, _ = obj
+        return noun in OBJECT_OF.get(verb, frozenset([noun])) and _fits(noun, obj_adjectives)
     return True
 
 
