@@ -17,7 +17,14 @@ model learns prompt-independent features (length, category) almost perfectly but
 prompt-dependent ones, the limit is binding the instruction to the response, which is what the
 gold score asks for most often.
 
+``--minimal-pairs N`` asks whether that binding can be learned at all: N clean pairs for
+``include the word W`` prompts, a careful demonstration holding W against the same text with W
+swapped for another word of the topic and word class (so the pair differs in nothing else), held
+out on 400 pairs of other draws. If the same reward model learns them from enough pairs, the limit on the
+run's comparisons is how much of that signal they hold, not what the model can represent.
+
     python benchmarks/rm_probes.py --run runs/quick            # about 3 minutes on 2 cores
+    python benchmarks/rm_probes.py --run runs/quick --labels --minimal-pairs 2000 --epochs 4 --lr 1e-3
 
 What it measured is in benchmarks/README.md.
 """
@@ -37,8 +44,9 @@ from agents.reward.trainer import train_reward_model
 from textbandit.data import load_comparisons, write_jsonl
 from textbandit.reward_model import RewardModel
 from textbandit.task import language as L
+from textbandit.task.demonstrator import demonstrate
 from textbandit.task.gold import gold_score
-from textbandit.task.instructions import TOPIC_WORDS, parse
+from textbandit.task.instructions import TOPIC_WORDS, Instruction, parse, render
 
 PROBES = {
     "length": lambda ins, words: len(words),
@@ -73,14 +81,51 @@ def relabel(records: list[dict], label: str) -> list[dict]:
     return out
 
 
-def probe(run: Path, label: str, work: Path, epochs: int, lr: float) -> dict:
+def minimal_pairs(n: int, seed: int) -> list[dict]:
+    """``n`` comparisons of two responses to an ``include the word W`` prompt that differ only in
+    W: a careful demonstration holding W (ranked first) and the same text with each W swapped for
+    another word of the topic, of the same word class, that the text does not hold (both stay
+    grammatical). Which of the two is listed first is random."""
+    rng = np.random.default_rng(seed)
+    out = []
+    while len(out) < n:
+        topic = str(L.TOPICS[int(rng.integers(len(L.TOPICS)))])
+        pool = sorted(TOPIC_WORDS[topic])
+        word = pool[int(rng.integers(len(pool)))]
+        ins = Instruction("include_word", {"topic": topic, "word": word})
+        good = demonstrate(ins, rng, very_rate=0.0).split()
+        same_class = [w for w in pool if (w in L.NAMES) == (word in L.NAMES)]  # a name for a name, a noun for a noun
+        others = [w for w in same_class if w != word and w not in good]
+        if word not in good or not others:
+            continue
+        swap = others[int(rng.integers(len(others)))]
+        pair = [" ".join(good), " ".join(swap if w == word else w for w in good)]
+        first = int(rng.integers(2))  # 0: the one holding W is listed first
+        out.append(
+            {"prompt": render(ins), "responses": pair if first == 0 else pair[::-1], "ranking": [first, 1 - first]}
+        )
+    return out
+
+
+def probe(run: Path, label: str, work: Path, epochs: int, lr: float, n_pairs: int = 0) -> dict:
+    comparisons = run / "comparisons"
+    if label == "minimal_pairs":
+        write_jsonl(work / f"{label}_train.jsonl", minimal_pairs(n_pairs, seed=1))
+        write_jsonl(work / f"{label}_validation.jsonl", minimal_pairs(400, seed=2))
+    else:
+        for split in ("train", "validation"):
+            records = relabel(load_comparisons(comparisons / f"{split}.jsonl"), label)
+            write_jsonl(work / f"{label}_{split}.jsonl", records)
+    return fit(run / "sft_small", work, label, epochs, lr)
+
+
+def fit(model: Path, work: Path, label: str, epochs: int, lr: float) -> dict:
+    """Train the reward model from ``model`` on ``work/{label}_train.jsonl``; its accuracy on the
+    training comparisons (the first 400: can it fit them?) and on the held-out ones."""
     from transformers import AutoTokenizer
 
-    comparisons = run / "comparisons"
-    for split in ("train", "validation"):
-        write_jsonl(work / f"{label}_{split}.jsonl", relabel(load_comparisons(comparisons / f"{split}.jsonl"), label))
     cfg = RewardConfig(
-        model=str(run / "sft_small"),
+        model=str(model),
         train=str(work / f"{label}_train.jsonl"),
         val=str(work / f"{label}_validation.jsonl"),
         epochs=epochs,
@@ -95,27 +140,31 @@ def probe(run: Path, label: str, work: Path, epochs: int, lr: float) -> dict:
     )
     train_reward_model(cfg)
     rm, tok = RewardModel.from_pretrained(cfg.out), AutoTokenizer.from_pretrained(cfg.out)
-    val = encode_comparisons(load_comparisons(cfg.val), tok, 32, 24)
-    m = evaluate(rm, val, tok.pad_token_id, "cpu")
-    return {"label": label, "accuracy": m["accuracy"], "pairs": m["pairs"]}
+    train = evaluate(rm, encode_comparisons(load_comparisons(cfg.train)[:400], tok, 32, 24), tok.pad_token_id, "cpu")
+    m = evaluate(rm, encode_comparisons(load_comparisons(cfg.val), tok, 32, 24), tok.pad_token_id, "cpu")
+    return {"label": label, "accuracy": m["accuracy"], "pairs": m["pairs"], "train_accuracy": train["accuracy"]}
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--run", default="runs/quick", help="a finished `textbandit pipeline` output folder")
-    p.add_argument("--labels", nargs="+", default=["labelers", "gold", *PROBES])
+    p.add_argument("--labels", nargs="*", default=["labelers", "gold", *PROBES])
+    p.add_argument("--minimal-pairs", type=int, default=0, help="also train on this many include-word minimal pairs")
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--lr", type=float, default=3e-4)
     a = p.parse_args(argv)
+    if not a.labels and not a.minimal_pairs:
+        p.error("nothing to probe: name --labels or give --minimal-pairs N")
     run = Path(a.run)
     if not (run / "comparisons" / "train.jsonl").is_file() or not (run / "sft_small").is_dir():
         raise SystemExit(f"{run} has no comparisons/ or sft_small/: run `textbandit pipeline --out {run}` first")
     with tempfile.TemporaryDirectory() as tmp:
-        rows = [probe(run, label, Path(tmp), a.epochs, a.lr) for label in a.labels]
+        labels = [*a.labels, *(["minimal_pairs"] if a.minimal_pairs else [])]
+        rows = [probe(run, label, Path(tmp), a.epochs, a.lr, a.minimal_pairs) for label in labels]
     print(f"reward model from {run}/sft_small, {a.epochs} epoch(s), lr {a.lr}; accuracy on held-out comparisons")
-    print(f"{'labels':12}{'pairs':>8}{'accuracy':>10}")
+    print(f"{'labels':14}{'pairs':>8}{'accuracy':>10}{'train':>8}")
     for r in rows:
-        print(f"{r['label']:12}{r['pairs']:>8}{r['accuracy']:>10.3f}")
+        print(f"{r['label']:14}{r['pairs']:>8}{r['accuracy']:>10.3f}{r['train_accuracy']:>8.3f}")
     agreement = (
         json.loads((run / "report.json").read_text())["reward_model"]["labeler_agreement"]
         if (run / "report.json").is_file()
