@@ -20,8 +20,9 @@ gold score asks for most often.
 ``--minimal-pairs N`` asks whether that binding can be learned at all: N clean pairs for
 ``include the word W`` prompts, a careful demonstration holding W against the same text with W
 swapped for another word of the topic and word class (so the pair differs in nothing else), held
-out on 400 pairs of other draws. If the same reward model learns them from enough pairs, the limit on the
-run's comparisons is how much of that signal they hold, not what the model can represent.
+out on 400 pairs of other draws (``--held-out``). If the same reward model learns them from
+enough pairs, the limit on the run's comparisons is how much of that signal they hold, not what
+the model can represent.
 
     python benchmarks/rm_probes.py --run runs/quick            # about 3 minutes on 2 cores
     python benchmarks/rm_probes.py --run runs/quick --labels --minimal-pairs 2000 --epochs 4 --lr 1e-3
@@ -107,11 +108,11 @@ def minimal_pairs(n: int, seed: int) -> list[dict]:
     return out
 
 
-def probe(run: Path, label: str, work: Path, epochs: int, lr: float, n_pairs: int = 0) -> dict:
+def probe(run: Path, label: str, work: Path, epochs: int, lr: float, n_pairs: int = 0, held_out: int = 400) -> dict:
     comparisons = run / "comparisons"
     if label == "minimal_pairs":
         write_jsonl(work / f"{label}_train.jsonl", minimal_pairs(n_pairs, seed=1))
-        write_jsonl(work / f"{label}_validation.jsonl", minimal_pairs(400, seed=2))
+        write_jsonl(work / f"{label}_validation.jsonl", minimal_pairs(held_out, seed=2))
     else:
         for split in ("train", "validation"):
             records = relabel(load_comparisons(comparisons / f"{split}.jsonl"), label)
@@ -150,6 +151,7 @@ def main(argv=None):
     p.add_argument("--run", default="runs/quick", help="a finished `textbandit pipeline` output folder")
     p.add_argument("--labels", nargs="*", default=["labelers", "gold", *PROBES])
     p.add_argument("--minimal-pairs", type=int, default=0, help="also train on this many include-word minimal pairs")
+    p.add_argument("--held-out", type=int, default=400, help="held-out minimal pairs")
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--lr", type=float, default=3e-4)
     a = p.parse_args(argv)
@@ -160,7 +162,7 @@ def main(argv=None):
         raise SystemExit(f"{run} has no comparisons/ or sft_small/: run `textbandit pipeline --out {run}` first")
     with tempfile.TemporaryDirectory() as tmp:
         labels = [*a.labels, *(["minimal_pairs"] if a.minimal_pairs else [])]
-        rows = [probe(run, label, Path(tmp), a.epochs, a.lr, a.minimal_pairs) for label in labels]
+        rows = [probe(run, label, Path(tmp), a.epochs, a.lr, a.minimal_pairs, a.held_out) for label in labels]
     print(f"reward model from {run}/sft_small, {a.epochs} epoch(s), lr {a.lr}; accuracy on held-out comparisons")
     print(f"{'labels':14}{'pairs':>8}{'accuracy':>10}{'train':>8}")
     for r in rows:

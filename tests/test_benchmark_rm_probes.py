@@ -35,8 +35,10 @@ def test_minimal_pairs_probe_trains_and_reports_train_and_held_out_accuracy(tmp_
     (run / "comparisons").mkdir(parents=True)
     (run / "comparisons" / "train.jsonl").write_text("")  # the probe needs none of the run's comparisons
     shutil.copytree(DEFAULT / "sft", run / "sft_small")
-    rows = load_benchmark("rm_probes").main(["--run", str(run), "--labels", "--minimal-pairs", "16"])
+    rows = load_benchmark("rm_probes").main(
+        ["--run", str(run), "--labels", "--minimal-pairs", "16", "--held-out", "24"]
+    )
     (row,) = rows
-    assert row["label"] == "minimal_pairs" and row["pairs"] == 400
+    assert row["label"] == "minimal_pairs" and row["pairs"] == 24
     assert 0.0 <= row["accuracy"] <= 1.0 and 0.0 <= row["train_accuracy"] <= 1.0
     assert "minimal_pairs" in capsys.readouterr().out
