@@ -54,6 +54,8 @@ class Preset:
     """PPO's peak learning rate"""
     ppo_update_epochs: int = 4
     """PPO's passes over each rollout batch"""
+    concurrent: bool = True
+    """whether the pipeline's ``concurrent`` defaults to on (see PipelineConfig.concurrent)"""
     ppo_value_model: str = "reward"
     """PPO's value function: 'reward', a separate model initialised from the reward model (the
     paper's; its explained variance passes 0.5 within the quick budget, where the shared-trunk
@@ -126,6 +128,7 @@ PRESETS: dict[str, Preset] = {
         eval_prompts=8,
         curve_every=1,
         curve_prompts=8,
+        concurrent=False,
     ),
 }
 
@@ -176,6 +179,11 @@ class PipelineConfig:
     the task TextBandit-v0 serves with no arguments"""
     progress: bool = True
     """show progress bars"""
+    concurrent: bool | None = None
+    """on a CPU with 2 or more cores, build the stages no later stage but the evaluation reads (the large
+    base model, the PPO runs) in processes of their own beside the main one, half the cores' threads each
+    (agents/pipeline/background.py); false builds every stage in turn in this process; unset: the preset's
+    choice (on for quick and full; off for tiny, whose stages take less time than starting a process)"""
     report_to: tuple[str, ...] = ()
     """more metric backends for every training stage: 'wandb', 'trackio' (see textbandit ppo --help)"""
     project: str = "textbandit"

@@ -16,6 +16,7 @@ from the same inputs (:mod:`agents.pipeline.stages`):
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import platform
@@ -28,6 +29,7 @@ import torch
 
 from agents.common import distributed
 from agents.common.rundir import claim_run_dir
+from agents.pipeline.background import Background
 from agents.pipeline.config import PipelineConfig, Preset
 from agents.pipeline.evaluate import SFT_AGAIN, evaluate_models, labeler_agreement, pairwise_wins
 from agents.pipeline.export import export_defaults, export_task
@@ -98,8 +100,15 @@ def run_pipeline(cfg: PipelineConfig) -> dict:
         try:
             (out / "pipeline_config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
             distributed.broadcast_object(True)  # claimed: the other ranks may start
-            device, stages = _device(cfg, d), Stages(out, cfg.rebuild, total=count_stages(cfg))
-            built = build_stages(cfg, stages, device)
+            device = _device(cfg, d)
+            concurrent = cfg.settings.concurrent if cfg.concurrent is None else cfg.concurrent
+            background = Background.for_cpu() if concurrent and device == "cpu" and not d.active else None
+            stages = Stages(out, cfg.rebuild, total=count_stages(cfg), background=background)
+            try:
+                built = build_stages(cfg, stages, device)
+                stages.wait()
+            finally:
+                stages.close()  # after an error: no stage goes on building in the background
             stages.announce("evaluate", "every model on held-out customers' prompts")
             results = distributed.on_main(evaluate_run, cfg, built, device)
             results["seconds"] = {
@@ -197,10 +206,11 @@ def build_stages(cfg: PipelineConfig, stage: Stages, device: str) -> Built:
         }
         ppo[name] = stage(
             name,
-            lambda d, c=ppo_cfg, r=run: _ppo(_with_out(c, d), run_task, r, s, device, cfg.seed),
+            functools.partial(_ppo_into, ppo_cfg, run_task, run, s, device, cfg.seed),
             inputs,
             requires=("curve.json",) if run.curve else (),
             every_rank=True,
+            background=True,  # the PPO runs read the same models and no stage but the evaluation reads them
         )
 
     labelers = comparisons / "labelers.json"
@@ -210,10 +220,11 @@ def build_stages(cfg: PipelineConfig, stage: Stages, device: str) -> Built:
 
 def pretrain_stages(cfg: PipelineConfig, stage: Stages, task: DefaultTask, device: str):
     """The base models: the sizes PPO runs at, and the large base the small PPO model must beat."""
-    from agents.pretrain import PretrainArgs, pretrain
+    from agents.pretrain import PretrainArgs
 
     s, bases, ids = cfg.settings, {}, {}
-    for size in list(s.sizes) + [s.large_size]:
+    sizes = list(s.sizes) if s.large_size in s.sizes else [s.large_size, *s.sizes]  # the background one first
+    for size in sizes:
         if size == s.sizes[0] and cfg.base_model:
             bases[size], ids[size] = cfg.base_model, {"base_model": cfg.base_model}
             continue
@@ -228,9 +239,10 @@ def pretrain_stages(cfg: PipelineConfig, stage: Stages, task: DefaultTask, devic
         bases[size] = str(
             stage(
                 f"base_{size}",
-                lambda d, a=args: pretrain(_with_out(a, d)),
+                functools.partial(_pretrain_into, args),
                 {**settings_of(args, "task"), "task": stage.keys["task"]},
                 every_rank=True,
+                background=size not in s.sizes,  # the large base: only the evaluation reads it
             )
         )
         ids[size] = {f"base_{size}": stage.keys[f"base_{size}"]}
@@ -451,6 +463,18 @@ def ppo_config(preset: Preset, sft_dir: str, rm_dir, out, iterations: int, kl: f
             **overrides,
         }
     )
+
+
+def _pretrain_into(args, d: Path) -> None:
+    """The base-model stage's build (a module-level function: it may run in a process of its own)."""
+    from agents.pretrain import pretrain
+
+    pretrain(_with_out(args, d))
+
+
+def _ppo_into(ppo_cfg, task: DefaultTask, run: PPORun, preset: Preset, device: str, seed: int, d: Path) -> None:
+    """A PPO stage's build into ``d`` (a module-level function: it may run in a process of its own)."""
+    _ppo(_with_out(ppo_cfg, d), task, run, preset, device, seed)
 
 
 def _ppo(ppo_cfg, task: DefaultTask, run: PPORun, preset: Preset, device: str, seed: int):

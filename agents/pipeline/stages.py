@@ -36,10 +36,14 @@ class Stages:
     Under ``torchrun`` rank 0 reads and writes the records and clears a stage's folder; a stage
     called with ``every_rank=True`` (a trainer, which is data-parallel by itself) runs on every
     rank, any other on rank 0 while the others wait (:func:`agents.common.distributed.on_main`).
+
+    With a :class:`agents.pipeline.background.Background`, a stage called with ``background=True``
+    is built in a process of its own while this one goes on; :meth:`wait` waits for all of them
+    (only then is such a stage's folder complete and recorded).
     """
 
-    def __init__(self, out: Path, rebuild: bool = False, total: int | None = None):
-        self.out, self.rebuild, self.total = out, rebuild, total
+    def __init__(self, out: Path, rebuild: bool = False, total: int | None = None, background=None):
+        self.out, self.rebuild, self.total, self.background = out, rebuild, total, background
         self.seconds: dict[str, float] = {}
         self.keys: dict[str, str] = {}
         self.built: list[str] = []
@@ -53,16 +57,29 @@ class Stages:
         clock = f"{elapsed // 3600}:{elapsed // 60 % 60:02d}:{elapsed % 60:02d}"
         print(f"== [stage {of}] {name}: {what} ({clock} elapsed) ==", flush=True)
 
-    def __call__(self, name: str, fn, inputs: dict, requires: tuple[str, ...] = (), every_rank: bool = False) -> Path:
+    def __call__(
+        self,
+        name: str,
+        fn,
+        inputs: dict,
+        requires: tuple[str, ...] = (),
+        every_rank: bool = False,
+        background: bool = False,
+    ) -> Path:
         from agents.common import distributed
 
         path = self.out / name
         inputs = json.loads(json.dumps(inputs, sort_keys=True, default=str))
         key = hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:16]
         self.keys[name] = key
-        reused = distributed.on_main(self._prepare, name, path, key, inputs, requires)
+        in_background = background and self.background is not None
+        reused = distributed.on_main(self._prepare, name, path, key, inputs, requires, in_background)
         if reused is not None:
             self.seconds[name] = reused
+            return path
+        done = lambda seconds: self._record(name, path, key, inputs, seconds)  # noqa: E731
+        if in_background:
+            self.background.submit(name, fn, path, done)
             return path
         t0 = time.time()
         if every_rank:
@@ -70,14 +87,31 @@ class Stages:
             distributed.barrier()
         else:
             distributed.on_main(fn, path)
-        self.seconds[name] = time.time() - t0
+        done(time.time() - t0)
+        return path
+
+    def wait(self) -> None:
+        """Wait for the stages building in the background (none without a background)."""
+        if self.background is not None:
+            self.background.wait()
+
+    def close(self) -> None:
+        """Stop the stages still building in the background (after an error or an interrupt)."""
+        if self.background is not None:
+            self.background.close()
+
+    def _record(self, name: str, path: Path, key: str, inputs: dict, seconds: float) -> None:
+        from agents.common import distributed
+
+        self.seconds[name] = seconds
         self.built.append(name)
         if distributed.is_main_process():
             path.mkdir(parents=True, exist_ok=True)
-            (path / ".done").write_text(json.dumps({"seconds": self.seconds[name], "key": key, "inputs": inputs}))
-        return path
+            (path / ".done").write_text(json.dumps({"seconds": seconds, "key": key, "inputs": inputs}))
 
-    def _prepare(self, name: str, path: Path, key: str, inputs: dict, requires: tuple[str, ...]) -> float | None:
+    def _prepare(
+        self, name: str, path: Path, key: str, inputs: dict, requires: tuple[str, ...], background: bool = False
+    ) -> float | None:
         """The seconds of a finished stage built from these inputs (reused), or None after clearing
         the folder for a build (rank 0's decision)."""
         done = path / ".done"
@@ -94,7 +128,7 @@ class Stages:
                 )
         if path.exists():  # an interrupted stage, or one to rebuild: start it again from scratch
             shutil.rmtree(path)
-        self.announce(name, "building")
+        self.announce(name, "building in a process of its own" if background else "building")
         return None
 
 
