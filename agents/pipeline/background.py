@@ -2,7 +2,7 @@
 
 On a CPU the pipeline's models are small, and one training run uses two cores poorly: its kernels
 are short and its threads wait for each other at every step. Two runs at one thread each go
-faster together than one after the other at two threads (measured on 2 cores: 1.45x for two
+faster together than one after the other at two threads (measured on 2 cores: 1.39x for two
 pretrainings, 1.33x for two PPO runs). So the stages that no later stage but the evaluation reads
 run in processes of their own while the main process goes on: the large base model, and the PPO
 runs, which read the same SFT and reward models.
@@ -33,10 +33,10 @@ from typing import Callable
 import torch
 
 
-def _child(fn: Callable[[Path], object], path: Path, threads: int, parent: int | None = None) -> None:
+def _child(fn: Callable[[Path], object], path: Path, threads: int, parent: int) -> None:
     if sys.platform.startswith("linux"):  # killed with the pipeline, even by SIGKILL (prctl PR_SET_PDEATHSIG)
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)
-    if parent is not None and os.getppid() != parent:  # the pipeline died before the line above
+    if os.getppid() != parent:  # the pipeline died before the line above
         return
     os.environ["TQDM_DISABLE"] = "1"  # two processes' bars would draw over each other
     torch.set_num_threads(threads)
@@ -86,8 +86,7 @@ class Background:
         while self.queued or self.running:
             self._fill(self.slots_waiting)
             time.sleep(0.2)
-            self._reap()
-        torch.set_num_threads(self.main_threads)
+            self._reap()  # restores the main process's threads once every job has finished
 
     def close(self) -> None:
         """Stop the jobs still running (after an error or an interrupt in the main process)."""
