@@ -14,11 +14,14 @@ and overall, against the bars of the testbed issue:
   reward model, rescaled to the run's reward model's mean and spread; its critic the shared head,
   as there is no reward model to start one from), its gold win rate over SFT on test prompts
   (bar: >= 70%);
+- ``sft_fit``: whether the SFT model fits its own training data. On training prompts that have a
+  demonstration, the share of one SFT sample each that meets each of the instruction's constraints,
+  beside the share of the demonstrations that do (a model that imitates them should come close);
 - ``components``: what the run's PPO model changed, in the gold labeler's parts: the mean gold,
   ``intent`` (the score before the sense factor), ``sense``, ``explicit`` (the instructions'
   constraint credit) and ``grammar`` of one sample per test prompt, SFT against PPO.
 
-    python benchmarks/calibrate.py --run runs/quick                     # all four
+    python benchmarks/calibrate.py --run runs/quick                     # every section
     python benchmarks/calibrate.py --run runs/quick --only ties gold_rm  # a part
 
 What it measured is in benchmarks/README.md.
@@ -28,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import tempfile
 from collections import defaultdict
 from itertools import combinations
@@ -37,8 +39,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
-SECTIONS = ("ties", "best_of_8", "gold_rm", "ppo_gold", "components")
+SECTIONS = ("ties", "sft_fit", "best_of_8", "gold_rm", "ppo_gold", "components")
 PARTS = ("score", "intent", "sense", "explicit", "grammar")
+CONSTRAINTS = {  # the names of textbandit.task.instructions.constraints' entries, per kind
+    "topic": ("on topic",),
+    "include_word": ("on topic", "has the word"),
+    "avoid_word": ("on topic", "lacks the word"),
+    "n_sentences": ("on topic", "n sentences"),
+    "max_words": ("on topic", "at most n words"),
+    "start_with": ("on topic", "first word"),
+    "end_with": ("on topic", "last word"),
+    "list_category": ("a list of the category", "k items"),
+    "answer_fact": ("the answer", "no other value", "one sentence", "names the noun"),
+}
 
 
 def by_kind(task, prompts) -> list[str]:
@@ -72,6 +85,41 @@ def ties(run: Path, task, pool, seed: int) -> dict:
         pairs = [(a, b) for lst in g for a, b in combinations(lst, 2)]
         agreement = measure_agreement(pool, g, np.random.default_rng([seed, 79]), rounds=5)
         out[kind] = {"pairs": len(pairs), "ties": sum(a == b for a, b in pairs) / len(pairs), "agreement": agreement}
+    return out
+
+
+def sft_fit(task, sft, per_kind: int, seed: int) -> dict:
+    """Per kind and constraint: the share of demonstrations and of SFT samples (same training
+    prompts, one sample each) that meet it, and both mean gold scores."""
+    from agents.sampling import sample_texts
+    from textbandit.task import instructions as I
+    from textbandit.task.gold import gold_details
+
+    demos = defaultdict(list)
+    for d in task.demonstrations("train"):
+        demos[I.parse(d["prompt"]).kind].append(d)
+    chosen = [d for kind in sorted(demos) for d in demos[kind][:per_kind]]
+    tok = task.load_tokenizer()
+    texts, ended = sample_texts(sft, tok, [d["prompt"] for d in chosen], task.max_new_tokens, seed=seed)
+    out = {}
+    for kind in sorted(demos):
+        rows = [(d, t, e) for d, t, e in zip(chosen, texts, ended) if I.parse(d["prompt"]).kind == kind]
+        demo = [gold_details(d["prompt"], d["response"]) for d, _, _ in rows]
+        sample = [gold_details(d["prompt"], t, bool(e)) for d, t, e in rows]  # an empty one meets none
+        out[kind] = {
+            "n": len(rows),
+            "gold": {
+                "demonstrations": float(np.mean([g["score"] for g in demo])),
+                "sft": float(np.mean([g["score"] for g in sample])),
+            },
+            "met": {
+                name: {
+                    "demonstrations": float(np.mean([g["constraints"][j] for g in demo])),
+                    "sft": float(np.mean([bool(g["constraints"]) and g["constraints"][j] for g in sample])),
+                }
+                for j, name in enumerate(CONSTRAINTS[kind])
+            },
+        }
     return out
 
 
@@ -190,6 +238,7 @@ def main(argv=None) -> dict:
     p.add_argument("--run", default="runs/quick", help="a finished `textbandit pipeline` output folder")
     p.add_argument("--only", nargs="+", choices=SECTIONS, default=list(SECTIONS), help="the sections to measure")
     p.add_argument("--prompts", type=int, default=512, help="test prompts of best_of_8 and ppo_gold")
+    p.add_argument("--fit-prompts", type=int, default=120, help="training prompts per kind of sft_fit")
     p.add_argument("--rm-epochs", type=int, default=None, help="epochs of the gold-label reward model (the run's)")
     p.add_argument("--iterations", type=int, default=None, help="PPO iterations (default: the run's preset's)")
     p.add_argument("--seed", type=int, default=0)
@@ -198,6 +247,7 @@ def main(argv=None) -> dict:
     from transformers import AutoModelForCausalLM
 
     from agents.pipeline.config import PRESETS
+    from agents.pipeline.run import machine
     from textbandit.task import LabelerPool, load_task
     from textbandit.vector_env import TextBanditVectorEnv
 
@@ -214,9 +264,11 @@ def main(argv=None) -> dict:
     idx = np.arange(min(a.prompts, len(envs.prompts)))
     kinds = by_kind(task, [envs.prompts[i] for i in idx])
     torch.manual_seed(a.seed)
-    results: dict = {"run": str(run), "machine": f"{platform.machine()}, torch {torch.__version__}"}
+    results: dict = {"run": str(run), "machine": machine()}
     if "ties" in a.only:
         results["ties"] = ties(run, task, pool, a.seed)
+    if "sft_fit" in a.only:
+        results["sft_fit"] = sft_fit(task, sft, a.fit_prompts, a.seed)
     if "best_of_8" in a.only:
         results["best_of_8"] = best_of_8(envs, sft, idx, kinds, a.seed)
     if "gold_rm" in a.only:
@@ -251,15 +303,23 @@ def report(r: dict) -> None:
             if w:
                 table[kind]["PPO vs gold over SFT"] = f"{w['win_rate']:.1%} [{w['ci95'][0]:.0%}, {w['ci95'][1]:.0%}]"
     columns = list(dict.fromkeys(c for row in table.values() for c in row))
-    print("| kind | " + " | ".join(columns) + " |\n|" + "---|" * (len(columns) + 1))
-    for kind, row in table.items():
-        print(f"| {kind} | " + " | ".join(row.get(c, "-") for c in columns) + " |")
+    if columns:
+        print("| kind | " + " | ".join(columns) + " |\n|" + "---|" * (len(columns) + 1))
+        for kind, row in table.items():
+            print(f"| {kind} | " + " | ".join(row.get(c, "-") for c in columns) + " |")
     if "ppo_gold" in r:
         p = r["ppo_gold"]
         print(
             f"PPO against gold: {p['iterations']} iterations ({p['responses']} responses), KL from SFT "
             f"{p['kl_from_sft']:.2f} nats"
         )
+    if "sft_fit" in r:
+        print("| kind | constraint | demonstrations meet it | SFT samples meet it |\n|---|---|---|---|")
+        for kind, row in r["sft_fit"].items():
+            for name, m in row["met"].items():
+                print(f"| {kind} | {name} | {m['demonstrations']:.0%} | {m['sft']:.0%} |")
+            g = row["gold"]
+            print(f"| {kind} | mean gold ({row['n']} prompts) | {g['demonstrations']:.3f} | {g['sft']:.3f} |")
     if "components" in r:
         print("| model | " + " | ".join(PARTS) + " |\n|" + "---|" * (len(PARTS) + 1))
         for name, row in r["components"].items():

@@ -56,6 +56,10 @@ class Preset:
     """PPO's passes over each rollout batch"""
     concurrent: bool = True
     """whether the pipeline's ``concurrent`` defaults to on (see PipelineConfig.concurrent)"""
+    shipped_bases: bool = False
+    """start from the default task's pretrained base models (``textbandit/assets/default/base-*``,
+    pretrained with this preset's steps), as InstructGPT started from a pretrained GPT-3, instead of
+    pretraining them in the run (see PipelineConfig.pretrain)"""
     ppo_value_model: str = "reward"
     """PPO's value function: 'reward', a separate model initialised from the reward model (the
     paper's; its explained variance passes 0.5 within the quick budget, where the shared-trunk
@@ -86,6 +90,7 @@ PRESETS: dict[str, Preset] = {
         curve_prompts=192,
         ppo_learning_rate=1e-4,
         ppo_update_epochs=4,
+        shipped_bases=True,
     ),
     "full": Preset(
         n_customers=400,
@@ -153,6 +158,12 @@ class PipelineConfig:
     must use the task's tokenizer (every model of the report is sampled and judged in one environment),
     which is checked at start; to fine-tune a model with another tokenizer on your own data, run the
     stages one by one (textbandit sft, collect, rm, ppo)"""
+    pretrain: bool | None = None
+    """pretrain the base models in the run (true), or start from the default task's shipped ones
+    (false: textbandit/assets/default/base-small and base-large, pretrained with the quick preset's
+    300 steps by `textbandit pretrain`; they fit only a task with the default task's tokenizer, which
+    seed 0 at the quick preset's task size has). Unset: the preset's choice (quick starts from the
+    shipped ones when they fit, as InstructGPT started from a pretrained GPT-3; full and tiny pretrain)"""
     demonstrations: str | None = None
     """your own demonstrations JSONL ({"prompt", "response"}) instead of the task's"""
     comparisons: str | None = None

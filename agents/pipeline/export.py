@@ -1,9 +1,11 @@
-"""The pipeline's export: the run's task folder with its SFT and reward models, as the env loads it.
+"""The pipeline's export: the run's task folder with its models, as the env loads it.
 
 ``OUT/export`` is a built task folder (:class:`textbandit.task.DefaultTask`) plus ``sft/`` and
-``reward_model/`` (stored in fp16 to stay small, loading as float32): ``gym.make("TextBandit-v0",
-task="OUT/export")`` serves the run's models. The shipped default task (``textbandit/assets/default``)
-is such a folder, copied there by ``textbandit pipeline --export-defaults true``.
+``reward_model/``, and the base models the run pretrained or started from (``base-small/``,
+``base-large/``), all stored in fp16 to stay small and loading as float32:
+``gym.make("TextBandit-v0", task="OUT/export")`` serves the run's models. The shipped default task
+(``textbandit/assets/default``) is such a folder, copied there by ``textbandit pipeline
+--export-defaults true``; the quick preset starts from its base models.
 """
 
 from __future__ import annotations
@@ -26,8 +28,11 @@ TASK_FILES = (
 )
 
 
-def export_task(task_dir: Path, sft_dir: str, rm_dir: Path, kl_coef: float, dest: Path) -> Path:
-    """Write ``dest``: the task's files, its config with the run's ``kl_coef``, and the SFT and reward models."""
+def export_task(
+    task_dir: Path, sft_dir: str, rm_dir: Path, kl_coef: float, dest: Path, bases: dict[str, str] | None = None
+) -> Path:
+    """Write ``dest``: the task's files, its config with the run's ``kl_coef``, the SFT and reward
+    models, and ``bases`` (size -> the folder of a base model pretrained on the task) as ``base-{size}``."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from textbandit.reward_model import RewardModel
@@ -46,12 +51,32 @@ def export_task(task_dir: Path, sft_dir: str, rm_dir: Path, kl_coef: float, dest
     RewardModel.from_pretrained(str(rm_dir), torch_dtype=torch.float16).save_pretrained(
         dest / "reward_model", tokenizer
     )
-    for name in ("sft", "reward_model"):  # stored in fp16 to stay small, but load as float32 by default:
-        path = dest / name / "config.json"  # fp16 matmuls on a CPU are slow and coarse
-        path.write_text(
-            json.dumps({**json.loads(path.read_text()), "dtype": "float32"}, indent=2, sort_keys=True) + "\n"
-        )
+    for size, path in (bases or {}).items():
+        export_base(path, dest / f"base-{size}", tokenizer)
+    for name in ("sft", "reward_model"):
+        _load_as_float32(dest / name)
     return dest
+
+
+def export_base(path: str, dest: Path, tokenizer) -> Path:
+    """Write the pretrained base model in ``path`` to ``dest`` in fp16 (loading as float32), with
+    ``tokenizer`` and the record of how it was pretrained (``pretrain_summary.json``)."""
+    from transformers import AutoModelForCausalLM
+
+    AutoModelForCausalLM.from_pretrained(path, dtype=torch.float16).save_pretrained(str(dest))
+    tokenizer.save_pretrained(str(dest))
+    summary = Path(path) / "pretrain_summary.json"
+    if summary.exists():
+        shutil.copy2(summary, dest / summary.name)
+    _load_as_float32(dest)
+    return dest
+
+
+def _load_as_float32(folder: Path) -> None:
+    """Stored in fp16 to stay small, a model still loads as float32 by default: fp16 matmuls on a CPU
+    are slow and coarse."""
+    path = folder / "config.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "dtype": "float32"}, indent=2, sort_keys=True) + "\n")
 
 
 def export_defaults(export_dir: Path) -> Path:

@@ -74,8 +74,22 @@ class Built:
 
 
 def machine() -> str:
+    """The machine a run's timings belong to: the CPU's model and vector width matter as much as its
+    cores (the same quick preset took 3x longer on a 2-core AVX2 machine than on another 2-core one)."""
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "CPU"
-    return f"{platform.machine()}, {os.cpu_count()} cores, {device}, torch {torch.__version__}"
+    cpu = f"{cpu_model()}, {torch.backends.cpu.get_cpu_capability()}"
+    return f"{platform.machine()}, {os.cpu_count()} cores ({cpu}), {device}, torch {torch.__version__}"
+
+
+def cpu_model() -> str:
+    """The CPU's model name (Linux's /proc/cpuinfo; elsewhere what platform reports)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
 
 
 def run_pipeline(cfg: PipelineConfig) -> dict:
@@ -120,7 +134,8 @@ def run_pipeline(cfg: PipelineConfig) -> dict:
             stages.announce("report", f"writing {out / 'report.md'}")
             write_report(results, out)
             stages.announce("export", f"the task with the run's models to {out / 'export'}")
-            export_task(built.task.path, built.sft[built.main], built.reward_model, cfg.kl_coef, out / "export")
+            own = {size: path for size, path in built.bases.items() if path != cfg.base_model}  # not the user's
+            export_task(built.task.path, built.sft[built.main], built.reward_model, cfg.kl_coef, out / "export", own)
             if cfg.export_defaults:
                 export_defaults(out / "export")
             return results
@@ -224,9 +239,15 @@ def pretrain_stages(cfg: PipelineConfig, stage: Stages, task: DefaultTask, devic
 
     s, bases, ids = cfg.settings, {}, {}
     sizes = list(s.sizes) if s.large_size in s.sizes else [s.large_size, *s.sizes]  # the background one first
+    shipped = shipped_bases(cfg, task, sizes)
     for size in sizes:
         if size == s.sizes[0] and cfg.base_model:
             bases[size], ids[size] = cfg.base_model, {"base_model": cfg.base_model}
+            continue
+        if size in shipped:
+            stage.announce(f"base_{size}", f"the default task's pretrained one ({shipped[size]})")
+            bases[size] = shipped[size]
+            ids[size] = {f"base_{size}": file_digest(Path(shipped[size]) / "model.safetensors")}
             continue
         args = PretrainArgs(
             size=size,
@@ -247,6 +268,30 @@ def pretrain_stages(cfg: PipelineConfig, stage: Stages, task: DefaultTask, devic
         )
         ids[size] = {f"base_{size}": stage.keys[f"base_{size}"]}
     return bases, ids
+
+
+def shipped_bases(cfg: PipelineConfig, task: DefaultTask, sizes: list[str]) -> dict[str, str]:
+    """The default task's pretrained base models the run starts from, by size ({} when it pretrains
+    its own): with ``cfg.pretrain`` unset, when the preset asks for them and they fit the run's task."""
+    if cfg.pretrain or (cfg.pretrain is None and not cfg.settings.shipped_bases):
+        return {}
+    default = load_task("default")
+    found = {size: default.base_model(size) for size in sizes}
+    missing = [f"base-{size}" for size, path in found.items() if path is None]
+    if missing:
+        why = f"the default task ({default.path}) ships no {', '.join(missing)}"
+    elif default.load_tokenizer().get_vocab() != task.load_tokenizer().get_vocab():
+        why = f"they use the default task's tokenizer and this run's task ({task.path}) has another one"
+    else:
+        return found
+    if cfg.pretrain is False:
+        raise ValueError(
+            f"pretrain=false starts from the default task's pretrained base models, but {why}; "
+            "pass --pretrain true to pretrain them in the run"
+        )
+    if distributed.is_main_process():
+        print(f"(pretraining the base models: {why})", flush=True)
+    return {}
 
 
 def sft_stages(

@@ -68,7 +68,8 @@ class DefaultTask(Task):
     Its files: ``task_config.json`` (the :class:`TaskConfig`, env settings included),
     ``tokenizer/``, ``prompts_{split}.jsonl``, ``demonstrations_{train,validation}.jsonl``,
     ``labelers.json``, ``customers.json``, and when exported with models ``sft/`` and
-    ``reward_model/``.
+    ``reward_model/`` (and the pretrained base models they started from, ``base-small/`` and
+    ``base-large/``: :meth:`base_model`).
 
     >>> task = load_task("default")
     >>> sorted(task.prompt_records("train")[0])
@@ -103,6 +104,12 @@ class DefaultTask(Task):
             path=path,
             config=config,
         )
+
+    def base_model(self, size: str) -> str | None:
+        """The folder of the pretrained base model of ``size`` ('small', 'large') the task ships, or
+        None (a task built by ``textbandit task`` ships none; the pipeline's export does)."""
+        path = self.path / f"base-{size}"
+        return str(path) if (path / "config.json").exists() else None
 
     def demonstrations(self, split: str) -> list[dict]:
         """Demonstrations of one split (``train`` or ``validation``; test has none)."""

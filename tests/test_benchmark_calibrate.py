@@ -1,0 +1,51 @@
+"""benchmarks/calibrate.py's sft_fit: does the SFT model meet its demonstrations' constraints?"""
+
+import numpy as np
+from conftest import load_benchmark
+from transformers import AutoModelForCausalLM
+
+from textbandit.task import instructions as I
+from textbandit.task import load_task
+from textbandit.task.gold import gold_details
+
+
+def test_constraint_names_cover_every_kind():
+    calibrate = load_benchmark("calibrate")
+    assert set(calibrate.CONSTRAINTS) == set(I.KINDS)
+    task = load_task("default")
+    seen = set()
+    for r in task.prompt_records("train"):
+        ins = I.parse(r["prompt"])
+        if ins.kind not in seen:  # one name per entry of constraints(), for every kind
+            assert len(calibrate.CONSTRAINTS[ins.kind]) == len(I.constraints(ins, [["the", "cat", "sits"]]))
+            seen.add(ins.kind)
+    assert seen == set(I.KINDS)
+
+
+def test_sft_fit_counts_demonstrations_and_samples(one_thread):
+    calibrate = load_benchmark("calibrate")
+    task = load_task("default")
+    sft = AutoModelForCausalLM.from_pretrained(str(task.reference_model)).eval()
+    r = calibrate.sft_fit(task, sft, per_kind=5, seed=0)
+    demonstrated = set(I.KINDS) - set(task.config.undemonstrated_kinds)
+    assert set(r) == demonstrated
+    for kind, row in r.items():
+        assert row["n"] == 5 and list(row["met"]) == list(calibrate.CONSTRAINTS[kind])
+        demos = [d for d in task.demonstrations("train") if I.parse(d["prompt"]).kind == kind][:5]
+        details = [gold_details(d["prompt"], d["response"]) for d in demos]
+        for j, m in enumerate(row["met"].values()):
+            assert m["demonstrations"] == np.mean([g["constraints"][j] for g in details])
+            assert 0.0 <= m["sft"] <= 1.0
+        assert row["gold"]["demonstrations"] == np.mean([g["score"] for g in details])
+
+
+def test_sft_fit_counts_an_empty_sample_as_meeting_nothing(monkeypatch):
+    import agents.sampling
+
+    calibrate = load_benchmark("calibrate")
+    monkeypatch.setattr(
+        agents.sampling, "sample_texts", lambda m, t, prompts, n, seed: ([""] * len(prompts), [True] * len(prompts))
+    )
+    r = calibrate.sft_fit(load_task("default"), None, per_kind=3, seed=0)
+    assert all(m["sft"] == 0.0 for row in r.values() for m in row["met"].values())
+    assert all(row["gold"]["sft"] == 0.0 and row["gold"]["demonstrations"] > 0 for row in r.values())

@@ -1,0 +1,58 @@
+"""Which base models a pipeline run starts from: the default task's shipped ones (the quick preset,
+as InstructGPT started from a pretrained GPT-3), or its own pretrained ones (--pretrain true, the
+full and tiny presets, or a task the shipped ones do not fit)."""
+
+import json
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from agents.pipeline.config import PRESETS, PipelineConfig
+from agents.pipeline.run import shipped_bases
+from agents.pretrain import SIZES
+from textbandit.task import TaskConfig, load_task
+from textbandit.task.build import build
+
+
+@pytest.fixture(scope="module")
+def other_task(tmp_path_factory):
+    """A small task of another size, whose tokenizer differs from the default task's."""
+    path = tmp_path_factory.mktemp("task")
+    build(path, TaskConfig(n_customers=20, prompts_per_customer=6, corpus_texts=400))
+    task = load_task(path)
+    assert task.load_tokenizer().get_vocab() != load_task("default").load_tokenizer().get_vocab()
+    return task
+
+
+def test_the_quick_preset_starts_from_the_shipped_bases_of_the_default_task():
+    default = load_task("default")
+    found = shipped_bases(PipelineConfig(preset="quick"), default, ["large", "small"])
+    assert found == {size: str(default.path / f"base-{size}") for size in ("large", "small")}
+    assert shipped_bases(PipelineConfig(preset="quick", pretrain=True), default, ["large", "small"]) == {}
+    assert shipped_bases(PipelineConfig(preset="full"), default, ["large", "small"]) == {}
+    assert shipped_bases(PipelineConfig(preset="full", pretrain=False), default, ["small"]) == {
+        "small": str(default.path / "base-small")
+    }
+
+
+def test_a_task_the_shipped_bases_do_not_fit_is_pretrained_for_or_refused(other_task, capsys):
+    assert shipped_bases(PipelineConfig(preset="quick"), other_task, ["large", "small"]) == {}
+    printed = capsys.readouterr().out
+    assert "pretraining the base models" in printed and "has another one" in printed
+    with pytest.raises(ValueError, match="--pretrain true"):
+        shipped_bases(PipelineConfig(preset="quick", pretrain=False), other_task, ["small"])
+
+
+def test_the_shipped_bases_are_what_the_quick_preset_would_pretrain():
+    default = load_task("default")
+    vocab = default.load_tokenizer().get_vocab()
+    for size in ("small", "large"):
+        path = default.base_model(size)
+        summary = json.loads((default.path / f"base-{size}" / "pretrain_summary.json").read_text())
+        assert summary["args"]["steps"] == PRESETS["quick"].pretrain_steps[size] and summary["args"]["seed"] == 0
+        model = AutoModelForCausalLM.from_pretrained(path)
+        assert {k: getattr(model.config, k) for k in SIZES[size]} == SIZES[size]
+        assert model.dtype == torch.float32 and model.config.vocab_size == len(vocab)
+        assert AutoTokenizer.from_pretrained(path).get_vocab() == vocab
+        assert summary["parameters"] == sum(p.numel() for p in model.parameters())
