@@ -294,25 +294,25 @@ def test_the_presets_ppo_value_function_starts_from_the_reward_model():
     assert ppo_config(PRESETS["tiny"], "sft", "rm", "-", 2, 0.05, 0, value_model="shared").value_model == "shared"
 
 
-def test_a_run_starts_from_the_shipped_base_models_and_exports_them(tiny_run, tmp_path, monkeypatch, capsys):
+def test_a_run_starts_from_the_shipped_base_model_and_exports_it(tiny_run, tmp_path, monkeypatch, capsys):
     from agents.pipeline import run as run_module
     from agents.pipeline.stages import file_digest
 
     out, first = tiny_run
-    shipped = out / "export"  # a task folder with the run's base models: the tiny task's "default task"
-    assert (shipped / "base-small" / "pretrain_summary.json").exists()
+    shipped = out / "export"  # a task folder with the run's small base model: the tiny task's "default task"
+    assert (shipped / "base-small" / "pretrain_summary.json").exists() and not (shipped / "base-large").exists()
     real = run_module.load_task
     monkeypatch.setattr(run_module, "load_task", lambda t: real(shipped if t == "default" else t))
     run = tmp_path / "run"
     results = run_pipeline(PipelineConfig(out=str(run), preset="tiny", progress=False, device="cpu", pretrain=False))
-    assert "base_small" not in results["stages_built"] and "base_large" not in results["stages_built"]
+    assert "base_small" not in results["stages_built"] and "base_large" in results["stages_built"]
     assert "base_small: the default task's pretrained one" in capsys.readouterr().out
     sft_inputs = json.loads((run / "sft_small" / ".done").read_text())["inputs"]
     assert sft_inputs["base_small"] == file_digest(shipped / "base-small" / "model.safetensors")
-    for size in ("small", "large"):  # the run's export ships the same base models (fp16 both ways: exact)
-        ours = AutoModelForCausalLM.from_pretrained(run / "export" / f"base-{size}").state_dict()
-        theirs = AutoModelForCausalLM.from_pretrained(shipped / f"base-{size}").state_dict()
-        assert ours.keys() == theirs.keys() and all(torch.equal(ours[k], theirs[k]) for k in ours)
-        assert ours["transformer.wte.weight"].dtype == torch.float32  # stored in fp16, loaded as float32
-    # the tiny preset pretrains its own; it starts from the shipped ones only when asked
+    # the run's export ships the same base model (fp16 both ways: exact), loading as float32
+    ours = AutoModelForCausalLM.from_pretrained(run / "export" / "base-small").state_dict()
+    theirs = AutoModelForCausalLM.from_pretrained(shipped / "base-small").state_dict()
+    assert ours.keys() == theirs.keys() and all(torch.equal(ours[k], theirs[k]) for k in ours)
+    assert ours["transformer.wte.weight"].dtype == torch.float32
+    # the tiny preset pretrains its own; it starts from the shipped one only when asked
     assert {"base_small", "base_large"} <= set(first["stages_built"])

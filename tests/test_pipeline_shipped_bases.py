@@ -1,6 +1,6 @@
-"""Which base models a pipeline run starts from: the default task's shipped ones (the quick preset,
-as InstructGPT started from a pretrained GPT-3), or its own pretrained ones (--pretrain true, the
-full and tiny presets, or a task the shipped ones do not fit)."""
+"""Which base models a pipeline run starts from: the default task's shipped small one (the quick
+preset, as InstructGPT started from a pretrained GPT-3), or its own pretrained ones (--pretrain true,
+the full and tiny presets, a size the task does not ship, or a task the shipped one does not fit)."""
 
 import json
 
@@ -25,15 +25,16 @@ def other_task(tmp_path_factory):
     return task
 
 
-def test_the_quick_preset_starts_from_the_shipped_bases_of_the_default_task():
+def test_the_quick_preset_starts_from_the_shipped_small_base_of_the_default_task():
     default = load_task("default")
-    found = shipped_bases(PipelineConfig(preset="quick"), default, ["large", "small"])
-    assert found == {size: str(default.path / f"base-{size}") for size in ("large", "small")}
+    small = {"small": str(default.path / "base-small")}
+    assert default.base_model("large") is None  # 21 MB in fp16: the shipped data stays under 10 MB
+    assert shipped_bases(PipelineConfig(preset="quick"), default, ["large", "small"]) == small
     assert shipped_bases(PipelineConfig(preset="quick", pretrain=True), default, ["large", "small"]) == {}
     assert shipped_bases(PipelineConfig(preset="full"), default, ["large", "small"]) == {}
-    assert shipped_bases(PipelineConfig(preset="full", pretrain=False), default, ["small"]) == {
-        "small": str(default.path / "base-small")
-    }
+    assert shipped_bases(PipelineConfig(preset="full", pretrain=False), default, ["small"]) == small
+    with pytest.raises(ValueError, match="ships no base model"):
+        shipped_bases(PipelineConfig(preset="quick", pretrain=False), default, ["large"])
 
 
 def test_a_task_the_shipped_bases_do_not_fit_is_pretrained_for_or_refused(other_task, capsys):
@@ -44,15 +45,15 @@ def test_a_task_the_shipped_bases_do_not_fit_is_pretrained_for_or_refused(other_
         shipped_bases(PipelineConfig(preset="quick", pretrain=False), other_task, ["small"])
 
 
-def test_the_shipped_bases_are_what_the_quick_preset_would_pretrain():
+def test_the_shipped_base_is_what_the_quick_preset_would_pretrain():
     default = load_task("default")
     vocab = default.load_tokenizer().get_vocab()
-    for size in ("small", "large"):
-        path = default.base_model(size)
-        summary = json.loads((default.path / f"base-{size}" / "pretrain_summary.json").read_text())
-        assert summary["args"]["steps"] == PRESETS["quick"].pretrain_steps[size] and summary["args"]["seed"] == 0
-        model = AutoModelForCausalLM.from_pretrained(path)
-        assert {k: getattr(model.config, k) for k in SIZES[size]} == SIZES[size]
-        assert model.dtype == torch.float32 and model.config.vocab_size == len(vocab)
-        assert AutoTokenizer.from_pretrained(path).get_vocab() == vocab
-        assert summary["parameters"] == sum(p.numel() for p in model.parameters())
+    path = default.base_model("small")
+    summary = json.loads((default.path / "base-small" / "pretrain_summary.json").read_text())
+    assert summary["args"]["steps"] == PRESETS["quick"].pretrain_steps["small"] and summary["args"]["seed"] == 0
+    assert summary["args"]["size"] == "small" and summary["args"]["lr"] == 3e-3
+    model = AutoModelForCausalLM.from_pretrained(path)
+    assert {k: getattr(model.config, k) for k in SIZES["small"]} == SIZES["small"]
+    assert model.dtype == torch.float32 and model.config.vocab_size == len(vocab)
+    assert AutoTokenizer.from_pretrained(path).get_vocab() == vocab
+    assert summary["parameters"] == sum(p.numel() for p in model.parameters())

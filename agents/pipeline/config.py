@@ -57,9 +57,10 @@ class Preset:
     concurrent: bool = True
     """whether the pipeline's ``concurrent`` defaults to on (see PipelineConfig.concurrent)"""
     shipped_bases: bool = False
-    """start from the default task's pretrained base models (``textbandit/assets/default/base-*``,
+    """start from the default task's pretrained small base model (``textbandit/assets/default/base-small``,
     pretrained with this preset's steps), as InstructGPT started from a pretrained GPT-3, instead of
-    pretraining them in the run (see PipelineConfig.pretrain)"""
+    pretraining it in the run; the large base, which only the evaluation reads, is pretrained in the run
+    (21 MB in fp16, it would take the shipped data past 10 MB). See PipelineConfig.pretrain"""
     ppo_value_model: str = "reward"
     """PPO's value function: 'reward', a separate model initialised from the reward model (the
     paper's; its explained variance passes 0.5 within the quick budget, where the shared-trunk
@@ -159,11 +160,12 @@ class PipelineConfig:
     which is checked at start; to fine-tune a model with another tokenizer on your own data, run the
     stages one by one (textbandit sft, collect, rm, ppo)"""
     pretrain: bool | None = None
-    """pretrain the base models in the run (true), or start from the default task's shipped ones
-    (false: textbandit/assets/default/base-small and base-large, pretrained with the quick preset's
-    300 steps by `textbandit pretrain`; they fit only a task with the default task's tokenizer, which
-    seed 0 at the quick preset's task size has). Unset: the preset's choice (quick starts from the
-    shipped ones when they fit, as InstructGPT started from a pretrained GPT-3; full and tiny pretrain)"""
+    """pretrain every base model in the run (true), or start from those the default task ships (false:
+    textbandit/assets/default/base-small, pretrained with the quick preset's 300 steps; the large base
+    is pretrained in the run either way). A shipped base fits only a task with the default task's
+    tokenizer, which seed 0 at the quick preset's task size has. Unset: the preset's choice (quick
+    starts from the shipped one when it fits, as InstructGPT started from a pretrained GPT-3; full
+    and tiny pretrain)"""
     demonstrations: str | None = None
     """your own demonstrations JSONL ({"prompt", "response"}) instead of the task's"""
     comparisons: str | None = None

@@ -134,8 +134,8 @@ def run_pipeline(cfg: PipelineConfig) -> dict:
             stages.announce("report", f"writing {out / 'report.md'}")
             write_report(results, out)
             stages.announce("export", f"the task with the run's models to {out / 'export'}")
-            own = {size: path for size, path in built.bases.items() if path != cfg.base_model}  # not the user's
-            export_task(built.task.path, built.sft[built.main], built.reward_model, cfg.kl_coef, out / "export", own)
+            base = {} if cfg.base_model else {built.main: built.bases[built.main]}  # the SFT model's start, if ours
+            export_task(built.task.path, built.sft[built.main], built.reward_model, cfg.kl_coef, out / "export", base)
             if cfg.export_defaults:
                 export_defaults(out / "export")
             return results
@@ -272,14 +272,14 @@ def pretrain_stages(cfg: PipelineConfig, stage: Stages, task: DefaultTask, devic
 
 def shipped_bases(cfg: PipelineConfig, task: DefaultTask, sizes: list[str]) -> dict[str, str]:
     """The default task's pretrained base models the run starts from, by size ({} when it pretrains
-    its own): with ``cfg.pretrain`` unset, when the preset asks for them and they fit the run's task."""
+    its own): those it ships (the small one), when the preset asks for them or ``cfg.pretrain`` is
+    false, and when they fit the run's task. The other sizes are pretrained in the run."""
     if cfg.pretrain or (cfg.pretrain is None and not cfg.settings.shipped_bases):
         return {}
     default = load_task("default")
-    found = {size: default.base_model(size) for size in sizes}
-    missing = [f"base-{size}" for size, path in found.items() if path is None]
-    if missing:
-        why = f"the default task ({default.path}) ships no {', '.join(missing)}"
+    found = {size: path for size in sizes if (path := default.base_model(size))}
+    if not found:
+        why = f"the default task ({default.path}) ships no base model of the sizes {sizes}"
     elif default.load_tokenizer().get_vocab() != task.load_tokenizer().get_vocab():
         why = f"they use the default task's tokenizer and this run's task ({task.path}) has another one"
     else:

@@ -68,8 +68,8 @@ class DefaultTask(Task):
     Its files: ``task_config.json`` (the :class:`TaskConfig`, env settings included),
     ``tokenizer/``, ``prompts_{split}.jsonl``, ``demonstrations_{train,validation}.jsonl``,
     ``labelers.json``, ``customers.json``, and when exported with models ``sft/`` and
-    ``reward_model/`` (and the pretrained base models they started from, ``base-small/`` and
-    ``base-large/``: :meth:`base_model`).
+    ``reward_model/`` (and the pretrained base model the SFT model started from, ``base-small/``:
+    :meth:`base_model`).
 
     >>> task = load_task("default")
     >>> sorted(task.prompt_records("train")[0])
