@@ -4,7 +4,8 @@ Measured on a finished pipeline run (its task, SFT model and comparisons), per i
 and overall, against the bars of the testbed issue:
 
 - ``ties``: the share of held-out comparison pairs whose two responses have the same gold score
-  (labelers can only guess there), and the labelers' measured agreement;
+  (labelers can only guess there), the labelers' measured agreement, and per constraint the share
+  of pairs whose two responses differ in meeting it (the only pairs that can teach the check);
 - ``best_of_8``: the headroom above SFT. The best of 8 SFT samples, picked by gold, against one
   fresh SFT sample (gold win rate, ties half, with a bootstrap 95% interval);
 - ``gold_rm``: a reward model trained with the run's recipe on the run's comparisons ranked by
@@ -85,7 +86,28 @@ def ties(run: Path, task, pool, seed: int) -> dict:
         pairs = [(a, b) for lst in g for a, b in combinations(lst, 2)]
         agreement = measure_agreement(pool, g, np.random.default_rng([seed, 79]), rounds=5)
         out[kind] = {"pairs": len(pairs), "ties": sum(a == b for a, b in pairs) / len(pairs), "agreement": agreement}
+    for kind, share in differing_pairs(records, kinds).items():
+        out[kind]["differ"] = share
     return out
+
+
+def differing_pairs(records: list[dict], kinds: list[str]) -> dict[str, dict[str, float]]:
+    """Per kind and constraint: the share of comparison pairs whose two responses differ in
+    meeting it (only such pairs can teach a reward model the check)."""
+    from textbandit.task.gold import gold_details
+
+    counts: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0]))
+    for r, kind in zip(records, kinds):
+        ends = r.get("ended_with_eos") or [True] * len(r["responses"])
+        met = []
+        for text, eos in zip(r["responses"], ends):
+            c = gold_details(r["prompt"], text, bool(eos))["constraints"]
+            met.append(c or [False] * len(CONSTRAINTS[kind]))  # an empty response meets none
+        for a, b in combinations(met, 2):
+            for name, x, y in zip(CONSTRAINTS[kind], a, b):
+                counts[kind][name][0] += x != y
+                counts[kind][name][1] += 1
+    return {k: {name: n / total for name, (n, total) in row.items()} for k, row in counts.items()}
 
 
 def sft_fit(task, sft, per_kind: int, seed: int) -> dict:
@@ -313,6 +335,11 @@ def report(r: dict) -> None:
             f"PPO against gold: {p['iterations']} iterations ({p['responses']} responses), KL from SFT "
             f"{p['kl_from_sft']:.2f} nats"
         )
+    if "ties" in r:
+        print("| kind | constraint | held-out pairs that differ in it |\n|---|---|---|")
+        for kind, row in r["ties"].items():
+            for name, share in row.get("differ", {}).items():
+                print(f"| {kind} | {name} | {share:.0%} |")
     if "sft_fit" in r:
         print("| kind | constraint | demonstrations meet it | SFT samples meet it |\n|---|---|---|---|")
         for kind, row in r["sft_fit"].items():

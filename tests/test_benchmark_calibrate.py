@@ -49,3 +49,13 @@ def test_sft_fit_counts_an_empty_sample_as_meeting_nothing(monkeypatch):
     r = calibrate.sft_fit(load_task("default"), None, per_kind=3, seed=0)
     assert all(m["sft"] == 0.0 for row in r.values() for m in row["met"].values())
     assert all(row["gold"]["sft"] == 0.0 and row["gold"]["demonstrations"] > 0 for row in r.values())
+
+
+def test_differing_pairs_counts_each_constraint_by_hand():
+    calibrate = load_benchmark("calibrate")
+    prompt = "instruction : write about food . include the word cake . response :"
+    record = {"prompt": prompt, "responses": ["the cake is red .", "the pear is red .", "the cake is big .", ""]}
+    share = calibrate.differing_pairs([record], ["include_word"])["include_word"]
+    # "has the word": cake, no, cake, none -> pairs (0,1) (0,3) (1,2) (2,3) differ: 4 of 6;
+    # "on topic": food words in the first three, none in the empty one -> 3 of 6
+    assert share == {"on topic": 3 / 6, "has the word": 4 / 6}
