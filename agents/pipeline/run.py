@@ -75,7 +75,7 @@ class Built:
 
 def machine() -> str:
     """The machine a run's timings belong to: the CPU's model and vector width matter as much as its
-    cores (the same quick preset took 3x longer on a 2-core AVX2 machine than on another 2-core one)."""
+    cores (the same pretraining took 3x longer on one 2-core machine, AVX2, than on another)."""
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "CPU"
     cpu = f"{cpu_model()}, {torch.backends.cpu.get_cpu_capability()}"
     return f"{platform.machine()}, {os.cpu_count()} cores ({cpu}), {device}, torch {torch.__version__}"
