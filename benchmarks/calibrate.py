@@ -91,6 +91,12 @@ def ties(run: Path, task, pool, seed: int) -> dict:
     return out
 
 
+def met(details: dict, kind: str) -> list[bool]:
+    """Which of the kind's constraints a response meets, from its ``gold_details`` (an empty
+    response, which gold_details gives no constraints, meets none)."""
+    return details["constraints"] or [False] * len(CONSTRAINTS[kind])
+
+
 def differing_pairs(records: list[dict], kinds: list[str]) -> dict[str, dict[str, float]]:
     """Per kind and constraint: the share of comparison pairs whose two responses differ in
     meeting it (only such pairs can teach a reward model the check)."""
@@ -99,11 +105,8 @@ def differing_pairs(records: list[dict], kinds: list[str]) -> dict[str, dict[str
     counts: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0]))
     for r, kind in zip(records, kinds):
         ends = r.get("ended_with_eos") or [True] * len(r["responses"])
-        met = []
-        for text, eos in zip(r["responses"], ends):
-            c = gold_details(r["prompt"], text, bool(eos))["constraints"]
-            met.append(c or [False] * len(CONSTRAINTS[kind]))  # an empty response meets none
-        for a, b in combinations(met, 2):
+        rows = [met(gold_details(r["prompt"], text, bool(eos)), kind) for text, eos in zip(r["responses"], ends)]
+        for a, b in combinations(rows, 2):
             for name, x, y in zip(CONSTRAINTS[kind], a, b):
                 counts[kind][name][0] += x != y
                 counts[kind][name][1] += 1
@@ -120,24 +123,24 @@ def sft_fit(task, sft, per_kind: int, seed: int) -> dict:
     demos = defaultdict(list)
     for d in task.demonstrations("train"):
         demos[I.parse(d["prompt"]).kind].append(d)
-    chosen = [d for kind in sorted(demos) for d in demos[kind][:per_kind]]
+    chosen = [(kind, d) for kind in sorted(demos) for d in demos[kind][:per_kind]]
     tok = task.load_tokenizer()
-    texts, ended = sample_texts(sft, tok, [d["prompt"] for d in chosen], task.max_new_tokens, seed=seed)
+    texts, ended = sample_texts(sft, tok, [d["prompt"] for _, d in chosen], task.max_new_tokens, seed=seed)
     out = {}
     for kind in sorted(demos):
-        rows = [(d, t, e) for d, t, e in zip(chosen, texts, ended) if I.parse(d["prompt"]).kind == kind]
+        rows = [(d, t, e) for (k, d), t, e in zip(chosen, texts, ended) if k == kind]
         demo = [gold_details(d["prompt"], d["response"]) for d, _, _ in rows]
-        sample = [gold_details(d["prompt"], t, bool(e)) for d, t, e in rows]  # an empty one meets none
+        sample = [gold_details(d["prompt"], t, bool(e)) for d, t, e in rows]
         out[kind] = {
             "n": len(rows),
             "gold": {
-                "demonstrations": float(np.mean([g["score"] for g in demo])),
-                "sft": float(np.mean([g["score"] for g in sample])),
+                name: float(np.mean([g["score"] for g in gs]))
+                for name, gs in (("demonstrations", demo), ("sft", sample))
             },
             "met": {
                 name: {
-                    "demonstrations": float(np.mean([g["constraints"][j] for g in demo])),
-                    "sft": float(np.mean([bool(g["constraints"]) and g["constraints"][j] for g in sample])),
+                    "demonstrations": float(np.mean([met(g, kind)[j] for g in demo])),
+                    "sft": float(np.mean([met(g, kind)[j] for g in sample])),
                 }
                 for j, name in enumerate(CONSTRAINTS[kind])
             },

@@ -224,7 +224,7 @@ def test_split_by_prompt():
 def test_a_base_model_with_another_tokenizer_is_refused_before_any_training(tiny_run, tmp_path):
     from tiny import tiny_lm, tiny_tokenizer
 
-    from agents.pipeline.run import check_base_model
+    from agents.pipeline.bases import check_base_model
 
     out, _ = tiny_run
     task_tok = AutoTokenizer.from_pretrained(out / "task" / "tokenizer")
@@ -295,14 +295,14 @@ def test_the_presets_ppo_value_function_starts_from_the_reward_model():
 
 
 def test_a_run_starts_from_the_shipped_base_model_and_exports_it(tiny_run, tmp_path, monkeypatch, capsys):
-    from agents.pipeline import run as run_module
+    from agents.pipeline import bases as bases_module
     from agents.pipeline.stages import file_digest
 
     out, first = tiny_run
     shipped = out / "export"  # a task folder with the run's small base model: the tiny task's "default task"
     assert (shipped / "base-small" / "pretrain_summary.json").exists() and not (shipped / "base-large").exists()
-    real = run_module.load_task
-    monkeypatch.setattr(run_module, "load_task", lambda t: real(shipped if t == "default" else t))
+    real = bases_module.load_task
+    monkeypatch.setattr(bases_module, "load_task", lambda t: real(shipped if t == "default" else t))
     run = tmp_path / "run"
     results = run_pipeline(PipelineConfig(out=str(run), preset="tiny", progress=False, device="cpu", pretrain=False))
     assert "base_small" not in results["stages_built"] and "base_large" in results["stages_built"]

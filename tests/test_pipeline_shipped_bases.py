@@ -8,8 +8,8 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from agents.pipeline.bases import shipped_bases
 from agents.pipeline.config import PRESETS, PipelineConfig
-from agents.pipeline.run import shipped_bases
 from agents.pretrain import SIZES
 from textbandit.task import TaskConfig, load_task
 from textbandit.task.build import build

@@ -15,7 +15,6 @@ from the same inputs (:mod:`agents.pipeline.stages`):
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import json
 import os
@@ -30,13 +29,14 @@ import torch
 from agents.common import distributed
 from agents.common.rundir import claim_run_dir
 from agents.pipeline.background import Background
+from agents.pipeline.bases import check_base_model, pretrain_stages
 from agents.pipeline.config import PipelineConfig, Preset
 from agents.pipeline.evaluate import SFT_AGAIN, evaluate_models, labeler_agreement, pairwise_wins
 from agents.pipeline.export import export_defaults, export_task
 from agents.pipeline.findings import overoptimisation
 from agents.pipeline.labeling import calibrated_pool, gold_lists, rank_records
 from agents.pipeline.report import write_report
-from agents.pipeline.stages import Invocations, Stages, file_digest, settings_of
+from agents.pipeline.stages import Invocations, Stages, file_digest, settings_of, with_out
 from textbandit.data import load_comparisons, load_demonstrations, write_jsonl
 from textbandit.runtime import resolve_device
 from textbandit.task import DefaultTask, LabelerPool, load_task
@@ -233,67 +233,6 @@ def build_stages(cfg: PipelineConfig, stage: Stages, device: str) -> Built:
     return Built(task, bases, sft, comparisons, rm_dir, ppo, runs, pool)
 
 
-def pretrain_stages(cfg: PipelineConfig, stage: Stages, task: DefaultTask, device: str):
-    """The base models: the sizes PPO runs at, and the large base the small PPO model must beat."""
-    from agents.pretrain import PretrainArgs
-
-    s, bases, ids = cfg.settings, {}, {}
-    sizes = list(s.sizes) if s.large_size in s.sizes else [s.large_size, *s.sizes]  # the background one first
-    shipped = shipped_bases(cfg, task, sizes)
-    for size in sizes:
-        if size == s.sizes[0] and cfg.base_model:
-            bases[size], ids[size] = cfg.base_model, {"base_model": cfg.base_model}
-            continue
-        if size in shipped:
-            stage.announce(f"base_{size}", f"the default task's pretrained one ({shipped[size]})")
-            bases[size] = shipped[size]
-            ids[size] = {f"base_{size}": file_digest(Path(shipped[size]) / "model.safetensors")}
-            continue
-        args = PretrainArgs(
-            size=size,
-            task=str(task.path),
-            steps=s.pretrain_steps[size],
-            seed=cfg.seed,
-            device=device,
-            progress=cfg.progress,
-        )
-        bases[size] = str(
-            stage(
-                f"base_{size}",
-                functools.partial(_pretrain_into, args),
-                {**settings_of(args, "task"), "task": stage.keys["task"]},
-                every_rank=True,
-                background=size not in s.sizes,  # the large base: only the evaluation reads it
-            )
-        )
-        ids[size] = {f"base_{size}": stage.keys[f"base_{size}"]}
-    return bases, ids
-
-
-def shipped_bases(cfg: PipelineConfig, task: DefaultTask, sizes: list[str]) -> dict[str, str]:
-    """The default task's pretrained base models the run starts from, by size ({} when it pretrains
-    its own): those it ships (the small one), when the preset asks for them or ``cfg.pretrain`` is
-    false, and when they fit the run's task. The other sizes are pretrained in the run."""
-    if cfg.pretrain or (cfg.pretrain is None and not cfg.settings.shipped_bases):
-        return {}
-    default = load_task("default")
-    found = {size: path for size in sizes if (path := default.base_model(size))}
-    if not found:
-        why = f"the default task ({default.path}) ships no base model of the sizes {sizes}"
-    elif default.load_tokenizer().get_vocab() != task.load_tokenizer().get_vocab():
-        why = f"they use the default task's tokenizer and this run's task ({task.path}) has another one"
-    else:
-        return found
-    if cfg.pretrain is False:
-        raise ValueError(
-            f"pretrain=false starts from the default task's pretrained base models, but {why}; "
-            "pass --pretrain true to pretrain them in the run"
-        )
-    if distributed.is_main_process():
-        print(f"(pretraining the base models: {why})", flush=True)
-    return {}
-
-
 def sft_stages(
     cfg: PipelineConfig, stage: Stages, task: DefaultTask, bases: dict, base_ids: dict, device: str
 ) -> dict[str, str]:
@@ -318,7 +257,7 @@ def sft_stages(
         sft[size] = str(
             stage(
                 f"sft_{size}",
-                lambda d, c=sft_cfg: train_sft(_with_out(c, d)),
+                lambda d, c=sft_cfg: train_sft(with_out(c, d)),
                 {**settings_of(sft_cfg, "model", "train", "val"), **base_ids[size], **own, "task": stage.keys["task"]},
                 every_rank=True,
             )
@@ -416,7 +355,7 @@ def reward_model_stage(
     own = {"demonstrations": file_digest(cfg.demonstrations)} if cfg.demonstrations else {}
     return stage(
         "reward_model",
-        lambda d: train_reward_model(_with_out(rm_cfg, d)),
+        lambda d: train_reward_model(with_out(rm_cfg, d)),
         {
             **settings_of(rm_cfg, "model", "train", "val", "normalize_with"),
             **own,
@@ -443,32 +382,6 @@ def trainer_settings(cfg: PipelineConfig, task: DefaultTask, device: str) -> dic
     )
 
 
-def check_base_model(name: str, tokenizer, tokenizer_path) -> None:
-    """Refuse, before any stage runs, a base model that does not use the task's tokenizer: every
-    model of the report is sampled and judged in one environment, with the task's tokenizer."""
-    from transformers import AutoConfig, AutoTokenizer
-
-    fix = (
-        f"SFT reads it from the model's folder: save the task's there with "
-        f"AutoTokenizer.from_pretrained({str(tokenizer_path)!r}).save_pretrained(PATH)"
-    )
-    files = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "tokenizer.model")
-    if Path(name).is_dir() and not any((Path(name) / f).exists() for f in files):
-        raise ValueError(f"base_model={name!r} holds no tokenizer; {fix}")
-    try:
-        theirs = AutoTokenizer.from_pretrained(name)
-    except (OSError, ValueError, TypeError) as e:
-        raise ValueError(f"base_model={name!r} has no tokenizer that loads ({e}); {fix}") from e
-    vocab = getattr(AutoConfig.from_pretrained(name), "vocab_size", None)
-    if theirs.get_vocab() != tokenizer.get_vocab() or vocab is None or vocab < len(tokenizer):
-        raise ValueError(
-            f"base_model={name!r} does not use the task's tokenizer (its tokenizer has {len(theirs)} tokens and its "
-            f"embedding {vocab} rows; the task's has {len(tokenizer)} tokens): the pipeline compares every model "
-            "in one environment with the task's tokenizer. Pretrain on the task's tokenizer, or fine-tune your "
-            "model on your own data stage by stage (textbandit sft, collect, rm, ppo)"
-        )
-
-
 def split_by_prompt(records: list[dict], fraction: float, seed: int) -> tuple[list[dict], list[dict]]:
     """``(train, held_out)``: about ``fraction`` of the distinct prompts (at least one), all their
     records held out together, chosen with ``seed``; the order of records is kept."""
@@ -481,11 +394,6 @@ def split_by_prompt(records: list[dict], fraction: float, seed: int) -> tuple[li
     rng = np.random.default_rng([seed, 81])
     held = set(rng.choice(prompts, size=max(1, round(fraction * len(prompts))), replace=False).tolist())
     return [r for r in records if r["prompt"] not in held], [r for r in records if r["prompt"] in held]
-
-
-def _with_out(config, d: Path):
-    """A copy of a stage config whose output folder is ``d``."""
-    return dataclasses.replace(config, out=str(d))
 
 
 def ppo_config(preset: Preset, sft_dir: str, rm_dir, out, iterations: int, kl: float, seed: int, **overrides):
@@ -510,16 +418,9 @@ def ppo_config(preset: Preset, sft_dir: str, rm_dir, out, iterations: int, kl: f
     )
 
 
-def _pretrain_into(args, d: Path) -> None:
-    """The base-model stage's build (a module-level function: it may run in a process of its own)."""
-    from agents.pretrain import pretrain
-
-    pretrain(_with_out(args, d))
-
-
 def _ppo_into(ppo_cfg, task: DefaultTask, run: PPORun, preset: Preset, device: str, seed: int, d: Path) -> None:
     """A PPO stage's build into ``d`` (a module-level function: it may run in a process of its own)."""
-    _ppo(_with_out(ppo_cfg, d), task, run, preset, device, seed)
+    _ppo(with_out(ppo_cfg, d), task, run, preset, device, seed)
 
 
 def _ppo(ppo_cfg, task: DefaultTask, run: PPORun, preset: Preset, device: str, seed: int):

@@ -155,6 +155,11 @@ def _flatten(d: dict, prefix: str = "") -> dict:
     return out
 
 
+def with_out(config, d: Path):
+    """A copy of a stage config whose output folder is ``d``."""
+    return dataclasses.replace(config, out=str(d))
+
+
 def file_digest(path: str | os.PathLike) -> str:
     """A short sha256 of a file's bytes: the identity of a user's data file among a stage's inputs."""
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
