@@ -369,7 +369,7 @@ def reward_model_stage(
 
 def trainer_settings(cfg: PipelineConfig, task: DefaultTask, device: str) -> dict:
     """What the SFT and reward-model stages set alike: the task's lengths, the seed, where they run
-    and how loudly (their folder is the stage's: ``_with_out``)."""
+    and how loudly (their folder is the stage's: ``with_out``)."""
     return dict(
         max_prompt_len=task.max_prompt_len,
         max_response_len=task.max_new_tokens,
