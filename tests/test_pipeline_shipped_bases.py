@@ -3,6 +3,7 @@ preset, as InstructGPT started from a pretrained GPT-3), or its own pretrained o
 the full and tiny presets, a size the task does not ship, or a task the shipped one does not fit)."""
 
 import json
+import shutil
 
 import pytest
 import torch
@@ -40,9 +41,25 @@ def test_the_quick_preset_starts_from_the_shipped_small_base_of_the_default_task
 def test_a_task_the_shipped_bases_do_not_fit_is_pretrained_for_or_refused(other_task, capsys):
     assert shipped_bases(PipelineConfig(preset="quick"), other_task, ["large", "small"]) == {}
     printed = capsys.readouterr().out
-    assert "pretraining the base models" in printed and "has another one" in printed
+    assert "pretraining the base models" in printed and "pretrained with another tokenizer" in printed
     with pytest.raises(ValueError, match="--pretrain true"):
         shipped_bases(PipelineConfig(preset="quick", pretrain=False), other_task, ["small"])
+
+
+def test_a_rebuilt_default_task_does_not_start_from_a_base_of_its_old_tokenizer(other_task, tmp_path, monkeypatch):
+    """The default task rebuilt with a new tokenizer (``textbandit task --out textbandit/assets/default``)
+    while its shipped base keeps the old one: the base is checked against the run's task, not the
+    default task's tokenizer against itself."""
+    from agents.pipeline import bases
+
+    rebuilt = tmp_path / "default"
+    shutil.copytree(load_task("default").path, rebuilt)
+    shutil.rmtree(rebuilt / "tokenizer")
+    shutil.copytree(other_task.path / "tokenizer", rebuilt / "tokenizer")
+    monkeypatch.setattr(bases, "load_task", lambda name: load_task(rebuilt))
+    assert shipped_bases(PipelineConfig(preset="quick"), load_task(rebuilt), ["large", "small"]) == {}
+    with pytest.raises(ValueError, match="base-small was pretrained with another tokenizer"):
+        shipped_bases(PipelineConfig(preset="quick", pretrain=False), load_task(rebuilt), ["small"])
 
 
 def test_the_shipped_base_is_what_the_quick_preset_would_pretrain():

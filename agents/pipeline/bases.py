@@ -57,12 +57,16 @@ def shipped_bases(cfg: PipelineConfig, task: DefaultTask, sizes: list[str]) -> d
     false, and when they fit the run's task. The other sizes are pretrained in the run."""
     if cfg.pretrain or (cfg.pretrain is None and not cfg.settings.shipped_bases):
         return {}
+    from transformers import AutoTokenizer
+
     default = load_task("default")
     found = {size: path for size in sizes if (path := default.base_model(size))}
+    vocab = task.load_tokenizer().get_vocab()
+    other = [path for path in found.values() if AutoTokenizer.from_pretrained(path).get_vocab() != vocab]
     if not found:
         why = f"the default task ({default.path}) ships no base model of the sizes {sizes}"
-    elif default.load_tokenizer().get_vocab() != task.load_tokenizer().get_vocab():
-        why = f"they use the default task's tokenizer and this run's task ({task.path}) has another one"
+    elif other:  # the run's task is not the default one, or the default task was rebuilt since
+        why = f"{other[0]} was pretrained with another tokenizer than this run's task's ({task.path})"
     else:
         return found
     if cfg.pretrain is False:
