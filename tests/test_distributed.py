@@ -98,8 +98,11 @@ def test_two_ranks_train_what_one_process_trains_and_resume(tmp_path):
         code, output = finish(proc, 400)
         assert code == 0, output[-4000:]
     load = lambda where, job: torch.load(tmp_path / where / f"{job}.pt")  # noqa: E731
-    for job in ("sft", "ppo", "ppo_lora", "pretrain"):  # float rounding of other batch shapes, through Adam
+    for job in ("sft", "ppo", "ppo_lora"):  # float rounding of other batch shapes, through Adam
         assert_same_weights(load("one", job), load("two", job), 2e-5, job)
+    # pretraining's learning rate (3e-3) is 3x SFT's, and Adam turns the same rounding into larger steps
+    # (3.6e-5 on one weight of 65,536 on an AVX512 CPU)
+    assert_same_weights(load("one", "pretrain"), load("two", "pretrain"), 1e-4, "pretrain")
     for job in ("sft", "ppo"):
         assert_same_weights(load("one", job), load("two", f"{job}_fsdp"), 2e-5, f"{job} (FSDP2)")
     # The ranking loss does not change when every score shifts, so the gradient of the head's bias
@@ -116,7 +119,10 @@ def test_two_ranks_train_what_one_process_trains_and_resume(tmp_path):
     for a, b in zip(one_h, two_h):
         assert a.keys() == b.keys()
         for k in a:
-            assert a[k] == pytest.approx(b[k], abs=1e-4, rel=1e-3), k
+            # a clip fraction counts values on either side of a boundary: rounding moves one of the
+            # 48-96 across it now and then (0.208 against 0.219 on an AVX512 CPU)
+            tol = dict(abs=0.03) if k.endswith("clip_frac") else dict(abs=1e-4, rel=1e-3)
+            assert a[k] == pytest.approx(b[k], **tol), k
         assert b["policy/first_ratio_max_dev"] == 0.0  # the env scored with the policy on every rank
     rm_one, rm_two = (json.loads((tmp_path / w / "rm.json").read_text()) for w in ("one", "two"))
     assert rm_one[0]["pairs"] == rm_two[0]["pairs"] and rm_one[0]["accuracy"] == rm_two[0]["accuracy"]
