@@ -44,12 +44,12 @@ SECTIONS = ("ties", "sft_fit", "best_of_8", "gold_rm", "ppo_gold", "components")
 PARTS = ("score", "intent", "sense", "explicit", "grammar")
 CONSTRAINTS = {  # the names of textbandit.task.instructions.constraints' entries, per kind
     "topic": ("on topic",),
-    "include_word": ("on topic", "has the word"),
+    "include_word": ("on topic", "has a word of the category"),
     "avoid_word": ("on topic", "lacks the word"),
     "n_sentences": ("on topic", "n sentences"),
     "max_words": ("on topic", "at most n words"),
-    "start_with": ("on topic", "first word"),
-    "end_with": ("on topic", "last word"),
+    "start_with": ("on topic", "first word of the category"),
+    "end_with": ("on topic", "last word of the category"),
     "list_category": ("a list of the category", "k items"),
     "answer_fact": ("the answer", "no other value", "one sentence", "names the noun"),
 }

@@ -10,7 +10,8 @@ replaced:
 - probes with a known answer, each a ranking by one feature of the response:
   ``length`` (words), ``animal`` (holds an animal word: a category, whatever the prompt),
   ``on_topic`` (holds a word of the topic the prompt names: the category must be matched to
-  the prompt), ``has_word`` (holds the word the prompt names: for include/avoid-word prompts).
+  the prompt), ``has_word`` (holds the word the prompt names: for avoid-word prompts),
+  ``has_category`` (holds a word of the category the prompt names: include, start and end prompts).
 
 Each is scored on the held-out customers' comparisons against the same kind of label. If the
 model learns prompt-independent features (length, category) almost perfectly but not the
@@ -18,11 +19,12 @@ prompt-dependent ones, the limit is binding the instruction to the response, whi
 gold score asks for most often.
 
 ``--minimal-pairs N`` asks whether that binding can be learned at all: N clean pairs for
-``include the word W`` prompts, a careful demonstration holding W against the same text with W
-swapped for another word of the topic and word class (so the pair differs in nothing else), held
-out on 400 pairs of other draws (``--held-out``). If the same reward model learns them from
-enough pairs, the limit on the run's comparisons is how much of that signal they hold, not what
-the model can represent.
+``include a color`` prompts, a careful demonstration holding a color against the same text with
+each color swapped for another adjective (a size or a quality, so the pair differs in nothing
+else), held out on 400 pairs of other draws (``--held-out``). (Before the task's include prompts
+named a category they named a word, ``include the word W``, and the pairs swapped W.) If the same
+reward model learns them from enough pairs, the limit on the run's comparisons is how much of that
+signal they hold, not what the model can represent.
 
     python benchmarks/rm_probes.py --run runs/quick            # about 3 minutes on 2 cores
     python benchmarks/rm_probes.py --run runs/quick --labels --minimal-pairs 2000 --epochs 4 --lr 1e-3
@@ -54,8 +56,9 @@ PROBES = {
     "animal": lambda ins, words: float(any(w in L.ANIMALS for w in words)),
     "on_topic": lambda ins, words: float(any(w in TOPIC_WORDS[ins.params["topic"]] for w in words)),
     "has_word": lambda ins, words: float(ins.params["word"] in words),
+    "has_category": lambda ins, words: float(any(w in L.CATEGORIES[ins.params["category"]] for w in words)),
 }
-NEEDS = {"on_topic": "topic", "has_word": "word"}  # the prompt parameter a probe needs
+NEEDS = {"on_topic": "topic", "has_word": "word", "has_category": "category"}  # the prompt parameter a probe needs
 
 
 def ranking(values) -> list[int]:
@@ -83,25 +86,22 @@ def relabel(records: list[dict], label: str) -> list[dict]:
 
 
 def minimal_pairs(n: int, seed: int) -> list[dict]:
-    """``n`` comparisons of two responses to an ``include the word W`` prompt that differ only in
-    W: a careful demonstration holding W (ranked first) and the same text with each W swapped for
-    another word of the topic, of the same word class, that the text does not hold (both stay
-    grammatical). Which of the two is listed first is random."""
+    """``n`` comparisons of two responses to an ``include a color`` prompt that differ only in the
+    colors: a careful demonstration holding a color (ranked first) and the same text with each
+    color swapped for one other adjective, a size or a quality (both stay grammatical). Which of
+    the two is listed first is random."""
     rng = np.random.default_rng(seed)
+    colors, others = set(L.COLORS), sorted(set(L.SIZES + L.QUALITIES) - {"very"})
     out = []
     while len(out) < n:
         topic = str(L.TOPICS[int(rng.integers(len(L.TOPICS)))])
-        pool = sorted(TOPIC_WORDS[topic])
-        word = pool[int(rng.integers(len(pool)))]
-        ins = Instruction("include_word", {"topic": topic, "word": word})
+        ins = Instruction("include_word", {"topic": topic, "category": "colors"})
         good = demonstrate(ins, rng, very_rate=0.0).split()
-        same_class = [w for w in pool if (w in L.NAMES) == (word in L.NAMES)]  # a name for a name, a noun for a noun
-        others = [w for w in same_class if w != word and w not in good]
-        if word not in good or not others:
+        if "orange" in good:  # a food as well as a color: swapping it could break the grammar
             continue
         swap = others[int(rng.integers(len(others)))]
-        pair = [" ".join(good), " ".join(swap if w == word else w for w in good)]
-        first = int(rng.integers(2))  # 0: the one holding W is listed first
+        pair = [" ".join(good), " ".join(swap if w in colors else w for w in good)]
+        first = int(rng.integers(2))  # 0: the one holding the color is listed first
         out.append(
             {"prompt": render(ins), "responses": pair if first == 0 else pair[::-1], "ranking": [first, 1 - first]}
         )
@@ -150,7 +150,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--run", default="runs/quick", help="a finished `textbandit pipeline` output folder")
     p.add_argument("--labels", nargs="*", default=["labelers", "gold", *PROBES])
-    p.add_argument("--minimal-pairs", type=int, default=0, help="also train on this many include-word minimal pairs")
+    p.add_argument("--minimal-pairs", type=int, default=0, help="also train on this many include-a-color minimal pairs")
     p.add_argument("--held-out", type=int, default=400, help="held-out minimal pairs")
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--lr", type=float, default=3e-4)

@@ -53,9 +53,9 @@ def test_sft_fit_counts_an_empty_sample_as_meeting_nothing(monkeypatch):
 
 def test_differing_pairs_counts_each_constraint_by_hand():
     calibrate = load_benchmark("calibrate")
-    prompt = "instruction : write about food . include the word cake . response :"
-    record = {"prompt": prompt, "responses": ["the cake is red .", "the pear is red .", "the cake is big .", ""]}
+    prompt = "instruction : write about food . include a color . response :"
+    record = {"prompt": prompt, "responses": ["the cake is red .", "the pear is big .", "the cake is blue .", ""]}
     share = calibrate.differing_pairs([record], ["include_word"])["include_word"]
-    # "has the word": cake, no, cake, none -> pairs (0,1) (0,3) (1,2) (2,3) differ: 4 of 6;
+    # "has a color": red, no, blue, none -> pairs (0,1) (0,3) (1,2) (2,3) differ: 4 of 6;
     # "on topic": food words in the first three, none in the empty one -> 3 of 6
-    assert share == {"on topic": 3 / 6, "has the word": 4 / 6}
+    assert share == {"on topic": 3 / 6, "has a word of the category": 4 / 6}

@@ -14,7 +14,7 @@ def test_the_oracle_is_the_gold_judge_rescaled_and_the_env_scores_with_it():
     oracle = load_benchmark("ppo_oracle").gold_reward(task, scale=2.0, shift=-1.0)
     prompts = [
         "instruction : list 2 colors . response :",
-        "instruction : write about animals . include the word cat . response :",
+        "instruction : write about animals . include a color . response :",
         "instruction : list 3 food . response :",
     ]
     responses = ["red and blue .", "the dog is big .", "cake , bread and milk ."]

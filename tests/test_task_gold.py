@@ -11,9 +11,9 @@ P = "instruction : {} response :"
 CASES = {
     "topic": ("write about animals .", "the cat runs in the park .", "the cake is red . my book is old ."),
     "include_word": (
-        "write about food . include the word cake .",
-        "the cat eats the cake .",
-        "the cat eats the bread .",
+        "write about food . include a color .",
+        "the cat eats the red cake .",
+        "the cat eats the big cake .",
     ),
     "avoid_word": (
         "write about food . do not use the word cake .",
@@ -23,14 +23,14 @@ CASES = {
     "n_sentences": ("write 2 sentences about people .", "anna runs . the teacher sleeps .", "anna runs ."),
     "max_words": ("write about objects in at most 5 words .", "the ball is red .", "the big ball is in the park ."),
     "start_with": (
-        "write about animals . start with the word today .",
+        "write about animals . start with a time .",
         "today , the dog sleeps .",
         "the dog sleeps alone .",
     ),
     "end_with": (
-        "write about animals . end with the word lake .",
+        "write about animals . end with a place .",
         "the duck swims in the lake .",
-        "the duck swims in the river .",
+        "the duck swims quickly .",
     ),
     "list_category": ("list 3 colors .", "red , blue and green .", "red and blue ."),
     "answer_fact": (
@@ -111,7 +111,8 @@ def test_fast():
         "instruction : list x y . response :",
         "instruction : write 3 response :",
         "instruction : list 3 foods . response :",  # no such category
-        "instruction : write about cars . include the word cat . response :",
+        "instruction : write about cars . include a color . response :",
+        "instruction : write about food . include a car . response :",  # no such category
     ],
 )  # no such topic
 def test_malformed_prompts_raise_value_error(prompt):
@@ -162,7 +163,7 @@ def test_gold_halves_for_grammatical_nonsense():
         ("write about objects in at most 5 words .", "the big ball is in the park .", [1.0, 0.5 * (1 - 2 / 5)]),
         ("list 4 colors .", "red , blue and green .", [1.0, 0.5 * 0.75]),  # 3 of 4 items
         ("list 3 colors .", "apple , pear and orange .", [0.5 / 3, 0.5 / 3]),  # a food list: orange is a color too
-        ("write about food . include the word cake .", "the cat eats the bread .", [1.0, 0.0]),  # no near miss
+        ("write about food . include a name .", "the cat eats the bread .", [1.0, 0.0]),  # no near miss
     ],
 )
 def test_missed_constraints_earn_graded_credit(body, response, credits):
@@ -173,6 +174,22 @@ def test_missed_constraints_earn_graded_credit(body, response, credits):
     assert graded(parse(P.format(body)), sentences) == pytest.approx(credits)
     d = gold_details(P.format(body), response)
     assert d["explicit"] == pytest.approx(sum(credits) / len(credits))
+
+
+@pytest.mark.parametrize(
+    "body, response, met",
+    [
+        ("write about people . include a name .", "tom runs .", [True, True]),
+        ("write about people . include a place .", "tom runs in the park .", [True, True]),
+        ("write about people . include a place .", "tom runs .", [True, False]),
+        ("write about food . start with a name .", "anna eats the cake .", [True, True]),
+        ("write about food . start with a name .", "the girl eats the cake .", [True, False]),
+        ("write about food . end with an adverb .", "anna eats the cake often .", [True, True]),
+        ("write about food . end with an adverb .", "anna often eats the cake .", [True, False]),  # an adverb, not last
+    ],
+)
+def test_category_constraints_take_any_word_of_the_category(body, response, met):
+    assert gold_details(P.format(body), response)["constraints"] == met
 
 
 def test_a_fact_answer_names_what_was_asked_about():

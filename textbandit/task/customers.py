@@ -29,7 +29,7 @@ class Customer:
     topic: str
     """favourite topic"""
     words: list[str]
-    """favourite words (of the favourite topic), used for include/avoid instructions"""
+    """favourite words (of the favourite topic), used for avoid-word instructions"""
 
 
 def make_customers(cfg: TaskConfig, rng: np.random.Generator) -> list[Customer]:
@@ -60,7 +60,9 @@ def make_instruction(kind: str, customer: Customer, cfg: TaskConfig, rng: np.ran
     topic = customer.topic if rng.random() < cfg.favourite_topic_rate else _pick(rng, L.TOPICS)
     if kind == "topic":
         return I.Instruction(kind, {"topic": topic})
-    if kind in ("include_word", "avoid_word"):
+    if kind == "include_word":
+        return I.Instruction(kind, {"topic": topic, "category": _pick(rng, I.INCLUDE_CATEGORIES)})
+    if kind == "avoid_word":
         pool = customer.words if topic == customer.topic and rng.random() < 0.5 else sorted(I.TOPIC_WORDS[topic])
         return I.Instruction(kind, {"topic": topic, "word": _pick(rng, pool)})
     if kind == "n_sentences":
@@ -68,9 +70,9 @@ def make_instruction(kind: str, customer: Customer, cfg: TaskConfig, rng: np.ran
     if kind == "max_words":
         return I.Instruction(kind, {"topic": topic, "n": int(_pick(rng, I.MAX_WORDS))})
     if kind == "start_with":
-        return I.Instruction(kind, {"topic": topic, "word": _pick(rng, I.START_WORDS)})
+        return I.Instruction(kind, {"topic": topic, "category": _pick(rng, I.START_CATEGORIES)})
     if kind == "end_with":
-        return I.Instruction(kind, {"topic": topic, "word": _pick(rng, I.END_WORDS)})
+        return I.Instruction(kind, {"topic": topic, "category": _pick(rng, I.END_CATEGORIES)})
     if kind == "list_category":
         return I.Instruction(kind, {"k": int(_pick(rng, I.LIST_SIZES)), "category": _pick(rng, L.LIST_CATEGORIES)})
     attr = "color" if rng.random() < 0.5 else "place"

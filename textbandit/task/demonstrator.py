@@ -71,16 +71,17 @@ def _draft(ins: I.Instruction, rng: np.random.Generator) -> list[list[str]]:
         return [_short_sentence(rng, topic)]
     n = int(rng.integers(1, 3))
     sents = [_topic_sentence(rng, topic) for _ in range(n)]
-    w = p.get("word")
+    # a word of the instruction's category stands in for the word the older prompts named
+    w = _pick(rng, L.CATEGORIES[p["category"]]) if "category" in p else p.get("word")
     if k == "include_word":
         if w in L.PLACES:
             sents[0] = L.sentence(rng, place=w, p_very=0.0)
-        else:
-            sents[0] = (
-                L.sentence(rng, subject=w if rng.random() < 0.5 else None, obj=w, p_very=0.0)
-                if w in L.NOUNS + L.NAMES
-                else sents[0]
-            )
+        elif w in L.NAMES:
+            sents[0] = L.sentence(rng, subject=w if rng.random() < 0.5 else None, obj=w, p_very=0.0)
+        elif w in L.TIMES:
+            sents[0] = [w, ","] + (sents[0][2:] if sents[0][1] == "," else sents[0])
+        else:  # a color: "the red cat sleeps", or "the cat is red"
+            sents[0] = _with_adjective(rng, sents[0], w)
     elif k == "start_with":
         s = L.sentence(
             rng,
@@ -103,6 +104,17 @@ def _draft(ins: I.Instruction, rng: np.random.Generator) -> list[list[str]]:
             if topic == "places":
                 sents = [_topic_sentence(rng, topic), sents[-1]]
     return sents
+
+
+def _with_adjective(rng, s: list[str], adj: str) -> list[str]:
+    """``s`` with ``adj`` before its first noun after a determiner (``the cat`` -> ``the red cat``,
+    replacing an adjective there), or ``DET NOUN is adj`` in its place when it has none."""
+    for j in range(len(s) - 1):
+        if L.has_role(s[j], "det"):
+            k = j + 2 if L.has_role(s[j + 1], "adj") and j + 2 < len(s) and L.has_role(s[j + 2], "noun") else j + 1
+            if L.has_role(s[k], "noun"):
+                return s[: j + 1] + [adj] + s[k:]
+    return [_pick(rng, L.DETS), _pick(rng, L.ANIMALS), "is", adj]
 
 
 def _add_very(sents: list[list[str]], rng) -> list[list[str]]:

@@ -89,7 +89,7 @@ INSTRUCTION_WORDS = (
     "instruction response : write about sentences sentence use exactly "
     "the word words without do not at most start end your answer with list "
     "what color where is ? . , 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 "
-    "a of include"
+    "a an of include name time place adverb"
 ).split()
 
 RESPONSE_VOCAB: frozenset[str] = frozenset(w for ws in CATEGORIES.values() for w in ws) | frozenset(
