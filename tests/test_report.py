@@ -100,3 +100,19 @@ def test_report_words_and_intervals(tmp_path):
     one_size["figure1"] = {"SFT": [(1000, 0.5, 0.45, 0.55)], "PPO": [(1000, 0.8, 0.75, 0.85)]}
     data = write_report(one_size, tmp_path / "one")
     assert "figure1_win_rate_by_size.png" not in data["plots"]  # no figure of one point per method
+
+
+def test_report_gives_each_runs_critic_explained_variance_over_its_last_third(tmp_path):
+    r = fake_results()
+    ev = [None, -0.3, 0.1, 0.2, 0.4, 0.5, 0.6, 0.55, 0.65]  # 8 values: the last third is the last 2
+    curve = lambda n: {k: [0.5] * n for k in ("score", "kl", "gold")}  # noqa: E731
+    r["kl_sweep"]["training_curves"] = {
+        "kl_coef=0.05": {"iteration": list(range(1, 10)), "explained_variance": ev, **curve(9)},
+        "kl_coef=0": {"iteration": [1, 2], "explained_variance": [0.2, 0.3], **curve(2)},  # the last of 2
+    }
+    write_report(r, tmp_path)
+    md = (tmp_path / "report.md").read_text()
+    assert "kl_coef=0.05: 0.60; kl_coef=0: 0.30." in md  # (0.55 + 0.65) / 2
+    del r["kl_sweep"]["training_curves"]  # a report of an older run: no line
+    write_report(r, tmp_path)
+    assert "The critic" not in (tmp_path / "report.md").read_text()

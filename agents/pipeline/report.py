@@ -121,6 +121,25 @@ def _sweep_text(r: dict) -> str:
             ],
             rows,
         )
+        + _critic_text(sweep.get("training_curves", {}))
+    )
+
+
+def _critic_text(training: dict) -> str:
+    """How well each run's critic predicted the returns late in the run: the mean explained variance
+    of the last third of its iterations (1 predicts every return, 0 no better than their mean)."""
+    late = {}
+    for label, t in training.items():
+        ev = [v for v in t.get("explained_variance", []) if v is not None]
+        tail = ev[-max(1, len(ev) // 3) :]
+        if tail:
+            late[label] = sum(tail) / len(tail)
+    if not late:
+        return ""
+    runs = "; ".join(f"{label}: {v:.2f}" for label, v in late.items())
+    return (
+        "\n\nThe critic: explained variance of the returns over the last third of the iterations "
+        f"(1: it predicts every return; 0: no better than their mean): {runs}."
     )
 
 

@@ -496,6 +496,7 @@ def evaluate_run(cfg: PipelineConfig, built: Built, device: str) -> dict:
             "score": [r["env/score"] for r in h],
             "kl": [r["env/kl"] for r in h],
             "gold": [r["eval/gold_score"] for r in h],
+            "explained_variance": [r.get("value/explained_variance") for r in h],
         }
         curves[label] = json.loads((built.ppo[name] / "curve.json").read_text())
         sweep[label] = overoptimisation(curves[label]["score"], curves[label]["gold"])
