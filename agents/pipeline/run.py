@@ -306,6 +306,7 @@ def comparison_stage(cfg: PipelineConfig, stage: Stages, task: DefaultTask, sft_
                 unranked,
                 max_new_tokens=task.max_new_tokens,
                 max_prompt_len=task.max_prompt_len,
+                temperature=s.comparison_temperature,
                 seed=cfg.seed,
                 device=device,
                 progress=cfg.progress,
@@ -325,6 +326,7 @@ def comparison_stage(cfg: PipelineConfig, stage: Stages, task: DefaultTask, sft_
         collect,
         {
             "k": s.k,
+            **({"temperature": s.comparison_temperature} if s.comparison_temperature != 1.0 else {}),
             "prompts": [s.comparison_prompts, s.validation_comparison_prompts],
             "seed": cfg.seed,
             "lengths": [task.max_prompt_len, task.max_new_tokens],
