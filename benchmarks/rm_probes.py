@@ -11,7 +11,8 @@ replaced:
   ``length`` (words), ``animal`` (holds an animal word: a category, whatever the prompt),
   ``on_topic`` (holds a word of the topic the prompt names: the category must be matched to
   the prompt), ``has_word`` (holds the word the prompt names: for avoid-word prompts),
-  ``has_category`` (holds a word of the category the prompt names: include, start and end prompts).
+  ``has_category`` (holds a word of the category the prompt names: include, start, end and list
+  prompts).
 
 Each is scored on the held-out customers' comparisons against the same kind of label. If the
 model learns prompt-independent features (length, category) almost perfectly but not the
@@ -91,7 +92,7 @@ def minimal_pairs(n: int, seed: int) -> list[dict]:
     color swapped for one other adjective, a size or a quality (both stay grammatical). Which of
     the two is listed first is random."""
     rng = np.random.default_rng(seed)
-    colors, others = set(L.COLORS), sorted(set(L.SIZES + L.QUALITIES) - {"very"})
+    colors, others = set(L.COLORS), sorted(L.SIZES + L.QUALITIES)
     out = []
     while len(out) < n:
         topic = str(L.TOPICS[int(rng.integers(len(L.TOPICS)))])

@@ -71,7 +71,7 @@ def _draft(ins: I.Instruction, rng: np.random.Generator) -> list[list[str]]:
         return [_short_sentence(rng, topic)]
     n = int(rng.integers(1, 3))
     sents = [_topic_sentence(rng, topic) for _ in range(n)]
-    # a word of the instruction's category stands in for the word the older prompts named
+    # the word to place: one drawn from the instruction's category, or the one it names (avoid_word)
     w = _pick(rng, L.CATEGORIES[p["category"]]) if "category" in p else p.get("word")
     if k == "include_word":
         if w in L.PLACES:
@@ -110,10 +110,13 @@ def _with_adjective(rng, s: list[str], adj: str) -> list[str]:
     """``s`` with ``adj`` before its first noun after a determiner (``the cat`` -> ``the red cat``,
     replacing an adjective there), or ``DET NOUN is adj`` in its place when it has none."""
     for j in range(len(s) - 1):
-        if L.has_role(s[j], "det"):
-            k = j + 2 if L.has_role(s[j + 1], "adj") and j + 2 < len(s) and L.has_role(s[j + 2], "noun") else j + 1
-            if L.has_role(s[k], "noun"):
-                return s[: j + 1] + [adj] + s[k:]
+        if not L.has_role(s[j], "det"):
+            continue
+        k = j + 1
+        if L.has_role(s[k], "adj") and k + 1 < len(s) and L.has_role(s[k + 1], "noun"):
+            k += 1  # the adjective already there gives way
+        if L.has_role(s[k], "noun"):
+            return s[: j + 1] + [adj] + s[k:]
     return [_pick(rng, L.DETS), _pick(rng, L.ANIMALS), "is", adj]
 
 
