@@ -20,7 +20,8 @@ and overall, against the bars of the testbed issue:
   beside the share of the demonstrations that do (a model that imitates them should come close);
 - ``components``: what the run's PPO model changed, in the gold labeler's parts: the mean gold,
   ``intent`` (the score before the sense factor), ``sense``, ``explicit`` (the instructions'
-  constraint credit) and ``grammar`` of one sample per test prompt, SFT against PPO.
+  constraint credit) and ``grammar`` of one sample per test prompt, SFT against PPO, and the run's
+  PPO model's gold win rate over SFT on them, overall and per kind.
 
     python benchmarks/calibrate.py --run runs/quick                     # every section
     python benchmarks/calibrate.py --run runs/quick --only ties gold_rm  # a part
@@ -242,19 +243,22 @@ def ppo_gold(run: Path, task, preset, envs, sft, idx, kinds, seed: int, iteratio
     }
 
 
-def components(run: Path, envs, sft, idx, seed: int) -> dict:
-    """The mean of each gold part over one sample per prompt, for SFT and the run's PPO model."""
+def components(run: Path, envs, sft, idx, kinds, seed: int) -> dict:
+    """The mean of each gold part over one sample per prompt, for SFT and the run's PPO model, and
+    the PPO model's gold win rate over SFT on these prompts, overall and per kind."""
     from transformers import AutoModelForCausalLM
 
     from agents.pipeline.evaluate import model_seed
     from agents.pipeline.samples import sample_and_score
     from textbandit.task.gold import gold_details
 
-    out = {}
+    out, gold = {}, {}
     for name, model in (("sft", sft), ("ppo", AutoModelForCausalLM.from_pretrained(str(run / "ppo" / "final")).eval())):
         s = sample_and_score(envs, model, idx, envs.temperature, seed=model_seed(seed, name))
         parts = [gold_details(p, r, bool(e)) for p, r, e in zip(s.prompts, s.responses, s.ended_with_eos)]
         out[name] = {k: float(np.mean([d[k] for d in parts])) for k in PARTS}
+        gold[name] = s.gold
+    out["ppo_over_sft"] = win_table(gold["ppo"], gold["sft"], kinds, seed)
     return out
 
 
@@ -301,7 +305,7 @@ def main(argv=None) -> dict:
     if "ppo_gold" in a.only:
         results["ppo_gold"] = ppo_gold(run, task, preset, envs, sft, idx, kinds, a.seed, a.iterations)
     if "components" in a.only:
-        results["components"] = components(run, envs, sft, idx, a.seed)
+        results["components"] = components(run, envs, sft, idx, kinds, a.seed)
     report(results)
     if a.json:
         Path(a.json).write_text(json.dumps(results, indent=1))
@@ -310,7 +314,9 @@ def main(argv=None) -> dict:
 
 def report(r: dict) -> None:
     print(f"# calibration of {r['run']} ({r['machine']})")
-    kinds = sorted({k for part in ("ties", "best_of_8") if part in r for k in r[part]} - {"all"})
+    wins = [r["ppo_gold"]["win_over_sft"]] if "ppo_gold" in r else []
+    wins += [r["components"]["ppo_over_sft"]] if "components" in r else []
+    kinds = sorted({k for part in ("ties", "best_of_8") if part in r for k in r[part]}.union(*wins) - {"all"})
     table = defaultdict(dict)
     for kind in ["all", *kinds]:
         if "ties" in r and kind in r["ties"]:
@@ -323,10 +329,10 @@ def report(r: dict) -> None:
             for split, name in (("train", "gold RM train"), ("validation", "gold RM held out")):
                 row = r["gold_rm"][split].get(kind)
                 table[kind][name] = f"{row['accuracy']:.1%}" if row and row["pairs"] else "-"
-        if "ppo_gold" in r:
-            w = r["ppo_gold"]["win_over_sft"].get(kind)
+        for part, name in (("ppo_gold", "PPO vs gold over SFT"), ("components", "run's PPO over SFT")):
+            w = r.get(part, {}).get("win_over_sft" if part == "ppo_gold" else "ppo_over_sft", {}).get(kind)
             if w:
-                table[kind]["PPO vs gold over SFT"] = f"{w['win_rate']:.1%} [{w['ci95'][0]:.0%}, {w['ci95'][1]:.0%}]"
+                table[kind][name] = f"{w['win_rate']:.1%} [{w['ci95'][0]:.0%}, {w['ci95'][1]:.0%}]"
     columns = list(dict.fromkeys(c for row in table.values() for c in row))
     if columns:
         print("| kind | " + " | ".join(columns) + " |\n|" + "---|" * (len(columns) + 1))
@@ -352,7 +358,7 @@ def report(r: dict) -> None:
             print(f"| {kind} | mean gold ({row['n']} prompts) | {g['demonstrations']:.3f} | {g['sft']:.3f} |")
     if "components" in r:
         print("| model | " + " | ".join(PARTS) + " |\n|" + "---|" * (len(PARTS) + 1))
-        for name, row in r["components"].items():
+        for name, row in ((n, r["components"][n]) for n in ("sft", "ppo")):
             print(f"| {name} | " + " | ".join(f"{row[k]:.3f}" for k in PARTS) + " |")
     print("bars: ties <= 20% and agreement 72.6% +- 1.5; gold RM train >= 95%, held out >= 85%; PPO vs gold >= 70%")
 

@@ -59,3 +59,17 @@ def test_differing_pairs_counts_each_constraint_by_hand():
     # "has a color": red, no, blue, none -> pairs (0,1) (0,3) (1,2) (2,3) differ: 4 of 6;
     # "on topic": food words in the first three, none in the empty one -> 3 of 6
     assert share == {"on topic": 3 / 6, "has a word of the category": 4 / 6}
+
+
+def test_report_prints_the_run_ppo_win_rate_per_kind(capsys):
+    calibrate = load_benchmark("calibrate")
+    gold = {"sft": np.array([0.5, 0.5, 1.0, 0.0]), "ppo": np.array([1.0, 0.5, 0.0, 1.0])}
+    kinds = ["topic", "topic", "avoid_word", "avoid_word"]
+    wins = calibrate.win_table(gold["ppo"], gold["sft"], kinds, seed=0)
+    assert wins["all"]["win_rate"] == (1 + 0.5 + 0 + 1) / 4  # ties count half
+    assert wins["topic"]["win_rate"] == 0.75 and wins["avoid_word"]["win_rate"] == 0.5
+    parts = {k: 0.5 for k in calibrate.PARTS}
+    calibrate.report({"run": "r", "machine": "m", "components": {"sft": parts, "ppo": parts, "ppo_over_sft": wins}})
+    out = capsys.readouterr().out
+    assert "run's PPO over SFT" in out
+    assert "| topic | 75.0%" in out and "| avoid_word | 50.0%" in out and "| all | 62.5%" in out
