@@ -26,7 +26,9 @@ trainer's own code; ``lmhp`` is lm-human-preferences' N(0, 1/sqrt(d+1)), our def
 2026-12-01; the same seed gives every recipe the same head of a kind), ``lr=`` (peak learning rate), ``bs=``
 (prompts per step for ``kwise``, pairs per step otherwise; steps change with it), ``epochs=``
 (this recipe's, overriding ``--epochs``), ``dropout=sft`` (keep the SFT model's dropout of 0.2
-while training). E.g. ``kwise:head=trl trl:head=ours kwise:bs=16,epochs=2`` (the last: the same
+while training), ``weight=pair`` (``kwise`` only: every pair weighs the same in a step's loss, as
+in ``pairs`` and TRL, instead of every prompt: ``RewardConfig.kwise_weighting``). E.g.
+``kwise:head=trl trl:head=ours kwise:bs=16,epochs=2`` (the last: the same
 250 steps over the data twice).
 
 Every model is scored by the same code, :func:`agents.reward.data.evaluate`: each
@@ -73,6 +75,7 @@ class Recipe:
     bs: int | None = None
     dropout: str = "off"
     epochs: int | None = None
+    weight: str = "prompt"  # kwise only: RewardConfig.kwise_weighting
     spec: str = ""
     options: dict = field(default_factory=dict)
 
@@ -94,8 +97,10 @@ class Recipe:
                 r.epochs = int(value)
             elif key == "dropout" and value in ("off", "sft"):
                 r.dropout = value
+            elif key == "weight" and value in ("prompt", "pair") and kind == "kwise":
+                r.weight = value
             else:
-                options = "head=ours|trl|lmhp, lr=F, bs=N, epochs=N, dropout=off|sft"
+                options = "head=ours|trl|lmhp, lr=F, bs=N, epochs=N, dropout=off|sft, weight=prompt|pair (kwise)"
                 raise SystemExit(f"recipe {spec!r}: unknown option {item!r} ({options})")
         if r.head is None:
             r.head = "trl" if kind == "trl" else "ours"
@@ -227,6 +232,7 @@ class Bench:
             train=str(self.train_path),
             out=str(out),
             batching=r.kind,
+            kwise_weighting=r.weight,
             batch_size=r.bs if (kwise and r.bs) else self.kwise_batch,
             pair_batch_size=None if kwise else (r.bs or self.pair_batch),
             epochs=r.epochs or self.epochs,

@@ -60,6 +60,51 @@ def test_k2_equals_pairwise_loss():
     assert torch.allclose(losses, swapped)
 
 
+@pytest.mark.parametrize("weighting", ["prompt", "pair"])
+def test_kwise_step_loss_weighs_prompts_or_pairs(tmp_path, weighting):
+    """A step of K-wise comparisons of K = 2, 4 and 6 (ties in one): 'prompt' weighting is the mean
+    of each comparison's mean pair loss (the paper), 'pair' the mean over all the step's pairs (what
+    'pairs' batching and TRL compute), whatever the micro-batches."""
+    from agents.reward.data import Comparison
+    from agents.reward.trainer import _micro_loss, _step_size
+
+    tok = tiny_tokenizer()
+    torch.manual_seed(0)
+    rm = RewardModel.from_causal_lm(tiny_lm(len(tok))).eval()
+    enc = lambda s: tok(s, add_special_tokens=False)["input_ids"]
+    words = "the a dog bird cat sees likes eats red blue".split()
+    rankings = [[1, 0], [0, 1, 1, 2], [5, 4, 3, 2, 1, 0]]
+    comps = [
+        Comparison(
+            enc(PROMPTS[i]), [enc(" ".join(words[j : j + 2 + i])) + [tok.eos_token_id] for j in range(len(r))], r
+        )
+        for i, r in enumerate(rankings)
+    ]
+    pair_losses = []  # per comparison, a loop over its pairs with each response scored alone
+    with torch.no_grad():
+        for c in comps:
+            alone = [collate([c.prompt], [x], tok.pad_token_id) for x in c.responses]
+            score = [rm.score(b.input_ids, b.attention_mask, b.position_ids).item() for b in alone]
+            pair_losses.append([math.log1p(math.exp(-(score[w] - score[lo]))) for w, lo in ranked_pairs(c.ranking)])
+    if weighting == "prompt":
+        expected = sum(sum(x) / len(x) for x in pair_losses) / len(comps)
+    else:
+        expected = sum(map(sum, pair_losses)) / sum(map(len, pair_losses))
+    cfg = RewardConfig(train="t.jsonl", out=str(tmp_path), kwise_weighting=weighting)
+    size = _step_size(comps, cfg)
+    assert size == (3 if weighting == "prompt" else 1 + 5 + 15)  # [0, 1, 1, 2]: the tie forms no pair
+    with torch.no_grad():
+        whole, _ = _micro_loss(rm, comps, cfg, tok.pad_token_id, "cpu", size)
+        split = [_micro_loss(rm, part, cfg, tok.pad_token_id, "cpu", size)[0] for part in (comps[:2], comps[2:])]
+    assert whole.item() == pytest.approx(expected, rel=1e-5)
+    assert sum(split).item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_kwise_weighting_is_checked(tmp_path):
+    with pytest.raises(ValueError, match="kwise_weighting='pairs'.*'prompt'.*'pair'"):
+        RewardConfig(train="t.jsonl", out=str(tmp_path), kwise_weighting="pairs")
+
+
 def test_padded_completion_scores_as_unpadded():
     tok = tiny_tokenizer()
     rm = RewardModel.from_causal_lm(tiny_lm(len(tok))).eval()

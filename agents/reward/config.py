@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from agents.common.training import TrainConfig
 
 BATCHING = ("kwise", "pairs")
+KWISE_WEIGHTING = ("prompt", "pair")
 
 
 @dataclass
@@ -32,6 +33,12 @@ class RewardConfig(TrainConfig):
     batching: str = "kwise"
     """'kwise': the pairs of one prompt form one batch element, each completion forwarded once (the
     paper); 'pairs': every pair an independent, shuffled data point (the paper's overfitting ablation)"""
+    kwise_weighting: str = "prompt"
+    """how 'kwise' batching weighs a step's pairs: 'prompt', each comparison's loss the mean over its
+    pairs and every comparison weighing the same (the paper's 1/C(K,2)); 'pair', every pair weighing
+    the same, so a K = 9 comparison's 36 pairs count six times a K = 4 one's 6 (how a trainer of
+    shuffled pairs, TRL's RewardTrainer or 'pairs' batching, weighs them); each completion is still
+    forwarded once"""
     epochs: int = 1
     """passes over the comparisons (the paper trained one epoch: more overfits)"""
     lr: float = 5e-5
@@ -56,6 +63,10 @@ class RewardConfig(TrainConfig):
             raise ValueError("out is empty; pass --out DIR (where the reward model is written)")
         if self.batching not in BATCHING:
             raise ValueError(f"batching={self.batching!r}; use 'kwise' (the paper) or 'pairs' (the ablation)")
+        if self.kwise_weighting not in KWISE_WEIGHTING:
+            raise ValueError(
+                f"kwise_weighting={self.kwise_weighting!r}; use 'prompt' (the paper) or 'pair' (every pair alike)"
+            )
         for name in ("epochs", "batch_size", "eval_batch_size"):
             if not (isinstance(getattr(self, name), int) and getattr(self, name) >= 1):
                 raise ValueError(f"{name}={getattr(self, name)!r}; use an int >= 1")

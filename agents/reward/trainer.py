@@ -53,7 +53,7 @@ from agents.reward.data import (
     score_comparisons,
     score_pairs,
 )
-from agents.reward.loss import kwise_ranking_loss
+from agents.reward.loss import kwise_ranking_loss, ranked_pairs
 from textbandit.data import load_comparisons, load_demonstrations
 from textbandit.formats import LazyTokenizer
 from textbandit.layout import encode_prompt, encode_response
@@ -76,10 +76,19 @@ def _load(config: RewardConfig, model) -> RewardModel:
     return rm
 
 
+def _step_size(chosen: list, config: RewardConfig) -> int:
+    """What a step's summed loss is divided by: its comparisons, or its pairs (``kwise_weighting='pair'``)."""
+    if config.batching == "kwise" and config.kwise_weighting == "pair":
+        return sum(len(ranked_pairs(c.ranking)) for c in chosen)
+    return len(chosen)
+
+
 def _micro_loss(rm, items, config: RewardConfig, pad: int, device, group_size: int):
     """A micro-batch's summed loss divided by the optimizer step's size, and its (pairs, correct, rows)."""
     if config.batching == "kwise":
         losses, n_pairs, n_correct = kwise_ranking_loss(*score_comparisons(rm, items, pad, device))
+        if config.kwise_weighting == "pair":  # a comparison's mean times its pairs: its pairs' summed loss
+            losses = losses * n_pairs
         loss = losses.sum() / group_size
         stats = {
             "pairs": int(n_pairs.sum()),
@@ -146,7 +155,7 @@ def _train_reward_model(config: RewardConfig, model, tokenizer, d: Dist) -> str:
             for chosen in run.steps(items):
                 lr = run.lr()
                 optimizer.zero_grad(set_to_none=True)
-                n = len(chosen)  # the step's size: each micro-batch's loss is its share of the mean
+                n = _step_size(chosen, config)  # each micro-batch's loss is its share of the step's mean
                 stats = accumulate(
                     chosen,
                     micro,
