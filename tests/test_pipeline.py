@@ -160,6 +160,27 @@ def test_a_stage_built_with_other_settings_is_refused_or_rebuilt(tiny_run, tmp_p
     assert results["config"]["kl_coef"] == 0.1
 
 
+def test_the_reward_models_batching_is_the_users_choice(tiny_run, tmp_path):
+    """--rm-batching pairs reaches the reward-model stage (its key and its trainer) and what reads it."""
+    import shutil
+
+    from agents.pipeline.stages import StageChangedError
+
+    out, _ = tiny_run
+    run = tmp_path / "run"
+    shutil.copytree(out, run)
+    with pytest.raises(StageChangedError, match=r"stage 'reward_model'.*batching was kwise, now pairs"):
+        run_pipeline(PipelineConfig(out=str(run), preset="tiny", progress=False, device="cpu", rm_batching="pairs"))
+    results = run_pipeline(
+        PipelineConfig(out=str(run), preset="tiny", progress=False, device="cpu", rm_batching="pairs", rebuild=True)
+    )
+    assert {"reward_model", "ppo", "ppo_ptx"} <= set(results["stages_built"])
+    assert "sft_small" not in results["stages_built"]
+    assert json.loads((run / "reward_model" / "summary.json").read_text())["batching"] == "pairs"
+    with pytest.raises(ValueError, match="rm_batching='pair'; use 'kwise'"):
+        PipelineConfig(rm_batching="pair")
+
+
 def test_cli_help_and_bad_options(capsys):
     cli_main(["--help"])
     assert "pipeline" in capsys.readouterr().out

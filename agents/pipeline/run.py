@@ -350,6 +350,7 @@ def reward_model_stage(
         train=str(comparisons / "train.jsonl"),
         val=str(comparisons / "validation.jsonl"),
         normalize_with=demos,
+        batching=cfg.rm_batching,
         epochs=s.rm_epochs,
         lr=s.rm_lr,
         **trainer_settings(cfg, task, device),
