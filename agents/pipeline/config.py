@@ -222,7 +222,9 @@ class PipelineConfig:
             raise ValueError(f"kl_coef={self.kl_coef}; the default KL coefficient must be > 0 (0 is in the sweep)")
         if self.comparisons_val and not self.comparisons:
             raise ValueError("comparisons_val is the held-out part of your own comparisons: pass --comparisons too")
-        if self.rm_batching not in ("kwise", "pairs"):
+        from agents.reward.config import BATCHING  # here: the module's imports load torch
+
+        if self.rm_batching not in BATCHING:
             raise ValueError(f"rm_batching={self.rm_batching!r}; use 'kwise' (the paper) or 'pairs' (as TRL)")
         if self.ptx_coef < 0:
             raise ValueError(f"ptx_coef={self.ptx_coef}; use >= 0")
