@@ -301,7 +301,7 @@ def comparison_stage(cfg: PipelineConfig, stage: Stages, task: DefaultTask, sft_
             split: collect_comparisons(
                 model,
                 tok,
-                task.prompt_records(split)[:n],
+                cycle(task.prompt_records(split), n),
                 tuple(s.k),
                 unranked,
                 max_new_tokens=task.max_new_tokens,
@@ -334,6 +334,18 @@ def comparison_stage(cfg: PipelineConfig, stage: Stages, task: DefaultTask, sft_
             f"sft_{s.sizes[0]}": stage.keys[f"sft_{s.sizes[0]}"],
         },
     )
+
+
+def cycle(records: list[dict], n: int) -> list[dict]:
+    """The first ``n`` records, going through ``records`` again (and again) when ``n`` is more than
+    it holds: a prompt met twice gets fresh samples, as the sampler draws every row anew.
+
+    >>> [r["prompt"] for r in cycle([{"prompt": "a"}, {"prompt": "b"}], 3)]
+    ['a', 'b', 'a']
+    """
+    if not records:
+        raise ValueError("no prompts to collect comparisons on: the task's split is empty")
+    return [records[i % len(records)] for i in range(n)]
 
 
 def reward_model_stage(
