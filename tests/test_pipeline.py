@@ -337,3 +337,24 @@ def test_a_run_starts_from_the_shipped_base_model_and_exports_it(tiny_run, tmp_p
     assert ours["transformer.wte.weight"].dtype == torch.float32
     # the tiny preset pretrains its own; it starts from the shipped one only when asked
     assert {"base_small", "base_large"} <= set(first["stages_built"])
+
+
+def test_rm_data_benchmark_runs_on_a_finished_run(tiny_run, tmp_path, capsys):
+    """benchmarks/rm_data.py end to end on the tiny run: comparisons from its PPO policy added to the
+    run's, a reward model trained on both, PPO against it, and both PPO policies judged."""
+    from conftest import load_benchmark
+
+    out, _ = tiny_run
+    run_comparisons = sum(1 for _ in open(out / "comparisons" / "train.jsonl"))
+    load_benchmark("rm_data").main(
+        ["--run", str(out), "--out", str(tmp_path), "--extra", "5", "--extra-from", "ppo", "--threads", "1"]
+    )
+    printed = capsys.readouterr().out
+    assert sum(1 for _ in open(tmp_path / "train.jsonl")) == run_comparisons + 5
+    assert json.loads((tmp_path / "reward_model" / "summary.json").read_text())["comparisons"] == run_comparisons + 5
+    assert AutoModelForCausalLM.from_pretrained(tmp_path / "ppo" / "final") is not None
+    assert "| the run's PPO |" in printed and "| this PPO |" in printed
+
+    again = tmp_path / "again"  # another call trains on the first call's extra comparisons too
+    load_benchmark("rm_data").main(["--run", str(out), "--out", str(again), "--add", str(tmp_path / "extra.jsonl")])
+    assert (again / "train.jsonl").read_text() == (tmp_path / "train.jsonl").read_text()
