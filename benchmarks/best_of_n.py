@@ -29,6 +29,7 @@ import torch
 def main(argv=None) -> dict:
     from transformers import AutoModelForCausalLM
 
+    from agents.pipeline.evaluate import eval_indices
     from agents.pipeline.metrics import win_rate
     from agents.pipeline.samples import sample_and_score
     from textbandit.task import load_task
@@ -54,7 +55,7 @@ def main(argv=None) -> dict:
     )
     sft = AutoModelForCausalLM.from_pretrained(a.sft or load_task("default").reference_model)
     n_prompts = len(envs.prompts)
-    idx = np.sort(np.random.default_rng([a.seed, 80]).choice(n_prompts, size=min(a.prompts, n_prompts), replace=False))
+    idx = eval_indices(n_prompts, a.prompts, a.seed)
     draws = [sample_and_score(envs, sft, idx, 1.0, seed=a.seed * 1000 + s) for s in range(a.n + 1)]
     base, others = draws[0].gold, draws[1:]
     gold = np.stack([d.gold for d in others])  # (n, prompts)

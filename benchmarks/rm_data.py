@@ -66,7 +66,7 @@ def judge(task, run: Path, policies: dict[str, Path], n_prompts: int = 256, seed
     """Each policy's gold win rate over the run's SFT model on the report's test prompts and seeds."""
     from transformers import AutoModelForCausalLM
 
-    from agents.pipeline.evaluate import model_seed
+    from agents.pipeline.evaluate import eval_indices, model_seed
     from agents.pipeline.metrics import win_interval, win_rate
     from agents.pipeline.samples import sample_and_score
     from textbandit.vector_env import TextBanditVectorEnv
@@ -74,9 +74,7 @@ def judge(task, run: Path, policies: dict[str, Path], n_prompts: int = 256, seed
     sft = str(run / "sft_small")
     env_task = task.replace(reward_model=str(run / "reward_model"), reference_model=sft)
     records = env_task.prompt_records("test")
-    idx = np.sort(
-        np.random.default_rng([seed, 80]).choice(len(records), size=min(n_prompts, len(records)), replace=False)
-    )
+    idx = eval_indices(len(records), n_prompts, seed)
     envs = TextBanditVectorEnv(num_envs=min(64, len(idx)), task=env_task, split="test", device="cpu")
     load = lambda p: AutoModelForCausalLM.from_pretrained(str(p)).eval()  # noqa: E731
     # SFT with the report's seed; each policy with its own (the key's), as the report draws every model
@@ -124,7 +122,7 @@ def main(argv=None) -> None:
 
     rm_dir = Path(a.reward_model) if a.reward_model else out / "reward_model"
     if not a.reward_model:
-        train_file = run / "comparisons" / "train.jsonl"
+        run_file = train_file = run / "comparisons" / "train.jsonl"
         added = [r for f in a.add for r in load_comparisons(f)]
         extra = []
         if a.extra:
@@ -137,7 +135,7 @@ def main(argv=None) -> None:
             write_jsonl(out / "extra.jsonl", extra)
         if added or extra:  # the run's comparisons, then the added files', then the new ones
             train_file = out / "train.jsonl"
-            write_jsonl(train_file, load_comparisons(run / "comparisons" / "train.jsonl") + added + extra)
+            write_jsonl(train_file, load_comparisons(run_file) + added + extra)
         rm_cfg = RewardConfig(
             model=sft,
             train=str(train_file),

@@ -77,8 +77,7 @@ def evaluate_models(
     ratings (default: the task's). Returns ``{"samples", "models", "per_kind", "ngram"}``.
     """
     records = task.prompt_records("test")
-    rng = np.random.default_rng([seed, 80])
-    idx = np.sort(rng.choice(len(records), size=min(n_prompts, len(records)), replace=False))
+    idx = eval_indices(len(records), n_prompts, seed)
     envs = TextBanditVectorEnv(num_envs=min(batch_size, len(idx)), task=task, split="test", device=device)
     device = envs.device
     # each model's samples are drawn independently (their own seed), so a win rate carries the
@@ -120,6 +119,12 @@ def evaluate_models(
         "per_kind": per_kind,
         "ngram": {"corr_bleu_gold": _corr(bleu_all, gold_all), "corr_rouge_gold": _corr(rouge_all, gold_all)},
     }
+
+
+def eval_indices(n_records: int, n_prompts: int, seed: int) -> np.ndarray:
+    """The test prompts the report judges every model on: ``n_prompts`` of ``n_records`` (at most
+    all), drawn with ``seed``, in order."""
+    return np.sort(np.random.default_rng([seed, 80]).choice(n_records, size=min(n_prompts, n_records), replace=False))
 
 
 def _corr(a: list[float], b: list[float]) -> float | None:
