@@ -86,7 +86,7 @@ def test_ppo_end_to_end(tmp_path, arch):
         env["reference_model"] = lm
     result = train(cfg, policy=lm, env_kwargs=env)
     h = result["history"][0]
-    assert h["policy/first_ratio_max_dev"] == 0.0 and abs(h["env/kl"]) < 1e-5
+    assert h["policy/first_ratio_max_dev"] < 1e-5 and abs(h["env/kl"]) < 1e-5
     assert result["policy"].lm.config.model_type == arch
     after = result["policy"].state_dict()
     if cfg.lora:

@@ -123,7 +123,7 @@ def test_two_ranks_train_what_one_process_trains_and_resume(tmp_path):
             # 48-96 across it now and then (0.208 against 0.219 on an AVX512 CPU)
             tol = dict(abs=0.03) if k.endswith("clip_frac") else dict(abs=1e-4, rel=1e-3)
             assert a[k] == pytest.approx(b[k], **tol), k
-        assert b["policy/first_ratio_max_dev"] == 0.0  # the env scored with the policy on every rank
+        assert b["policy/first_ratio_max_dev"] < 1e-5  # the env scored with the policy on every rank
     rm_one, rm_two = (json.loads((tmp_path / w / "rm.json").read_text()) for w in ("one", "two"))
     assert rm_one[0]["pairs"] == rm_two[0]["pairs"] and rm_one[0]["accuracy"] == rm_two[0]["accuracy"]
     # the pipeline's stages: rank 0 alone builds "alone", every rank "together"; the second pass reuses both

@@ -52,7 +52,7 @@ def test_lora_ppo_reference_is_the_base_and_only_adapters_and_value_head_train(t
     start = copy.deepcopy(lm.state_dict())
     result = train(ppo_config(tmp_path), policy=lm, env_kwargs=env_kwargs())
     policy, env = result["policy"], result["envs"].unwrapped
-    assert all(h["policy/first_ratio_max_dev"] == 0.0 for h in result["history"])
+    assert all(h["policy/first_ratio_max_dev"] < 1e-5 for h in result["history"])
     assert abs(result["history"][0]["env/kl"]) < 1e-6 and result["history"][1]["env/kl"] != 0.0
     # one copy of the weights: the env's reference is the policy's base with the adapters off
     assert isinstance(env.reference_model, AdaptersOff) and env.reference_model.peft_model is policy.lm

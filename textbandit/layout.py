@@ -95,6 +95,22 @@ def join(
     return input_ids, attention_mask, position_ids(attention_mask)
 
 
+def used_columns(prompt_mask: torch.Tensor, response_mask: torch.Tensor) -> tuple[slice, slice]:
+    """The columns some row uses: prompt columns from the first one any row's prompt fills (they
+    are left-padded), response columns up to the last one any row's response fills. A batch cut
+    to them gives every row the same outputs (padding is masked out and positions ignore it) at
+    less cost: a rollout's rows are padded to the env's fixed widths, most rows are shorter.
+
+    >>> used_columns(torch.tensor([[0, 0, 1], [0, 1, 1]]), torch.tensor([[1, 0, 0], [1, 1, 0]]))
+    (slice(1, 3, None), slice(0, 2, None))
+    """
+    prompt_used = prompt_mask.bool().any(dim=0).nonzero()
+    response_used = response_mask.bool().any(dim=0).nonzero()
+    first = int(prompt_used[0]) if len(prompt_used) else prompt_mask.shape[1]
+    last = int(response_used[-1]) + 1 if len(response_used) else 1
+    return slice(first, prompt_mask.shape[1]), slice(0, min(last, response_mask.shape[1]))
+
+
 class Batch(NamedTuple):
     """A joined batch: ``(N, P + L)`` input ids, attention mask and positions, plus the parts."""
 

@@ -48,6 +48,7 @@ from agents.ppo.policy import PolicyWithValueHead
 from agents.ppo.ptx import PretrainingBatches
 from agents.sampling import decoding_steps, skip_draws
 from textbandit.data import load_texts
+from textbandit.layout import used_columns
 from textbandit.task import Task, load_task
 
 
@@ -189,18 +190,21 @@ def ppo_update(
         for start in range(0, n, mb):
             minibatch = order[start : start + mb]
             idx = minibatch[rank * lmb : (rank + 1) * lmb]
-            mask = batch.mask[idx]
-            share = mask.sum() * world_size / batch.mask[minibatch].sum()  # exactly 1 with one rank
+            share = batch.mask[idx].sum() * world_size / batch.mask[minibatch].sum()  # exactly 1 with one rank
+            # only the columns these rows use: the env pads every rollout to its fixed widths
+            cols, rcols = used_columns(batch.prompt_mask[idx], batch.mask[idx])
+            mask = batch.mask[idx, rcols]
             logprobs, new_values, entropy = policy(
-                batch.prompt_ids[idx],
-                batch.prompt_mask[idx],
-                batch.responses[idx],
+                batch.prompt_ids[idx, cols],
+                batch.prompt_mask[idx, cols],
+                batch.responses[idx, rcols],
                 mask,
                 cfg.temperature,
                 entropy_grad=cfg.ent_coef > 0,
             )  # else the entropy is only logged
-            pg = F.policy_loss(logprobs, batch.logprobs[idx], advantages[idx], mask, cfg.clip_coef)
-            vf_loss, vf_clip = F.value_loss(new_values, values[idx], returns[idx], mask, cfg.value_clip)
+            old_logprobs, adv = batch.logprobs[idx, rcols], advantages[idx, rcols]
+            pg = F.policy_loss(logprobs, old_logprobs, adv, mask, cfg.clip_coef)
+            vf_loss, vf_clip = F.value_loss(new_values, values[idx, rcols], returns[idx, rcols], mask, cfg.value_clip)
             ent = F.masked_mean(entropy, mask)
             loss = (pg.loss + cfg.vf_coef * vf_loss - cfg.ent_coef * ent) * share
             w = share.item() / world_size
@@ -212,8 +216,8 @@ def ppo_update(
                 "policy/approx_kl": pg.approx_kl.item() * w,
                 "value/clip_frac": vf_clip.item() * w,
             }
-            if first_dev is None:  # the env scored with this very policy: the ratio is exactly 1 here
-                first_dev = (logprobs - batch.logprobs[idx]).abs().max().item()
+            if first_dev is None:  # the env scored with this very policy: the ratio is 1 here (up to rounding)
+                first_dev = (logprobs - old_logprobs).abs().max().item()
             if ptx is not None and cfg.ptx_coef > 0:
                 ptx_loss = ptx.loss(distributed.unwrap(policy).lm, np_rng, rank=rank, world_size=world_size)
                 loss = loss + cfg.ptx_coef * ptx_loss
