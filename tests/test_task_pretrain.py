@@ -27,6 +27,26 @@ def test_pretrain_command_saves_a_loadable_model(tmp_path, capsys):
     assert len(texts) == 3 and len(ended) == 3
 
 
+def test_pretrain_with_bf16_autocast_on_a_cpu_keeps_float32_weights(tmp_path):
+    import torch
+
+    from agents.pretrain import PretrainArgs, pretrain
+
+    build(tmp_path / "task", TaskConfig(n_customers=6, prompts_per_customer=3, corpus_texts=300))
+    runs = {}
+    for bf16 in (True, False):
+        out = tmp_path / f"bf16_{bf16}"
+        args = PretrainArgs(size="small", task=str(tmp_path / "task"), out=str(out), steps=3, batch_size=4, warmup=1)
+        args.cpu_bf16, args.device, args.progress = bf16, "cpu", False
+        summary = pretrain(args)
+        assert summary["precision"] == ("bf16 autocast" if bf16 else "float32")
+        runs[bf16] = (AutoModelForCausalLM.from_pretrained(str(out)), summary["validation_perplexity"])
+    w_bf16, w_fp32 = (runs[b][0].transformer.h[0].mlp.c_fc.weight for b in (True, False))
+    assert w_bf16.dtype == torch.float32  # autocast computes in bf16; the weights it updates stay float32
+    assert not torch.equal(w_bf16, w_fp32)  # the bf16 products took effect
+    assert abs(runs[True][1] / runs[False][1] - 1) < 0.05  # and learned the same
+
+
 def test_cached_sampling_matches_recomputation():
     """The sampler's KV cache gives the tokens a full recomputation of every step gives (same draws)."""
     import torch
