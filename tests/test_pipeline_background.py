@@ -55,6 +55,26 @@ def test_background_stages_run_in_their_own_processes_and_are_recorded_once_fini
     assert again.built == []
 
 
+def _threads_here(d):
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "out.json").write_text(json.dumps({"pid": os.getpid(), "threads": torch.get_num_threads()}))
+
+
+def test_a_stage_built_after_the_background_has_finished_gets_every_thread_back(tmp_path):
+    stages = Stages(tmp_path, background=Background(threads=1, slots_waiting=2, main_threads=2))
+    stages("bg", functools.partial(_write, 0.1), {"x": 1}, background=True)
+    stages("during", _threads_here, {"x": 2})  # built while the background job may still run
+    deadline = time.time() + 60
+    while not (tmp_path / "bg" / "out.json").exists() and time.time() < deadline:
+        time.sleep(0.1)
+    time.sleep(1.0)  # the job's process exits after writing
+    stages("after", _threads_here, {"x": 3})
+    after = json.loads((tmp_path / "after" / "out.json").read_text())
+    assert after["pid"] == os.getpid() and after["threads"] == 2  # not the 1 it shared the cores with
+    assert (tmp_path / "bg" / ".done").exists()  # and the finished job was recorded on the way
+    stages.wait()
+
+
 def test_a_failing_background_stage_stops_the_run_and_names_the_stage(tmp_path):
     stages = Stages(tmp_path, background=Background(threads=1, slots_waiting=2))
     stages("bad", _fail, {}, background=True)

@@ -81,6 +81,12 @@ class Background:
         self.queued.append(_Job(name, fn, path, on_done))
         self._fill(slots=1)
 
+    def poll(self) -> None:
+        """Record the jobs that have finished; once none is left, the main process has its threads
+        back. The pipeline polls before each stage it builds itself, so a stage that follows the
+        background's end runs on every core (the quick preset's reward model, after the large base)."""
+        self._reap()
+
     def wait(self) -> None:
         """Run every queued job and wait until all have finished; the main process idles meanwhile."""
         while self.queued or self.running:

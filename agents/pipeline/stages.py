@@ -81,6 +81,8 @@ class Stages:
         if in_background:
             self.background.submit(name, fn, path, done)
             return path
+        if self.background is not None:
+            self.background.poll()  # the background may have finished: then this stage gets every core
         t0 = time.time()
         if every_rank:
             fn(path)
