@@ -141,9 +141,18 @@ def pretrain(out: Path, data: Path, job: str = "pretrain") -> None:
     # no dropout: ranks draw other masks than one process does (the same distribution, not the same numbers)
     module.SIZES["small"] = {**module.SIZES["small"], "resid_pdrop": 0.0, "embd_pdrop": 0.0, "attn_pdrop": 0.0}
     # float32 (no bf16 autocast on an AMX CPU): the ranks' sums must match one process's to 1e-4
-    args = PretrainArgs(size="small", steps=2, batch_size=5, warmup=1, out=str(out / job), progress=False, device="cpu")
-    args.cpu_bf16 = False
-    run(args)
+    run(
+        PretrainArgs(
+            size="small",
+            steps=2,
+            batch_size=5,
+            warmup=1,
+            out=str(out / job),
+            progress=False,
+            device="cpu",
+            cpu_bf16=False,
+        )
+    )
     save(out, job, load_weights(out / job))
 
 

@@ -36,9 +36,8 @@ def test_pretrain_with_bf16_autocast_on_a_cpu_keeps_float32_weights(tmp_path):
     runs = {}
     for bf16 in (True, False):
         out = tmp_path / f"bf16_{bf16}"
-        args = PretrainArgs(size="small", task=str(tmp_path / "task"), out=str(out), steps=3, batch_size=4, warmup=1)
-        args.cpu_bf16, args.device, args.progress = bf16, "cpu", False
-        summary = pretrain(args)
+        args = dict(size="small", task=str(tmp_path / "task"), out=str(out), steps=3, batch_size=4, warmup=1)
+        summary = pretrain(PretrainArgs(**args, cpu_bf16=bf16, device="cpu", progress=False))
         assert summary["precision"] == ("bf16 autocast" if bf16 else "float32")
         runs[bf16] = (AutoModelForCausalLM.from_pretrained(str(out)), summary["validation_perplexity"])
     w_bf16, w_fp32 = (runs[b][0].transformer.h[0].mlp.c_fc.weight for b in (True, False))

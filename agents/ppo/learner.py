@@ -190,10 +190,11 @@ def ppo_update(
         for start in range(0, n, mb):
             minibatch = order[start : start + mb]
             idx = minibatch[rank * lmb : (rank + 1) * lmb]
-            share = batch.mask[idx].sum() * world_size / batch.mask[minibatch].sum()  # exactly 1 with one rank
+            rows_mask = batch.mask[idx]
+            share = rows_mask.sum() * world_size / batch.mask[minibatch].sum()  # exactly 1 with one rank
             # only the columns these rows use: the env pads every rollout to its fixed widths
-            cols, rcols = used_columns(batch.prompt_mask[idx], batch.mask[idx])
-            mask = batch.mask[idx, rcols]
+            cols, rcols = used_columns(batch.prompt_mask[idx], rows_mask)
+            mask = rows_mask[:, rcols]
             logprobs, new_values, entropy = policy(
                 batch.prompt_ids[idx, cols],
                 batch.prompt_mask[idx, cols],
