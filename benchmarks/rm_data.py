@@ -17,7 +17,9 @@ The run's own PPO is judged beside it, so the two lines compare directly::
 ``--extra 0`` trains on the run's comparisons alone (with ``--rm-seed`` or ``--rm-epochs``);
 ``--add OTHER/extra.jsonl`` trains on another call's extra comparisons too;
 ``--reward-model DIR`` skips the reward model and runs PPO against DIR (``--ppo-seed``: PPO's
-spread at a fixed reward model). What it measured is in benchmarks/README.md ("Eighth pass").
+spread at a fixed reward model); ``--reward-model DIR DIR ...`` against the mean score of several
+(an ensemble of reward models; PPO's critic starts from the first); ``--kl-coef`` sets PPO's KL
+coefficient. What it measured is in benchmarks/README.md ("Eighth pass", "Tenth pass").
 """
 
 from __future__ import annotations
@@ -60,6 +62,26 @@ def gold_ties(task, records: list[dict]) -> float:
 
     tied = [abs(a - b) < 1e-9 for g in gold_lists(task, records) for a, b in combinations(g, 2)]
     return float(np.mean(tied))
+
+
+def mean_score_model(paths: list[str]):
+    """One reward model whose score is the mean of the reward models at ``paths``: a
+    :class:`~textbandit.reward_model.RewardModel` built on the first (so PPO's critic starts from it),
+    the others held beside it, not as submodules (a copy of it trains the first alone)."""
+    from textbandit.reward_model import RewardModel
+
+    class MeanScore(RewardModel):
+        def __init__(self, models):
+            super().__init__(models[0].trunk, models[0].head)
+            self.others = tuple(models[1:])
+
+        def score(self, input_ids, attention_mask, position_ids=None):
+            own = super().score(input_ids, attention_mask, position_ids)
+            return (own + sum(m.score(input_ids, attention_mask, position_ids) for m in self.others)) / (
+                1 + len(self.others)
+            )
+
+    return MeanScore([RewardModel.from_pretrained(p).eval() for p in paths])
 
 
 def judge(task, run: Path, policies: dict[str, Path], n_prompts: int = 256, seed: int = 0) -> dict[str, dict]:
@@ -108,7 +130,9 @@ def main(argv=None) -> None:
     ap.add_argument("--add", nargs="*", default=[], help="more comparisons to train on (a call's extra.jsonl)")
     ap.add_argument("--rm-epochs", type=int, default=None, help="default: the preset's")
     ap.add_argument("--rm-seed", type=int, default=0)
-    ap.add_argument("--reward-model", default=None, help="use this reward model instead of training one")
+    ap.add_argument("--reward-model", nargs="+", default=None,
+                    help="use this reward model instead of training one (several: their mean score)")  # fmt: skip
+    ap.add_argument("--kl-coef", type=float, default=0.05, help="PPO's KL coefficient (the preset's default)")
     ap.add_argument("--ppo-seed", type=int, default=0, help="0 is the pipeline's")
     ap.add_argument("--threads", type=int, default=2)
     a = ap.parse_args(argv)
@@ -120,7 +144,7 @@ def main(argv=None) -> None:
     print(f"# {machine()}; run {run}", flush=True)
     t0 = time.time()
 
-    rm_dir = Path(a.reward_model) if a.reward_model else out / "reward_model"
+    rm_dir = Path(a.reward_model[0]) if a.reward_model else out / "reward_model"
     if not a.reward_model:
         run_file = train_file = run / "comparisons" / "train.jsonl"
         added = [r for f in a.add for r in load_comparisons(f)]
@@ -154,13 +178,23 @@ def main(argv=None) -> None:
         train_reward_model(rm_cfg)
         print(f"reward model: {time.time() - t:.0f} s", flush=True)
     rm_acc = json.loads((rm_dir / "summary.json").read_text())["val"]["accuracy"]
+    env_kwargs = {}
+    if a.reward_model and len(a.reward_model) > 1:
+        from agents.reward.data import encode_comparisons, evaluate
+
+        ensemble = mean_score_model(a.reward_model)
+        val = encode_comparisons(load_comparisons(run / "comparisons" / "validation.jsonl"), task.load_tokenizer(),
+                                 task.max_prompt_len, task.max_new_tokens)  # fmt: skip
+        rm_acc = evaluate(ensemble, val, task.load_tokenizer().pad_token_id, "cpu")["accuracy"]
+        env_kwargs = {"reward_model": ensemble}
+        print(f"mean score of {len(a.reward_model)} reward models: held out {rm_acc:.1%}", flush=True)
 
     cfg = ppo_config(
-        settings, sft, rm_dir, out / "ppo", settings.ppo_iterations["small"], 0.05, a.ppo_seed,
+        settings, sft, rm_dir, out / "ppo", settings.ppo_iterations["small"], a.kl_coef, a.ppo_seed,
         device="cpu", progress=False, task=str(task.path),
     )  # fmt: skip
     t = time.time()
-    result = train(cfg, task=task.replace(reward_model=str(rm_dir)))
+    result = train(cfg, task=task.replace(reward_model=str(rm_dir)), env_kwargs=env_kwargs)
     save_policy(result["policy"], out / "ppo" / "final")
     print(f"PPO: {time.time() - t:.0f} s", flush=True)
 

@@ -31,3 +31,32 @@ def test_gold_ties_counts_every_pair():
     good, bad = "red and blue .", "red and red ."
     assert task.gold_scores([p, p], [good, bad]) != task.gold_scores([p, p], [good, good])
     assert rm_data.gold_ties(task, [{"prompt": p, "responses": [good, good, bad]}]) == 1 / 3
+
+
+def test_mean_score_model_scores_the_mean_of_its_members_and_its_copy_trains_the_first(tmp_path):
+    import copy
+
+    import torch
+
+    from agents.ppo.models import value_model_from
+    from textbandit.reward_model import RewardModel
+
+    task = load_task("default")
+    paths = []
+    for seed in (0, 1):  # two reward models that differ in their heads
+        torch.manual_seed(seed)
+        rm = RewardModel.from_causal_lm(str(task.reference_model))
+        rm.save_pretrained(tmp_path / f"rm{seed}")
+        paths.append(str(tmp_path / f"rm{seed}"))
+    members = [RewardModel.from_pretrained(p).eval() for p in paths]
+    ensemble = rm_data.mean_score_model(paths)
+    ids = torch.tensor([[5, 6, 7, 8], [5, 9, 10, 0]])
+    mask = torch.tensor([[1, 1, 1, 1], [1, 1, 1, 0]])
+    with torch.no_grad():
+        scores = [m.score(ids, mask) for m in members]
+        assert not torch.allclose(scores[0], scores[1])
+        torch.testing.assert_close(ensemble.score(ids, mask), (scores[0] + scores[1]) / 2)
+        critic = value_model_from(ensemble)  # PPO's critic: a copy whose weights are the first member's alone
+        torch.testing.assert_close(critic(ids, mask), value_model_from(members[0])(ids, mask))
+    assert sum(p.numel() for p in critic.parameters()) == sum(p.numel() for p in members[0].parameters())
+    assert copy.deepcopy(ensemble).others[0] is not ensemble.others[0]
