@@ -14,13 +14,15 @@ and overall, against the bars of the testbed issue:
 - ``ppo_gold``: PPO with the run's settings and budget against the gold labeler itself (a perfect
   reward model, rescaled to the run's reward model's mean and spread; its critic the shared head,
   as there is no reward model to start one from), its gold win rate over SFT on test prompts
-  (bar: >= 70%);
+  (bar: >= 70%); ``--ppo-kind K`` trains it on the training prompts of kind K alone, which tells a
+  kind PPO cannot learn from one that the other kinds' updates pull down;
 - ``sft_fit``: whether the SFT model fits its own training data. On training prompts that have a
   demonstration, the share of one SFT sample each that meets each of the instruction's constraints,
   beside the share of the demonstrations that do (a model that imitates them should come close);
 - ``components``: what the run's PPO model changed, in the gold labeler's parts: the mean gold,
   ``intent`` (the score before the sense factor), ``sense``, ``explicit`` (the instructions'
-  constraint credit) and ``grammar`` of one sample per test prompt, SFT against PPO, and the run's
+  constraint credit), ``grammar`` and ``repetition`` (1 when nothing repeats, 0.5 when something
+  does) of one sample per test prompt, SFT against PPO, and the run's
   PPO model's gold win rate over SFT on them, overall and per kind.
 
     python benchmarks/calibrate.py --run runs/quick                     # every section
@@ -42,7 +44,7 @@ import numpy as np
 import torch
 
 SECTIONS = ("ties", "sft_fit", "best_of_8", "gold_rm", "ppo_gold", "components")
-PARTS = ("score", "intent", "sense", "explicit", "grammar")
+PARTS = ("score", "intent", "sense", "explicit", "grammar", "repetition")
 CONSTRAINTS = {  # the names of textbandit.task.instructions.constraints' entries, per kind
     "topic": ("on topic",),
     "include_word": ("on topic", "has a word of the category"),
@@ -203,8 +205,11 @@ def gold_rm(run: Path, task, preset, seed: int, epochs: int | None) -> dict:
     return out
 
 
-def ppo_gold(run: Path, task, preset, envs, sft, idx, kinds, seed: int, iterations: int | None) -> dict:
-    """PPO against the gold labeler itself, with the run's settings; its gold win rate over SFT."""
+def ppo_gold(
+    run: Path, task, preset, envs, sft, idx, kinds, seed: int, iterations: int | None, kind: str | None = None
+) -> dict:
+    """PPO against the gold labeler itself, with the run's settings; its gold win rate over SFT.
+    ``kind``: PPO trains on that kind's training prompts alone (judged on every test prompt)."""
     from ppo_oracle import gold_reward
 
     from agents.pipeline.evaluate import model_seed
@@ -216,6 +221,10 @@ def ppo_gold(run: Path, task, preset, envs, sft, idx, kinds, seed: int, iteratio
     scale = float(base.score.std() / max(base.gold.std(), 1e-6))  # the oracle on the reward model's scale
     shift = float(base.score.mean() - scale * base.gold.mean())
     oracle = {"reward_model": None, "reward_fns": [gold_reward(task, scale, shift)]}
+    if kind:
+        oracle["prompts"] = [r["prompt"] for r in task.prompt_records("train") if r["kind"] == kind]
+        if not oracle["prompts"]:
+            raise SystemExit(f"--ppo-kind {kind}: the task has no training prompt of that kind")
     iterations = iterations or preset.ppo_iterations[preset.sizes[0]]
     with tempfile.TemporaryDirectory() as tmp:
         cfg = ppo_config(
@@ -236,6 +245,7 @@ def ppo_gold(run: Path, task, preset, envs, sft, idx, kinds, seed: int, iteratio
         policy = train(cfg, env_kwargs=oracle)["policy"]
     ppo = sample_and_score(envs, policy.lm, idx, envs.temperature, seed=model_seed(seed, "ppo"))
     return {
+        "trained_on": kind or "all",
         "iterations": iterations,
         "responses": iterations * preset.ppo_batch,
         "kl_from_sft": float(ppo.kl.mean()),
@@ -270,6 +280,7 @@ def main(argv=None) -> dict:
     p.add_argument("--fit-prompts", type=int, default=120, help="training prompts per kind of sft_fit")
     p.add_argument("--rm-epochs", type=int, default=None, help="epochs of the gold-label reward model (the run's)")
     p.add_argument("--iterations", type=int, default=None, help="PPO iterations (default: the run's preset's)")
+    p.add_argument("--ppo-kind", default=None, help="ppo_gold trains on this instruction kind's prompts alone")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", help="write the results here too")
     a = p.parse_args(argv)
@@ -303,7 +314,7 @@ def main(argv=None) -> dict:
     if "gold_rm" in a.only:
         results["gold_rm"] = gold_rm(run, task, preset, a.seed, a.rm_epochs)
     if "ppo_gold" in a.only:
-        results["ppo_gold"] = ppo_gold(run, task, preset, envs, sft, idx, kinds, a.seed, a.iterations)
+        results["ppo_gold"] = ppo_gold(run, task, preset, envs, sft, idx, kinds, a.seed, a.iterations, a.ppo_kind)
     if "components" in a.only:
         results["components"] = components(run, envs, sft, idx, kinds, a.seed)
     report(results)
@@ -341,7 +352,8 @@ def report(r: dict) -> None:
     if "ppo_gold" in r:
         p = r["ppo_gold"]
         print(
-            f"PPO against gold: {p['iterations']} iterations ({p['responses']} responses), KL from SFT "
+            f"PPO against gold: {p['iterations']} iterations ({p['responses']} responses) on "
+            f"{'every kind' if p['trained_on'] == 'all' else p['trained_on'] + ' prompts alone'}, KL from SFT "
             f"{p['kl_from_sft']:.2f} nats"
         )
     if "ties" in r:

@@ -1,5 +1,7 @@
 """benchmarks/calibrate.py's sft_fit: does the SFT model meet its demonstrations' constraints?"""
 
+from pathlib import Path
+
 import numpy as np
 from conftest import load_benchmark
 from transformers import AutoModelForCausalLM
@@ -73,3 +75,39 @@ def test_report_prints_the_run_ppo_win_rate_per_kind(capsys):
     out = capsys.readouterr().out
     assert "run's PPO over SFT" in out
     assert "| topic | 75.0%" in out and "| avoid_word | 50.0%" in out and "| all | 62.5%" in out
+
+
+def test_ppo_gold_trains_on_one_kinds_prompts_when_asked(monkeypatch, tmp_path, one_thread):
+    import types
+
+    import pytest
+
+    import agents.ppo.learner
+    from agents.pipeline.config import PRESETS
+    from textbandit.vector_env import TextBanditVectorEnv
+
+    calibrate = load_benchmark("calibrate")
+    task = load_task("default")
+    sft = AutoModelForCausalLM.from_pretrained(str(task.reference_model)).eval()
+    seen = {}
+
+    def fake_train(cfg, env_kwargs=None, **kw):  # what PPO would train on; the SFT model stands in for its result
+        seen.update(env_kwargs)
+        return {"policy": types.SimpleNamespace(lm=sft)}
+
+    monkeypatch.setattr(agents.ppo.learner, "train", fake_train)
+    monkeypatch.syspath_prepend(str(Path(calibrate.__file__).parent))  # ppo_gold imports ppo_oracle, as a script does
+    envs = TextBanditVectorEnv(num_envs=4, task=task, split="test")
+    idx = np.arange(8)
+    kinds = calibrate.by_kind(task, [envs.prompts[i] for i in idx])
+    run = tmp_path / "run"
+    (run / "sft_small").mkdir(parents=True)
+    r = calibrate.ppo_gold(run, task, PRESETS["tiny"], envs, sft, idx, kinds, 0, 1, "list_category")
+    want = [p["prompt"] for p in task.prompt_records("train") if p["kind"] == "list_category"]
+    assert seen["prompts"] == want and len(want) > 0 and r["trained_on"] == "list_category"
+    assert seen["reward_model"] is None and len(seen["reward_fns"]) == 1
+    seen.clear()
+    assert calibrate.ppo_gold(run, task, PRESETS["tiny"], envs, sft, idx, kinds, 0, 1)["trained_on"] == "all"
+    assert "prompts" not in seen
+    with pytest.raises(SystemExit, match="no training prompt of that kind"):
+        calibrate.ppo_gold(run, task, PRESETS["tiny"], envs, sft, idx, kinds, 0, 1, "haiku")
