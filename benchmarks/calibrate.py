@@ -14,8 +14,8 @@ and overall, against the bars of the testbed issue:
 - ``ppo_gold``: PPO with the run's settings and budget against the gold labeler itself (a perfect
   reward model, rescaled to the run's reward model's mean and spread; its critic the shared head,
   as there is no reward model to start one from), its gold win rate over SFT on test prompts
-  (bar: >= 70%); ``--ppo-kind K`` trains it on the training prompts of kind K alone, which tells a
-  kind PPO cannot learn from one that the other kinds' updates pull down;
+  (bar: >= 70%); ``--ppo-kind K [K ...]`` trains it on the training prompts of those kinds alone,
+  which tells a kind PPO cannot learn from one that the other kinds' updates pull down;
 - ``sft_fit``: whether the SFT model fits its own training data. On training prompts that have a
   demonstration, the share of one SFT sample each that meets each of the instruction's constraints,
   beside the share of the demonstrations that do (a model that imitates them should come close);
@@ -206,10 +206,10 @@ def gold_rm(run: Path, task, preset, seed: int, epochs: int | None) -> dict:
 
 
 def ppo_gold(
-    run: Path, task, preset, envs, sft, idx, kinds, seed: int, iterations: int | None, kind: str | None = None
+    run: Path, task, preset, envs, sft, idx, kinds, seed: int, iterations: int | None, train_kinds=None
 ) -> dict:
     """PPO against the gold labeler itself, with the run's settings; its gold win rate over SFT.
-    ``kind``: PPO trains on that kind's training prompts alone (judged on every test prompt)."""
+    ``train_kinds``: PPO trains on those kinds' training prompts alone (judged on every test prompt)."""
     from ppo_oracle import gold_reward
 
     from agents.pipeline.evaluate import model_seed
@@ -221,10 +221,12 @@ def ppo_gold(
     scale = float(base.score.std() / max(base.gold.std(), 1e-6))  # the oracle on the reward model's scale
     shift = float(base.score.mean() - scale * base.gold.mean())
     oracle = {"reward_model": None, "reward_fns": [gold_reward(task, scale, shift)]}
-    if kind:
-        oracle["prompts"] = [r["prompt"] for r in task.prompt_records("train") if r["kind"] == kind]
-        if not oracle["prompts"]:
-            raise SystemExit(f"--ppo-kind {kind}: the task has no training prompt of that kind")
+    if train_kinds:
+        records = task.prompt_records("train")
+        missing = sorted(set(train_kinds) - {r["kind"] for r in records})
+        if missing:
+            raise SystemExit(f"--ppo-kind {' '.join(missing)}: the task has no training prompt of that kind")
+        oracle["prompts"] = [r["prompt"] for r in records if r["kind"] in train_kinds]
     iterations = iterations or preset.ppo_iterations[preset.sizes[0]]
     with tempfile.TemporaryDirectory() as tmp:
         cfg = ppo_config(
@@ -245,7 +247,7 @@ def ppo_gold(
         policy = train(cfg, env_kwargs=oracle)["policy"]
     ppo = sample_and_score(envs, policy.lm, idx, envs.temperature, seed=model_seed(seed, "ppo"))
     return {
-        "trained_on": kind or "all",
+        "trained_on": " ".join(train_kinds) if train_kinds else "all",
         "iterations": iterations,
         "responses": iterations * preset.ppo_batch,
         "kl_from_sft": float(ppo.kl.mean()),
@@ -280,7 +282,7 @@ def main(argv=None) -> dict:
     p.add_argument("--fit-prompts", type=int, default=120, help="training prompts per kind of sft_fit")
     p.add_argument("--rm-epochs", type=int, default=None, help="epochs of the gold-label reward model (the run's)")
     p.add_argument("--iterations", type=int, default=None, help="PPO iterations (default: the run's preset's)")
-    p.add_argument("--ppo-kind", default=None, help="ppo_gold trains on this instruction kind's prompts alone")
+    p.add_argument("--ppo-kind", nargs="+", default=None, help="ppo_gold trains on these kinds' prompts alone")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", help="write the results here too")
     a = p.parse_args(argv)

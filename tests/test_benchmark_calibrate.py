@@ -102,12 +102,15 @@ def test_ppo_gold_trains_on_one_kinds_prompts_when_asked(monkeypatch, tmp_path, 
     kinds = calibrate.by_kind(task, [envs.prompts[i] for i in idx])
     run = tmp_path / "run"
     (run / "sft_small").mkdir(parents=True)
-    r = calibrate.ppo_gold(run, task, PRESETS["tiny"], envs, sft, idx, kinds, 0, 1, "list_category")
+    r = calibrate.ppo_gold(run, task, PRESETS["tiny"], envs, sft, idx, kinds, 0, 1, ["list_category"])
     want = [p["prompt"] for p in task.prompt_records("train") if p["kind"] == "list_category"]
     assert seen["prompts"] == want and len(want) > 0 and r["trained_on"] == "list_category"
     assert seen["reward_model"] is None and len(seen["reward_fns"]) == 1
     seen.clear()
     assert calibrate.ppo_gold(run, task, PRESETS["tiny"], envs, sft, idx, kinds, 0, 1)["trained_on"] == "all"
     assert "prompts" not in seen
+    calibrate.ppo_gold(run, task, PRESETS["tiny"], envs, sft, idx, kinds, 0, 1, ["topic", "list_category"])
+    both = [p["prompt"] for p in task.prompt_records("train") if p["kind"] in ("topic", "list_category")]
+    assert seen["prompts"] == both
     with pytest.raises(SystemExit, match="no training prompt of that kind"):
-        calibrate.ppo_gold(run, task, PRESETS["tiny"], envs, sft, idx, kinds, 0, 1, "haiku")
+        calibrate.ppo_gold(run, task, PRESETS["tiny"], envs, sft, idx, kinds, 0, 1, ["topic", "haiku"])
