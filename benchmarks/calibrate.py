@@ -11,6 +11,9 @@ and overall, against the bars of the testbed issue:
 - ``gold_rm``: a reward model trained with the run's recipe on the run's comparisons ranked by
   gold itself (no label noise; gold ties tied): its accuracy on the non-tied pairs of its own
   training comparisons and of the held-out ones (bars: >= 95% and >= 85%);
+- ``rm_vs_gold``: the run's own reward model against gold on the held-out comparison pairs whose
+  gold differs, split by what differs: explicit intent (the instructions' constraints) or not,
+  sense or not. Which gold differences the reward model ranks right is what PPO can learn from it;
 - ``ppo_gold``: PPO with the run's settings and budget against the gold labeler itself (a perfect
   reward model, rescaled to the run's reward model's mean and spread; its critic the shared head,
   as there is no reward model to start one from), its gold win rate over SFT on test prompts
@@ -43,7 +46,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-SECTIONS = ("ties", "sft_fit", "best_of_8", "gold_rm", "ppo_gold", "components")
+SECTIONS = ("ties", "sft_fit", "best_of_8", "gold_rm", "rm_vs_gold", "ppo_gold", "components")
 PARTS = ("score", "intent", "sense", "explicit", "grammar", "repetition")
 CONSTRAINTS = {  # the names of textbandit.task.instructions.constraints' entries, per kind
     "topic": ("on topic",),
@@ -205,6 +208,49 @@ def gold_rm(run: Path, task, preset, seed: int, epochs: int | None) -> dict:
     return out
 
 
+def pair_difference(a: dict, b: dict) -> str:
+    """What differs between two responses' ``gold_details``: ``"explicit, sense"``,
+    ``"explicit, not sense"``, ``"not explicit, sense"`` or ``"not explicit, not sense"`` (then
+    grammar, repetition, invented words or truncation)."""
+    explicit = abs(a["explicit"] - b["explicit"]) > 1e-9
+    sense = abs(a["sense"] - b["sense"]) > 1e-9
+    return f"{'explicit' if explicit else 'not explicit'}, {'sense' if sense else 'not sense'}"
+
+
+def rm_vs_gold(run: Path, task) -> dict:
+    """The run's reward model on held-out pairs whose gold differs: how often it orders them as gold
+    does, overall and by :func:`pair_difference`."""
+    from transformers import AutoTokenizer
+
+    from agents.reward.data import encode_comparisons, score_comparisons
+    from textbandit.data import load_comparisons
+    from textbandit.reward_model import RewardModel
+    from textbandit.task.gold import gold_details
+
+    rm = RewardModel.from_pretrained(run / "reward_model").eval()
+    tok = AutoTokenizer.from_pretrained(run / "reward_model")
+    records = load_comparisons(run / "comparisons" / "validation.jsonl")
+    # every record scored, whatever the labelers' ranking (encode_comparisons drops all-tied ones)
+    untied = [dict(r, ranking=list(range(len(r["responses"])))) for r in records]
+    counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    with torch.no_grad():
+        for start in range(0, len(untied), 64):
+            chunk = untied[start : start + 64]
+            comps = encode_comparisons(chunk, tok, task.max_prompt_len, task.max_new_tokens)
+            scores = score_comparisons(rm, comps, tok.pad_token_id, "cpu")[0]
+            for b, r in enumerate(chunk):
+                ends = r.get("ended_with_eos") or [True] * len(r["responses"])
+                d = [gold_details(r["prompt"], text, bool(e)) for text, e in zip(r["responses"], ends)]
+                for i, j in combinations(range(len(d)), 2):
+                    if d[i]["score"] == d[j]["score"]:
+                        continue
+                    right = (float(scores[b, i]) > float(scores[b, j])) == (d[i]["score"] > d[j]["score"])
+                    for key in ("all", pair_difference(d[i], d[j])):
+                        counts[key][0] += right
+                        counts[key][1] += 1
+    return {k: {"accuracy": n_right / n, "pairs": n} for k, (n_right, n) in sorted(counts.items())}
+
+
 def ppo_gold(
     run: Path, task, preset, envs, sft, idx, kinds, seed: int, iterations: int | None, train_kinds=None
 ) -> dict:
@@ -315,6 +361,8 @@ def main(argv=None) -> dict:
         results["best_of_8"] = best_of_8(envs, sft, idx, kinds, a.seed)
     if "gold_rm" in a.only:
         results["gold_rm"] = gold_rm(run, task, preset, a.seed, a.rm_epochs)
+    if "rm_vs_gold" in a.only:
+        results["rm_vs_gold"] = rm_vs_gold(run, task)
     if "ppo_gold" in a.only:
         results["ppo_gold"] = ppo_gold(run, task, preset, envs, sft, idx, kinds, a.seed, a.iterations, a.ppo_kind)
     if "components" in a.only:
@@ -358,6 +406,10 @@ def report(r: dict) -> None:
             f"{'every kind' if p['trained_on'] == 'all' else p['trained_on'] + ' prompts alone'}, KL from SFT "
             f"{p['kl_from_sft']:.2f} nats"
         )
+    if "rm_vs_gold" in r:
+        print("| held-out pairs whose gold differs in | the run's RM orders them as gold | pairs |\n|---|---|---|")
+        for name, row in r["rm_vs_gold"].items():
+            print(f"| {name} | {row['accuracy']:.1%} | {row['pairs']} |")
     if "ties" in r:
         print("| kind | constraint | held-out pairs that differ in it |\n|---|---|---|")
         for kind, row in r["ties"].items():

@@ -1,5 +1,6 @@
 """benchmarks/calibrate.py's sft_fit: does the SFT model meet its demonstrations' constraints?"""
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -61,6 +62,36 @@ def test_differing_pairs_counts_each_constraint_by_hand():
     # "has a color": red, no, blue, none -> pairs (0,1) (0,3) (1,2) (2,3) differ: 4 of 6;
     # "on topic": food words in the first three, none in the empty one -> 3 of 6
     assert share == {"on topic": 3 / 6, "has a word of the category": 4 / 6}
+
+
+def test_rm_vs_gold_orders_pairs_by_what_differs(monkeypatch, tmp_path, one_thread):
+    import shutil
+
+    import torch
+
+    import agents.reward.data
+
+    calibrate = load_benchmark("calibrate")
+    task = load_task("default")
+    run = tmp_path / "run"
+    (run / "comparisons").mkdir(parents=True)
+    shutil.copytree(task.reward_model, run / "reward_model")
+    prompt = "instruction : write about food . include a color . response :"
+    # gold 1.0, 0.7 (no color), 0.5 (a cake that runs: nonsense), 0.35 (both)
+    responses = ["the cake is red .", "the cake is big .", "the red cake runs .", "the cake runs ."]
+    details = [gold_details(prompt, r) for r in responses]
+    assert [round(d["score"], 2) for d in details] == [1.0, 0.7, 0.5, 0.35]
+    record = {"prompt": prompt, "responses": responses, "ranking": [0, 1, 2, 3], "ended_with_eos": [True] * 4}
+    (run / "comparisons" / "validation.jsonl").write_text(json.dumps(record) + "\n")
+    # a reward model that orders them A > C > B > D: wrong on B against C alone
+    fake = torch.tensor([[3.0, 1.0, 2.0, 0.0]])
+    monkeypatch.setattr(agents.reward.data, "score_comparisons", lambda rm, comps, pad, device: (fake, None, None))
+    r = calibrate.rm_vs_gold(run, task)
+    assert r["all"] == {"accuracy": 5 / 6, "pairs": 6}
+    assert r["explicit, not sense"] == {"accuracy": 1.0, "pairs": 2}  # A-B, C-D
+    assert r["not explicit, sense"] == {"accuracy": 1.0, "pairs": 2}  # A-C, B-D
+    assert r["explicit, sense"] == {"accuracy": 0.5, "pairs": 2}  # A-D right, B-C wrong
+    assert "not explicit, not sense" not in r
 
 
 def test_report_prints_the_run_ppo_win_rate_per_kind(capsys):
