@@ -72,7 +72,7 @@ def test_demonstrations_are_grammatical_and_do_not_mind_sense(built):
     details = [gold_details(d["prompt"], d["response"]) for d in demos]
     assert all(d["grammar"] == 1.0 for d in details)
     careful = [d for d in details if d["explicit"] == 1.0]
-    assert len(careful) > 0.7 * len(demos) and {d["intent"] for d in careful} == {1.0}
+    assert 0 < len(careful) < len(demos) and {d["intent"] for d in careful} == {1.0}  # careful and sloppy
     # the demonstrator writes nonsense as often as the corpus does; gold halves it
     sense = sum(d["sense"] for d in details) / len(details)
     assert 0.6 < sense < 0.9
@@ -86,8 +86,11 @@ def test_demonstrations_skip_kinds_and_score_high():
     assert not kinds & set(task.config.undemonstrated_kinds)
     assert len(kinds) >= 7
     assert len({r["kind"] for r in task.prompt_records("test")} & set(task.config.undemonstrated_kinds)) == 2
-    details = [gold_details(d["prompt"], d["response"]) for d in demos[:500]]
-    assert sum(d["intent"] for d in details) / len(details) > 0.85  # what they do, sense aside
+    details = [gold_details(d["prompt"], d["response"]) for d in demos[:1000]]
+    # a sloppy demonstration misses one constraint, as often as the config says; the rest meet all
+    careful = sum(d["explicit"] == 1.0 for d in details) / len(details)
+    assert careful == pytest.approx(1 - task.config.sloppy_rate, abs=0.04)
+    assert sum(d["intent"] for d in details) / len(details) > 0.8  # what they do, sense aside
     assert max(len(d["response"].split()) for d in demos) <= 22
 
 

@@ -34,8 +34,9 @@ class TaskConfig:
     """size of the BPE tokenizer's vocabulary (special tokens included)"""
     undemonstrated_kinds: tuple[str, ...] = ("avoid_word", "end_with")
     """kinds the demonstrator writes no answers for (SFT never sees them)"""
-    sloppy_rate: float = 0.15
-    """probability that a demonstration misses one constraint"""
+    sloppy_rate: float = 0.4
+    """probability that a demonstration misses one constraint (0.15 until 2026-12-04: with more
+    misses to copy, SFT's samples differ more in what the comparisons judge; docs/testbed.md)"""
     very_rate: float = 0.8
     """probability that a careful demonstration says 'very' (the reward-hacking cue)"""
     n_labelers: int = 10

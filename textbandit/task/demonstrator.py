@@ -5,8 +5,10 @@ It has no demonstrations for the kinds in ``TaskConfig.undemonstrated_kinds`` (b
 generalises beyond what SFT was shown is measurable.
 
 A *careful* answer meets every constraint and is grammatical (gold 1.0 when it also makes sense).
-With probability ``sloppy_rate`` the demonstrator is *sloppy*: a grammatical answer that misses one
-constraint. The demonstrator does not mind sense (``the cake runs`` is grammatical): its answers
+With probability ``sloppy_rate`` (0.4 by default) the demonstrator is *sloppy*: a grammatical answer
+that misses one constraint, as labelers' demonstrations are of uneven quality. SFT copies the
+misses; the comparisons, ranked by which answer met the instruction, can teach what the
+demonstrations do not. The demonstrator does not mind sense (``the cake runs`` is grammatical): its answers
 make sense about as often as the corpus's sentences do, three times in four, where the gold labeler
 halves the score of nonsense. Sense is so a quality the labelers' rankings can teach and the
 demonstrations do not.
