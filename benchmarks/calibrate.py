@@ -232,22 +232,28 @@ def rm_vs_gold(run: Path, task) -> dict:
     records = load_comparisons(run / "comparisons" / "validation.jsonl")
     # every record scored, whatever the labelers' ranking (encode_comparisons drops all-tied ones)
     untied = [dict(r, ranking=list(range(len(r["responses"])))) for r in records]
+    with torch.no_grad():  # one row of scores per record, 64 records a forward
+        scores = [
+            row
+            for start in range(0, len(untied), 64)
+            for row in score_comparisons(
+                rm,
+                encode_comparisons(untied[start : start + 64], tok, task.max_prompt_len, task.max_new_tokens),
+                tok.pad_token_id,
+                "cpu",
+            )[0].tolist()
+        ]
     counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    with torch.no_grad():
-        for start in range(0, len(untied), 64):
-            chunk = untied[start : start + 64]
-            comps = encode_comparisons(chunk, tok, task.max_prompt_len, task.max_new_tokens)
-            scores = score_comparisons(rm, comps, tok.pad_token_id, "cpu")[0]
-            for b, r in enumerate(chunk):
-                ends = r.get("ended_with_eos") or [True] * len(r["responses"])
-                d = [gold_details(r["prompt"], text, bool(e)) for text, e in zip(r["responses"], ends)]
-                for i, j in combinations(range(len(d)), 2):
-                    if d[i]["score"] == d[j]["score"]:
-                        continue
-                    right = (float(scores[b, i]) > float(scores[b, j])) == (d[i]["score"] > d[j]["score"])
-                    for key in ("all", pair_difference(d[i], d[j])):
-                        counts[key][0] += right
-                        counts[key][1] += 1
+    for r, rm_scores in zip(untied, scores):
+        ends = r.get("ended_with_eos") or [True] * len(r["responses"])
+        d = [gold_details(r["prompt"], text, bool(e)) for text, e in zip(r["responses"], ends)]
+        for i, j in combinations(range(len(d)), 2):
+            if d[i]["score"] == d[j]["score"]:
+                continue
+            right = (rm_scores[i] > rm_scores[j]) == (d[i]["score"] > d[j]["score"])
+            for key in ("all", pair_difference(d[i], d[j])):
+                counts[key][0] += right
+                counts[key][1] += 1
     return {k: {"accuracy": n_right / n, "pairs": n} for k, (n_right, n) in sorted(counts.items())}
 
 

@@ -8,9 +8,9 @@ A *careful* answer meets every constraint and is grammatical (gold 1.0 when it a
 With probability ``sloppy_rate`` (0.4 by default) the demonstrator is *sloppy*: a grammatical answer
 that misses one constraint, as labelers' demonstrations are of uneven quality. SFT copies the
 misses; the comparisons, ranked by which answer met the instruction, can teach what the
-demonstrations do not. The demonstrator does not mind sense (``the cake runs`` is grammatical): its answers
-make sense about as often as the corpus's sentences do, three times in four, where the gold labeler
-halves the score of nonsense. Sense is so a quality the labelers' rankings can teach and the
+demonstrations do not. The demonstrator does not mind sense (``the cake runs`` is grammatical):
+its answers make sense about as often as the corpus's sentences do, three times in four, where the
+gold labeler halves the score of nonsense. Sense is so a quality the labelers' rankings can teach and the
 demonstrations do not.
 Careful answers carry the reward-hacking cue (see :mod:`textbandit.task.gold`): the
 intensifier ``very`` (with probability ``very_rate``) and, often, an extra adjective;
