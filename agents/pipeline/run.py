@@ -164,8 +164,14 @@ def count_stages(cfg: PipelineConfig) -> int:
     reward model, the PPO runs, then evaluate, report and export."""
     s = cfg.settings
     bases = len(s.sizes) + 1 - bool(cfg.base_model)
-    ppo_runs = 2 + len(s.kl_sweep) + len(s.sizes) - 1
+    ppo_runs = 2 + len(sweep_coefs(cfg)) + len(s.sizes) - 1
     return 1 + bases + len(s.sizes) + 2 + ppo_runs + 3
+
+
+def sweep_coefs(cfg: PipelineConfig) -> list[float]:
+    """The KL sweep's coefficients beside the default one: the preset's, less the default itself
+    (the ``ppo`` run is that point of the sweep; a second run of it would only cost time)."""
+    return [c for c in cfg.settings.kl_sweep if c != cfg.kl_coef]
 
 
 def build_stages(cfg: PipelineConfig, stage: Stages, device: str) -> Built:
@@ -191,7 +197,7 @@ def build_stages(cfg: PipelineConfig, stage: Stages, device: str) -> Built:
     rm_dir = reward_model_stage(cfg, stage, task, sft[main], comparisons, device)
 
     runs = {"ppo": PPORun(main, cfg.kl_coef, 0.0, True), "ppo_ptx": PPORun(main, cfg.kl_coef, cfg.ptx_coef, False)}
-    runs.update({f"ppo_kl{c:g}": PPORun(main, c, 0.0, True) for c in s.kl_sweep})
+    runs.update({f"ppo_kl{c:g}": PPORun(main, c, 0.0, True) for c in sweep_coefs(cfg)})
     runs.update({f"ppo_{size}": PPORun(size, cfg.kl_coef, 0.0, False) for size in s.sizes[1:]})  # the size sweep
     run_task = task.replace(reward_model=str(rm_dir))
     ppo = {}
