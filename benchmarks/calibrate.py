@@ -258,10 +258,11 @@ def rm_vs_gold(run: Path, task) -> dict:
 
 
 def ppo_gold(
-    run: Path, task, preset, envs, sft, idx, kinds, seed: int, iterations: int | None, train_kinds=None
+    run: Path, task, preset, envs, sft, idx, kinds, seed: int, iterations: int | None, train_kinds=None, kl_coef=0.05
 ) -> dict:
     """PPO against the gold labeler itself, with the run's settings; its gold win rate over SFT.
-    ``train_kinds``: PPO trains on those kinds' training prompts alone (judged on every test prompt)."""
+    ``train_kinds``: PPO trains on those kinds' training prompts alone (judged on every test prompt);
+    ``kl_coef``: PPO's KL coefficient (main passes the run's default)."""
     from ppo_oracle import gold_reward
 
     from agents.pipeline.evaluate import model_seed
@@ -287,7 +288,7 @@ def ppo_gold(
             run / "reward_model",
             tmp,
             iterations,
-            0.05,
+            kl_coef,
             seed,
             device="cpu",
             progress=False,
@@ -301,6 +302,7 @@ def ppo_gold(
     return {
         "trained_on": " ".join(train_kinds) if train_kinds else "all",
         "iterations": iterations,
+        "kl_coef": kl_coef,
         "responses": iterations * preset.ppo_batch,
         "kl_from_sft": float(ppo.kl.mean()),
         "win_over_sft": win_table(ppo.gold, base.gold, kinds, seed),
@@ -335,6 +337,7 @@ def main(argv=None) -> dict:
     p.add_argument("--rm-epochs", type=int, default=None, help="epochs of the gold-label reward model (the run's)")
     p.add_argument("--iterations", type=int, default=None, help="PPO iterations (default: the run's preset's)")
     p.add_argument("--ppo-kind", nargs="+", default=None, help="ppo_gold trains on these kinds' prompts alone")
+    p.add_argument("--kl-coef", type=float, default=None, help="ppo_gold's KL coefficient (default: the run's)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", help="write the results here too")
     a = p.parse_args(argv)
@@ -348,7 +351,8 @@ def main(argv=None) -> dict:
     run = Path(a.run)
     if not (run / "reward_model" / ".done").exists():
         raise SystemExit(f"{run} has no finished reward_model/: run `textbandit pipeline --out {run}` first")
-    preset = PRESETS[json.loads((run / "pipeline_config.json").read_text())["preset"]]
+    run_cfg = json.loads((run / "pipeline_config.json").read_text())
+    preset = PRESETS[run_cfg["preset"]]
     task = load_task(run / "task")
     labelers = run / "comparisons" / "labelers.json"
     pool = LabelerPool(json.loads(labelers.read_text())["noises"]) if labelers.exists() else task.labelers()
@@ -370,7 +374,8 @@ def main(argv=None) -> dict:
     if "rm_vs_gold" in a.only:
         results["rm_vs_gold"] = rm_vs_gold(run, task)
     if "ppo_gold" in a.only:
-        results["ppo_gold"] = ppo_gold(run, task, preset, envs, sft, idx, kinds, a.seed, a.iterations, a.ppo_kind)
+        kl = run_cfg["kl_coef"] if a.kl_coef is None else a.kl_coef
+        results["ppo_gold"] = ppo_gold(run, task, preset, envs, sft, idx, kinds, a.seed, a.iterations, a.ppo_kind, kl)
     if "components" in a.only:
         results["components"] = components(run, envs, sft, idx, kinds, a.seed)
     report(results)
@@ -408,7 +413,8 @@ def report(r: dict) -> None:
     if "ppo_gold" in r:
         p = r["ppo_gold"]
         print(
-            f"PPO against gold: {p['iterations']} iterations ({p['responses']} responses) on "
+            f"PPO against gold: {p['iterations']} iterations ({p['responses']} responses) at kl_coef "
+            f"{p.get('kl_coef', 0.05):g} on "
             f"{'every kind' if p['trained_on'] == 'all' else p['trained_on'] + ' prompts alone'}, KL from SFT "
             f"{p['kl_from_sft']:.2f} nats"
         )

@@ -7,7 +7,7 @@ run's labelers (their noise as calibrated on the run's comparisons, not recalibr
 reward model as the pipeline does (from the SFT model, K-wise, the preset's learning rate, on the
 run's comparisons plus the extra ones), runs PPO from the SFT model against it with the pipeline's
 settings (the default KL coefficient, no curve), and judges that PPO policy as the report does:
-the same 256 test prompts and sampling seeds, gold win rate over SFT with a bootstrap interval.
+the same test prompts and sampling seeds, gold win rate over SFT with a bootstrap interval.
 The run's own PPO is judged beside it, so the two lines compare directly::
 
     python benchmarks/rm_data.py --run runs/quick --out /tmp/more --extra 2000          # ~4 min on 2 cores
@@ -17,9 +17,11 @@ The run's own PPO is judged beside it, so the two lines compare directly::
 ``--extra 0`` trains on the run's comparisons alone (with ``--rm-seed`` or ``--rm-epochs``);
 ``--add OTHER/extra.jsonl`` trains on another call's extra comparisons too;
 ``--reward-model DIR`` skips the reward model and runs PPO against DIR (``--ppo-seed``: PPO's
-spread at a fixed reward model); ``--reward-model DIR DIR ...`` against the mean score of several
-(an ensemble of reward models; PPO's critic starts from the first); ``--kl-coef`` sets PPO's KL
-coefficient. What it measured is in benchmarks/README.md ("Eighth pass", "Tenth pass").
+spread at a fixed reward model; ``--ppo-lr``, ``--iterations``: its learning rate and budget);
+``--reward-model DIR DIR ...`` against the mean score of several (an ensemble of reward models;
+PPO's critic starts from the first); ``--kl-coef`` sets PPO's KL coefficient (default: the run's
+preset's, 0.2 for quick); ``--prompts``: how many test prompts are judged (the quick report's 512; 256
+before 2026-12-04). What it measured is in benchmarks/README.md ("Eighth pass", "Tenth pass", "Thirteenth pass").
 """
 
 from __future__ import annotations
@@ -84,8 +86,11 @@ def mean_score_model(paths: list[str]):
     return MeanScore([RewardModel.from_pretrained(p).eval() for p in paths])
 
 
-def judge(task, run: Path, policies: dict[str, Path], n_prompts: int = 256, seed: int = 0) -> dict[str, dict]:
-    """Each policy's gold win rate over the run's SFT model on the report's test prompts and seeds."""
+def judge(
+    task, run: Path, policies: dict[str, Path], n_prompts: int = 512, seed: int = 0, split: str = "test"
+) -> dict[str, dict]:
+    """Each policy's gold win rate over the run's SFT model on the report's test prompts and seeds
+    (``split="validation"``: on validation customers' prompts, to choose settings by)."""
     from transformers import AutoModelForCausalLM
 
     from agents.pipeline.evaluate import eval_indices, model_seed
@@ -95,9 +100,9 @@ def judge(task, run: Path, policies: dict[str, Path], n_prompts: int = 256, seed
 
     sft = str(run / "sft_small")
     env_task = task.replace(reward_model=str(run / "reward_model"), reference_model=sft)
-    records = env_task.prompt_records("test")
+    records = env_task.prompt_records(split)
     idx = eval_indices(len(records), n_prompts, seed)
-    envs = TextBanditVectorEnv(num_envs=min(64, len(idx)), task=env_task, split="test", device="cpu")
+    envs = TextBanditVectorEnv(num_envs=min(64, len(idx)), task=env_task, split=split, device="cpu")
     load = lambda p: AutoModelForCausalLM.from_pretrained(str(p)).eval()  # noqa: E731
     # SFT with the report's seed; each policy with its own (the key's), as the report draws every model
     base = sample_and_score(envs, load(sft), idx, 1.0, seed=model_seed(seed, "sft")).gold
@@ -132,8 +137,11 @@ def main(argv=None) -> None:
     ap.add_argument("--rm-seed", type=int, default=0)
     ap.add_argument("--reward-model", nargs="+", default=None,
                     help="use this reward model instead of training one (several: their mean score)")  # fmt: skip
-    ap.add_argument("--kl-coef", type=float, default=0.05, help="PPO's KL coefficient (the preset's default)")
+    ap.add_argument("--kl-coef", type=float, default=None, help="PPO's KL coefficient (default: the preset's)")
     ap.add_argument("--ppo-seed", type=int, default=0, help="0 is the pipeline's")
+    ap.add_argument("--ppo-lr", type=float, default=None, help="PPO's learning rate (default: the preset's)")
+    ap.add_argument("--iterations", type=int, default=None, help="PPO iterations (default: the preset's)")
+    ap.add_argument("--prompts", type=int, default=512, help="test prompts judged (512: the quick report's)")
     ap.add_argument("--threads", type=int, default=2)
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
@@ -190,8 +198,9 @@ def main(argv=None) -> None:
         print(f"mean score of {len(a.reward_model)} reward models: held out {rm_acc:.1%}", flush=True)
 
     cfg = ppo_config(
-        settings, sft, rm_dir, out / "ppo", settings.ppo_iterations["small"], a.kl_coef, a.ppo_seed,
-        device="cpu", progress=False, task=str(task.path),
+        settings, sft, rm_dir, out / "ppo", a.iterations or settings.ppo_iterations["small"],
+        settings.kl_coef if a.kl_coef is None else a.kl_coef, a.ppo_seed,
+        device="cpu", progress=False, task=str(task.path), learning_rate=a.ppo_lr or settings.ppo_learning_rate,
     )  # fmt: skip
     t = time.time()
     result = train(cfg, task=task.replace(reward_model=str(rm_dir)), env_kwargs=env_kwargs)
@@ -199,7 +208,7 @@ def main(argv=None) -> None:
     print(f"PPO: {time.time() - t:.0f} s", flush=True)
 
     # keyed "ppo" (the report's seed: the run's PPO scores as in its report) and "ppo2"
-    got = judge(task, run, {"ppo": run / "ppo" / "final", "ppo2": out / "ppo" / "final"})
+    got = judge(task, run, {"ppo": run / "ppo" / "final", "ppo2": out / "ppo" / "final"}, a.prompts)
     print("| policy | reward model held out | PPO over SFT | gold |\n|---|---|---|---|")
     run_acc = json.loads((run / "reward_model" / "summary.json").read_text())["val"]["accuracy"]
     for name, key, acc in (("the run's PPO", "ppo", run_acc), ("this PPO", "ppo2", rm_acc)):

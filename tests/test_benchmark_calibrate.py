@@ -123,7 +123,7 @@ def test_ppo_gold_trains_on_one_kinds_prompts_when_asked(monkeypatch, tmp_path, 
     seen = {}
 
     def fake_train(cfg, env_kwargs=None, **kw):  # what PPO would train on; the SFT model stands in for its result
-        seen.update(env_kwargs)
+        seen.update(env_kwargs, kl_coef=cfg.kl_coef)
         return {"policy": types.SimpleNamespace(lm=sft)}
 
     monkeypatch.setattr(agents.ppo.learner, "train", fake_train)
@@ -136,7 +136,9 @@ def test_ppo_gold_trains_on_one_kinds_prompts_when_asked(monkeypatch, tmp_path, 
     r = calibrate.ppo_gold(run, task, PRESETS["tiny"], envs, sft, idx, kinds, 0, 1, ["list_category"])
     want = [p["prompt"] for p in task.prompt_records("train") if p["kind"] == "list_category"]
     assert seen["prompts"] == want and len(want) > 0 and r["trained_on"] == "list_category"
-    assert seen["reward_model"] is None and len(seen["reward_fns"]) == 1
+    assert seen["reward_model"] is None and len(seen["reward_fns"]) == 1 and seen["kl_coef"] == 0.05
+    assert calibrate.ppo_gold(run, task, PRESETS["tiny"], envs, sft, idx, kinds, 0, 1, kl_coef=0.2)["kl_coef"] == 0.2
+    assert seen["kl_coef"] == 0.2  # the run's default KL coefficient reaches PPO
     seen.clear()
     assert calibrate.ppo_gold(run, task, PRESETS["tiny"], envs, sft, idx, kinds, 0, 1)["trained_on"] == "all"
     assert "prompts" not in seen
