@@ -315,6 +315,31 @@ def test_the_presets_ppo_value_function_starts_from_the_reward_model():
     assert ppo_config(PRESETS["tiny"], "sft", "rm", "-", 2, 0.05, 0, value_model="shared").value_model == "shared"
 
 
+def test_the_kl_sweep_does_not_run_the_default_coefficient_twice():
+    """A sweep point equal to the default KL coefficient is the ``ppo`` run itself: no second run of it."""
+    from agents.pipeline.config import PRESETS
+    from agents.pipeline.run import count_stages, sweep_coefs
+
+    full = PRESETS["full"].kl_sweep
+    assert 0.0 in full and len(full) >= 2 and PRESETS["full"].kl_coef not in full
+    for default in full[1:]:
+        cfg = PipelineConfig(preset="full", kl_coef=default)
+        assert sweep_coefs(cfg) == [c for c in full if c != default]
+        assert count_stages(cfg) == count_stages(PipelineConfig(preset="full")) - 1
+    assert sweep_coefs(PipelineConfig(preset="quick")) == [0.0]
+
+
+def test_the_default_kl_coefficient_is_the_presets_unless_given():
+    from agents.pipeline.config import PRESETS
+
+    for name, preset in PRESETS.items():
+        assert PipelineConfig(preset=name).kl_coef == preset.kl_coef
+        assert PipelineConfig(preset=name, kl_coef=0.3).kl_coef == 0.3
+    assert PRESETS["quick"].kl_coef == 0.2 and PRESETS["full"].kl_coef == 0.05  # as measured (benchmarks/README.md)
+    with pytest.raises(ValueError, match="must be > 0"):
+        PipelineConfig(kl_coef=0.0)
+
+
 def test_a_run_starts_from_the_shipped_base_model_and_exports_it(tiny_run, tmp_path, monkeypatch, capsys):
     from agents.pipeline import bases as bases_module
     from agents.pipeline.stages import file_digest

@@ -74,3 +74,11 @@ def test_the_shipped_base_is_what_the_quick_preset_would_pretrain():
     assert model.dtype == torch.float32 and model.config.vocab_size == len(vocab)
     assert AutoTokenizer.from_pretrained(path).get_vocab() == vocab
     assert summary["parameters"] == sum(p.numel() for p in model.parameters())
+
+
+def test_the_default_task_rewards_with_the_quick_presets_kl_coefficient():
+    """The shipped task is the quick preset's export, so TextBandit-v0's KL penalty is that preset's."""
+    import gymnasium as gym
+
+    assert load_task("default").kl_coef == PRESETS["quick"].kl_coef != TaskConfig().kl_coef
+    assert gym.make("TextBandit-v0").unwrapped.kl_coef == PRESETS["quick"].kl_coef
