@@ -222,7 +222,7 @@ def rm_vs_gold(run: Path, task) -> dict:
     does, overall and by :func:`pair_difference`."""
     from transformers import AutoTokenizer
 
-    from agents.reward.data import encode_comparisons, score_comparisons
+    from agents.reward.data import chunk_by_rows, encode_comparisons, score_comparisons
     from textbandit.data import load_comparisons
     from textbandit.reward_model import RewardModel
     from textbandit.task.gold import gold_details
@@ -232,17 +232,10 @@ def rm_vs_gold(run: Path, task) -> dict:
     records = load_comparisons(run / "comparisons" / "validation.jsonl")
     # every record scored, whatever the labelers' ranking (encode_comparisons drops all-tied ones)
     untied = [dict(r, ranking=list(range(len(r["responses"])))) for r in records]
-    with torch.no_grad():  # one row of scores per record, 64 records a forward
-        scores = [
-            row
-            for start in range(0, len(untied), 64)
-            for row in score_comparisons(
-                rm,
-                encode_comparisons(untied[start : start + 64], tok, task.max_prompt_len, task.max_new_tokens),
-                tok.pad_token_id,
-                "cpu",
-            )[0].tolist()
-        ]
+    comps = encode_comparisons(untied, tok, task.max_prompt_len, task.max_new_tokens)
+    with torch.no_grad():  # one row of scores per record, each completion forwarded once
+        groups = chunk_by_rows(comps, 512)
+        scores = [row for g in groups for row in score_comparisons(rm, g, tok.pad_token_id, "cpu")[0].tolist()]
     counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for r, rm_scores in zip(untied, scores):
         ends = r.get("ended_with_eos") or [True] * len(r["responses"])
@@ -414,7 +407,7 @@ def report(r: dict) -> None:
         p = r["ppo_gold"]
         print(
             f"PPO against gold: {p['iterations']} iterations ({p['responses']} responses) at kl_coef "
-            f"{p.get('kl_coef', 0.05):g} on "
+            f"{p['kl_coef']:g} on "
             f"{'every kind' if p['trained_on'] == 'all' else p['trained_on'] + ' prompts alone'}, KL from SFT "
             f"{p['kl_from_sft']:.2f} nats"
         )
